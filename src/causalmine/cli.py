@@ -1,0 +1,198 @@
+"""The recipes behind ``train.py`` and ``eval.py``: config in, trained model and metrics out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ProgressBar
+from omegaconf import DictConfig
+
+from causalmine.checkpoints import load_module, resolve_ckpt_path
+from causalmine.config import check_train_config, to_plain
+from causalmine.data.datamodule import CausalDataModule
+from causalmine.lit import CausalLitModule
+from causalmine.loggers import build_loggers, finish_loggers, log_run_config
+from causalmine.model.backbone import BackboneSpec, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
+
+
+def build_datamodule(data_cfg: dict[str, Any], tokenizer, span_heads: int) -> CausalDataModule:
+    settings = {k: v for k, v in data_cfg.items() if not k.startswith("_")}
+    return CausalDataModule(tokenizer=tokenizer, span_heads=span_heads, **settings)
+
+
+def build_callbacks(
+    cfg: DictConfig | None, has_logger: bool, progress_bar: bool = True
+) -> list[Callback]:
+    """Callbacks from config, leaving out those the run cannot use (no logger, no progress bar)."""
+    callbacks: list[Callback] = []
+    for name, settings in (cfg or {}).items():
+        if settings is None:
+            continue
+        callback = instantiate(settings)
+        if isinstance(callback, LearningRateMonitor) and not has_logger:
+            log.info("callbacks.%s skipped: it needs a logger (logger=none)", name)
+            continue
+        if isinstance(callback, ProgressBar) and not progress_bar:
+            continue
+        callbacks.append(callback)
+    return callbacks
+
+
+def network_settings(cfg: DictConfig, vocab_size: int) -> dict[str, Any]:
+    model = to_plain(cfg.model)
+    return {
+        "name_or_path": model["name_or_path"],
+        "tiny": model.get("tiny"),
+        "pooling": cfg.pooling,
+        "span_heads": model["span_heads"],
+        "dropout": model["dropout"],
+        "head_dropout": model["head_dropout"],
+        "lstm": model["lstm"],
+        "vocab_size": vocab_size,
+    }
+
+
+def write_metrics(path: Path, metrics: dict[str, float], extra: dict[str, Any]) -> None:
+    payload = {**{k: metrics[k] for k in sorted(metrics)}, **extra}
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    log.info("metrics written to %s", path)
+
+
+def final_metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {
+        k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "test/"))
+    }
+
+
+def print_metrics(title: str, metrics: dict[str, float], prefix: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in sorted(k for k in metrics if k.startswith(prefix) and not k.endswith("_support")):
+        table.add_row(key, f"{metrics[key]:.4f}")
+    Console().print(table)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit the unified model, test its best checkpoint, write ``metrics.json``; return the metrics."""
+    check_train_config(cfg)
+    out_dir = output_dir(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
+
+    spec = BackboneSpec(cfg.model.name_or_path, to_plain(cfg.model.get("tiny")))
+    tokenizer = load_tokenizer(spec)
+    data_cfg = to_plain(cfg.data)
+    datamodule = build_datamodule(data_cfg, tokenizer, cfg.model.span_heads)
+    module = CausalLitModule(
+        network=network_settings(cfg, len(tokenizer)),
+        loss={"alpha": cfg.alpha, "span_weight": cfg.span_weight, "pair_weight": cfg.pair_weight},
+        optim=to_plain(cfg.optim),
+        decode=to_plain(cfg.decode),
+        data_config=data_cfg,
+    )
+    loggers = build_loggers(cfg.get("logger"))
+    callbacks = build_callbacks(
+        cfg.get("callbacks"), bool(loggers), cfg.trainer.get("enable_progress_bar", True)
+    )
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    log_run_config(loggers, to_plain(cfg))
+    try:
+        trainer.fit(
+            module,
+            datamodule=datamodule,
+            ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir),
+        )
+        metrics = final_metrics(trainer)
+        checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+        best = checkpoint.best_model_path if checkpoint is not None else ""
+        if cfg.get("test", True):
+            # the best checkpoint, or the current weights when none was saved (fast_dev_run)
+            trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            metrics.update(
+                {k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")}
+            )
+            print_metrics(
+                f"test split ({datamodule.corpus}), checkpoint {Path(best).name or 'last weights'}",
+                metrics,
+                "test/",
+            )
+        extra = {
+            "best_checkpoint": best,
+            "best_score": float(checkpoint.best_model_score)
+            if checkpoint is not None and checkpoint.best_model_score is not None
+            else None,
+            "monitor": cfg.monitor,
+            "data": {
+                "reports": [r.as_dict() for r in datamodule.reports],
+                "splits": datamodule.stats,
+            },
+        }
+        write_metrics(out_dir / "metrics.json", metrics, extra)
+    finally:
+        finish_loggers(loggers)
+    return metrics
+
+
+def objective(metrics: dict[str, float], keys: list[str]) -> float:
+    """Sum of the named metrics (what a hyper-parameter search maximises); NaN if one is missing."""
+    values = [metrics.get(k) for k in keys]
+    return float(sum(values)) if all(v is not None for v in values) else math.nan  # type: ignore[arg-type]
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test a checkpoint on the test split of the data it was trained on (or ``data.*`` overrides)."""
+    out_dir = output_dir(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir)
+    if ckpt_path is None:
+        raise FileNotFoundError("eval needs ckpt_path=PATH (a .ckpt written by train.py)")
+    module = load_module(ckpt_path)
+    hparams = module.hparams
+    overrides = to_plain(cfg.get("data")) or {}
+    data_cfg = {**(hparams.get("data_config") or {}), **overrides}
+    if "root" not in overrides and not Path(str(data_cfg.get("root"))).is_dir():
+        log.info(
+            "the checkpoint's data.root %s is not here; using %s",
+            data_cfg.get("root"),
+            cfg.paths.data_dir,
+        )
+        data_cfg["root"] = cfg.paths.data_dir
+    spec = BackboneSpec(hparams["network"]["name_or_path"], hparams["network"].get("tiny"))
+    tokenizer = load_tokenizer(spec)
+    datamodule = build_datamodule(data_cfg, tokenizer, hparams["network"]["span_heads"])
+    callbacks = build_callbacks(
+        cfg.get("callbacks"),
+        has_logger=False,
+        progress_bar=cfg.trainer.get("enable_progress_bar", True),
+    )
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks)
+    trainer.test(module, datamodule=datamodule)
+    metrics = {k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")}
+    print_metrics(f"test split ({datamodule.corpus}), {ckpt_path}", metrics, "test/")
+    write_metrics(
+        out_dir / "metrics.json",
+        metrics,
+        {"checkpoint": str(ckpt_path), "data": {"splits": datamodule.stats}},
+    )
+    return metrics

@@ -1,0 +1,103 @@
+"""Config helpers: Hydra resolvers, early validation with clear messages, plain containers."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from causalmine.data.accounting import ON_ERROR_CHOICES
+from causalmine.model.pooling import POOLING_MODES
+
+LOGGER_CHOICES = ("csv", "wandb")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; raised before anything heavy starts."""
+
+
+def register_resolvers() -> None:
+    """``${run_uid:}``: the process id, so that runs started in the same second by different
+    processes still get different output directories."""
+    OmegaConf.register_new_resolver(
+        "run_uid", lambda: str(os.getpid()), replace=True, use_cache=True
+    )
+
+
+def to_plain(cfg: DictConfig | Any) -> Any:
+    """A fully resolved, primitive-only copy (what checkpoints and loggers should see)."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    return cfg
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Validate the keys a researcher sweeps, before any model or data is loaded."""
+    _require(
+        cfg.pooling in POOLING_MODES, f"pooling must be one of {POOLING_MODES}, got {cfg.pooling!r}"
+    )
+    for key in ("alpha", "span_weight", "pair_weight"):
+        value = cfg.get(key)
+        _require(
+            isinstance(value, int | float) and value >= 0,
+            f"{key} must be a number >= 0, got {value!r}",
+        )
+    _require(
+        cfg.alpha + cfg.span_weight + cfg.pair_weight > 0,
+        "alpha, span_weight and pair_weight are all 0: nothing to train",
+    )
+    m = cfg.model
+    _require(bool(m.get("name_or_path")), "model.name_or_path is empty")
+    _require(
+        isinstance(m.span_heads, int) and m.span_heads >= 1,
+        f"model.span_heads must be an integer >= 1, got {m.span_heads!r}",
+    )
+    for key in ("dropout", "head_dropout"):
+        _require(0.0 <= m[key] < 1.0, f"model.{key} must be in [0, 1), got {m[key]!r}")
+    if m.lstm.enabled:
+        _require(
+            m.lstm.hidden >= 1 and m.lstm.layers >= 1,
+            "model.lstm.hidden and model.lstm.layers must be >= 1",
+        )
+    d = cfg.data
+    _require(
+        d.on_error in ON_ERROR_CHOICES,
+        f"data.on_error must be one of {ON_ERROR_CHOICES}, got {d.on_error!r}",
+    )
+    _require(
+        0.0 <= d.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {d.val_fraction!r}"
+    )
+    _require(d.max_length >= 8, f"data.max_length must be >= 8, got {d.max_length!r}")
+    _require(
+        d.batch_size >= 1 and d.eval_batch_size >= 1,
+        "data.batch_size and data.eval_batch_size must be >= 1",
+    )
+    o = cfg.optim
+    _require(o.lr > 0, f"optim.lr must be > 0, got {o.lr!r}")
+    _require(
+        o.head_lr is None or o.head_lr > 0, f"optim.head_lr must be > 0 or null, got {o.head_lr!r}"
+    )
+    _require(
+        0.0 <= o.warmup_ratio < 1.0, f"optim.warmup_ratio must be in [0, 1), got {o.warmup_ratio!r}"
+    )
+    kinds = list(cfg.decode.required_kinds)
+    _require(
+        set(kinds) <= {"C", "E", "S"},
+        f"decode.required_kinds must be drawn from C, E, S; got {kinds}",
+    )
+    for name in cfg.get("logger") or {}:
+        _require(
+            name in LOGGER_CHOICES,
+            f"unknown logger {name!r}; use logger=csv, logger=wandb or logger=none",
+        )
+    monitor = cfg.get("monitor")
+    _require(
+        isinstance(monitor, str) and monitor.startswith("val/"),
+        f"monitor must name a validation metric (val/…), got {monitor!r}",
+    )

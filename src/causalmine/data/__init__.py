@@ -1,0 +1,1 @@
+"""Data layer: corpus formats, tags ↔ BIO, encoding, batching and the datamodule."""

@@ -1,0 +1,7 @@
+"""Scoring: CNC-exact span scoring and binary classification metrics."""
+
+from causalmine.metrics.classification import binary_metrics
+from causalmine.metrics.span_metric import SpanF1
+from causalmine.metrics.span_scoring import score_corpus, score_sentence, summarize
+
+__all__ = ["SpanF1", "binary_metrics", "score_corpus", "score_sentence", "summarize"]

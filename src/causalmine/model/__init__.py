@@ -1,0 +1,1 @@
+"""The unified network and its parts: backbone, pooling, heads, losses."""

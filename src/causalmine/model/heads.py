@@ -1,0 +1,60 @@
+"""Task heads: chained span taggers and binary classifiers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SpanTagger(nn.Module):
+    """One relation slot: Cause/Effect BIO logits and Signal BIO logits for every token."""
+
+    def __init__(self, in_dim: int, num_ce: int, num_sig: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.ce = nn.Linear(in_dim, num_ce)
+        self.sig = nn.Linear(in_dim, num_sig)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.dropout(features)
+        return self.ce(x), self.sig(x)
+
+
+class ChainedSpanHeads(nn.Module):
+    """K span taggers; head k reads the token states and every earlier head's logits.
+
+    Chaining lets head k see which spans the earlier heads took, so it can tag a different
+    relation of the same sentence. Input size of head k: ``dim + (k-1) * (num_ce + num_sig)``.
+    """
+
+    def __init__(self, dim: int, num_heads: int, num_ce: int, num_sig: int, dropout: float) -> None:
+        super().__init__()
+        if num_heads < 1:
+            raise ValueError(f"model.span_heads must be >= 1, got {num_heads}")
+        step = num_ce + num_sig
+        self.heads = nn.ModuleList(
+            SpanTagger(dim + k * step, num_ce, num_sig, dropout) for k in range(num_heads)
+        )
+
+    def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``ce_logits [batch, K, tokens, num_ce]`` and ``sig_logits [batch, K, tokens, num_sig]``."""
+        features = states
+        ce_all, sig_all = [], []
+        for head in self.heads:
+            ce, sig = head(features)
+            ce_all.append(ce)
+            sig_all.append(sig)
+            features = torch.cat([features, ce, sig], dim=-1)
+        return torch.stack(ce_all, 1), torch.stack(sig_all, 1)
+
+
+class ClassificationHead(nn.Module):
+    """Dropout + linear over the pooled representation (two logits: not causal, causal)."""
+
+    def __init__(self, dim: int, num_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(dim, num_labels)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.out(self.dropout(pooled))

@@ -1,0 +1,149 @@
+"""The unified causal network (one ``nn.Module``)::
+
+input ids ─► backbone ─► dropout ─► BiLSTM reader (optional)           = token states h
+h ─► span head 1 ─► [h; logits_1] ─► span head 2 ─► …                   K chained heads
+h ─► pooling (cls | mean | pooler) ─► sequence head, pair head
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+
+from causalmine.data.tags import CE_LABELS, SIG_LABELS
+from causalmine.model.backbone import BackboneSpec, load_backbone
+from causalmine.model.heads import ChainedSpanHeads, ClassificationHead
+from causalmine.model.pooling import Pooling
+
+
+@dataclass
+class LstmConfig:
+    enabled: bool = False
+    hidden: int = 256  # per direction
+    layers: int = 1
+    dropout: float = 0.0  # between LSTM layers
+
+
+@dataclass
+class NetworkConfig:
+    """Everything that defines the network's shape. Saved with checkpoints and exports."""
+
+    name_or_path: str
+    tiny: dict[str, Any] | None = None
+    pooling: str = "cls"
+    span_heads: int = 3
+    dropout: float = 0.1  # on backbone outputs
+    head_dropout: float = 0.1
+    lstm: LstmConfig = field(default_factory=LstmConfig)
+    vocab_size: int | None = None  # set from the tokenizer (added marker tokens included)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lstm, dict):
+            self.lstm = LstmConfig(**self.lstm)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class NetworkOutput:
+    """Logits of every task for one batch."""
+
+    seq_logits: torch.Tensor  # [batch, 2]
+    pair_logits: torch.Tensor  # [batch, 2]
+    ce_logits: torch.Tensor  # [batch, K, tokens, 5]  Cause/Effect BIO
+    sig_logits: torch.Tensor  # [batch, K, tokens, 3]  Signal BIO
+    pooled: torch.Tensor  # [batch, dim]
+
+
+class CausalNetwork(nn.Module):
+    """Backbone + optional BiLSTM + K chained span heads + pooled sequence and pair heads."""
+
+    def __init__(
+        self, config: NetworkConfig, backbone_config: PretrainedConfig | None = None
+    ) -> None:
+        """Build the network; with ``backbone_config`` the backbone is built from it (random
+        weights, to be filled by a state dict) instead of being downloaded or loaded."""
+        super().__init__()
+        self.config = config
+        spec = BackboneSpec(config.name_or_path, config.tiny)
+        if backbone_config is not None:
+            from transformers import AutoModel
+
+            self.backbone: PreTrainedModel = AutoModel.from_config(backbone_config)
+            has_pretrained_pooler = False  # the state dict that follows carries the pooling weights
+        else:
+            self.backbone, has_pretrained_pooler = load_backbone(spec, config.vocab_size or 0)
+        if (
+            config.vocab_size
+            and self.backbone.get_input_embeddings().num_embeddings != config.vocab_size
+        ):
+            self.backbone.resize_token_embeddings(config.vocab_size, mean_resizing=True)
+        hidden = self.backbone.config.hidden_size
+
+        pretrained_dense = (
+            getattr(getattr(self.backbone, "pooler", None), "dense", None)
+            if has_pretrained_pooler
+            else None
+        )
+        if getattr(self.backbone, "pooler", None) is not None:
+            # The pooling layer owns its own copy; an unused backbone pooler would also be an
+            # "unused parameter" under DDP.
+            self.backbone.pooler = None
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstm: nn.LSTM | None = None
+        dim = hidden
+        if config.lstm.enabled:
+            self.lstm = nn.LSTM(
+                hidden,
+                config.lstm.hidden,
+                num_layers=config.lstm.layers,
+                batch_first=True,
+                bidirectional=True,
+                dropout=config.lstm.dropout if config.lstm.layers > 1 else 0.0,
+            )
+            dim = 2 * config.lstm.hidden
+        self.span_heads = ChainedSpanHeads(
+            dim, config.span_heads, len(CE_LABELS), len(SIG_LABELS), config.head_dropout
+        )
+        # the pretrained pooler reads backbone states; cls/mean read the (possibly LSTM) states
+        pooled_dim = hidden if config.pooling == "pooler" else dim
+        self.pooling = Pooling(config.pooling, pooled_dim, pretrained_dense)
+        self.seq_head = ClassificationHead(pooled_dim, 2, config.head_dropout)
+        self.pair_head = ClassificationHead(pooled_dim, 2, config.head_dropout)
+        self.train()  # from_pretrained returns the backbone in eval mode (dropout off)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> NetworkOutput:
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        backbone_states = self.backbone(**kwargs).last_hidden_state
+        states = self.dropout(backbone_states)
+        if self.lstm is not None:
+            lengths = attention_mask.sum(1).clamp(min=1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(
+                states, lengths, batch_first=True, enforce_sorted=False
+            )
+            out, _ = self.lstm(packed)
+            states, _ = nn.utils.rnn.pad_packed_sequence(
+                out, batch_first=True, total_length=input_ids.shape[1]
+            )
+        ce_logits, sig_logits = self.span_heads(states)
+        pool_input = backbone_states if self.config.pooling == "pooler" else states
+        pooled = self.pooling(pool_input, attention_mask)
+        return NetworkOutput(
+            seq_logits=self.seq_head(pooled),
+            pair_logits=self.pair_head(pooled),
+            ce_logits=ce_logits,
+            sig_logits=sig_logits,
+            pooled=pooled,
+        )

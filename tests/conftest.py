@@ -1,0 +1,81 @@
+"""Shared fixtures: the corpus folder, tiny tokenizers and composed Hydra configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+from causalmine.config import register_resolvers
+from causalmine.model.backbone import BackboneSpec, load_tokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+os.environ.setdefault("PROJECT_ROOT", str(REPO))
+register_resolvers()
+
+
+def corpus_root() -> Path:
+    return Path(os.environ.get("CAUSALMINE_DATA", REPO / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = corpus_root()
+    if not (root / "cnc_v2" / "train_subtask1.csv").is_file():
+        pytest.fail(
+            f"the corpora are not at {root}: run `make install` (links ../shared/data) or set CAUSALMINE_DATA"
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer():
+    return load_tokenizer(BackboneSpec("tiny-bert", {"arch": "bert"}))
+
+
+@pytest.fixture(scope="session")
+def roberta_tokenizer():
+    return load_tokenizer(BackboneSpec("tiny-roberta", {"arch": "roberta"}))
+
+
+@pytest.fixture(params=["bert", "roberta"])
+def tokenizer(request, bert_tokenizer, roberta_tokenizer):
+    return bert_tokenizer if request.param == "bert" else roberta_tokenizer
+
+
+def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose a real config as the entry point would, with its output directory set."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir / "logs")
+    return cfg
+
+
+@pytest.fixture
+def train_config(tmp_path, data_root):
+    """Factory: a composed training config on the tiny BERT and a slice of CNC."""
+
+    def make(*overrides: str) -> DictConfig:
+        base = [
+            "model=tiny_bert",
+            f"data.root={data_root}",
+            "data.limit_examples=48",
+            "data.batch_size=8",
+            "data.eval_batch_size=16",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=3",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.enable_progress_bar=false",
+            "logger=csv",
+        ]
+        return compose_config("train", base + list(overrides), tmp_path)
+
+    return make

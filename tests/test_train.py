@@ -1,0 +1,192 @@
+"""End-to-end: real Hydra configs, real CNC data, tiny models, a few training steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from causalmine.checkpoints import load_module
+from causalmine.cli import evaluate, train
+from causalmine.data.collate import CausalCollator
+from causalmine.data.corpora import load_cnc
+from causalmine.data.datamodule import EncodedDataset
+from causalmine.data.encoding import encode_example
+from causalmine.lit import CausalLitModule
+from causalmine.model.backbone import BackboneSpec, load_tokenizer
+
+from .conftest import REPO, compose_config
+
+
+@pytest.mark.parametrize(
+    ("model", "pooling"), [("tiny_bert", "cls"), ("tiny_roberta", "mean"), ("tiny_bert", "pooler")]
+)
+def test_train_runs_and_writes_metrics(train_config, tmp_path, model, pooling):
+    cfg = train_config(f"model={model}", f"pooling={pooling}", "alpha=3")
+    metrics = train(cfg)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    for key in (
+        "val/seq_f1",
+        "val/span_f1",
+        "test/seq_f1",
+        "test/seq_mcc",
+        "test/span_f1",
+        "test/span_cause_f1",
+        "test/span_signal_f1",
+    ):
+        assert key in metrics and key in written
+    assert Path(written["best_checkpoint"]).is_file()
+    assert written["data"]["reports"][0]["rows_read"] == 3075
+
+
+def test_eval_reproduces_the_test_metrics(train_config, tmp_path):
+    metrics = train(
+        train_config("model.span_heads=2", "model.lstm.enabled=true", "model.lstm.hidden=16")
+    )
+    best = json.loads((tmp_path / "metrics.json").read_text())["best_checkpoint"]
+    eval_cfg = compose_config(
+        "eval", [f"ckpt_path={best}", "trainer.enable_progress_bar=false"], tmp_path / "eval"
+    )
+    evaluated = evaluate(eval_cfg)
+    assert {k: v for k, v in metrics.items() if k.startswith("test/")} == pytest.approx(evaluated)
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())[
+        "test/seq_f1"
+    ] == pytest.approx(metrics["test/seq_f1"])
+
+
+def test_checkpoint_rebuilds_without_the_original_backbone_source(train_config, tmp_path):
+    train(train_config())
+    best = json.loads((tmp_path / "metrics.json").read_text())["best_checkpoint"]
+    module = load_module(best)
+    assert module.hparams["backbone_config"]["model_type"] == "bert"
+    assert module.hparams["network"]["span_heads"] == 3
+
+
+def test_tiny_model_overfits_a_handful_of_sentences(data_root):
+    L.seed_everything(0)
+    tiny = {
+        "arch": "bert",
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+    }
+    tokenizer = load_tokenizer(BackboneSpec("tiny-bert", tiny))
+    corpus = load_cnc(data_root, download=False)
+    causal = [e for e in corpus.train if e.relations and len(e.words) < 30][:5]
+    other = [e for e in corpus.train if e.seq_label == 0 and len(e.words) < 30][:3]
+    items = [encode_example(e, tokenizer, 64, 2) for e in causal + other]
+    loader = DataLoader(EncodedDataset(items), batch_size=8, collate_fn=CausalCollator(tokenizer))
+    module = CausalLitModule(
+        network={
+            "name_or_path": "tiny-bert",
+            "tiny": tiny,
+            "span_heads": 2,
+            "dropout": 0.0,
+            "head_dropout": 0.0,
+            "vocab_size": len(tokenizer),
+        },
+        optim={"lr": 3e-3, "head_lr": 3e-3, "warmup_ratio": 0.0, "weight_decay": 0.0},
+    )
+    trainer = L.Trainer(
+        max_epochs=250,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=loader)
+    (metrics,) = trainer.validate(module, dataloaders=loader, verbose=False)
+    assert metrics["val/seq_accuracy"] == 1.0
+    assert metrics["val/span_f1"] == 1.0 and metrics["val/span_f1_micro"] == 1.0
+
+
+def _run(args: list[str], timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env},
+    )
+
+
+def test_entry_point_smoke_run(tmp_path):
+    """The README's main command, on a tiny model and a slice of the real data."""
+    done = _run(["train.py", "model=tiny_bert", "debug=smoke", f"paths.log_dir={tmp_path}"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    (metrics_file,) = tmp_path.glob("train/runs/*/metrics.json")
+    metrics = json.loads(metrics_file.read_text())
+    assert 0.0 <= metrics["test/seq_f1"] <= 1.0 and "test/span_f1" in metrics
+
+
+def test_hub_backbone_offline_fails_fast_with_a_clear_message(tmp_path):
+    start = time.monotonic()
+    done = _run(
+        ["train.py", "model=roberta", "alpha=3", f"paths.log_dir={tmp_path}"],
+        timeout=120,
+        HF_HUB_OFFLINE="1",
+    )
+    assert done.returncode != 0
+    assert time.monotonic() - start < 30
+    assert "'roberta-base'" in done.stderr and "model.name_or_path=DIR" in done.stderr
+
+
+def test_multirun_gives_every_job_its_own_directory(tmp_path):
+    done = _run(
+        [
+            "train.py",
+            "-m",
+            "model=tiny_bert",
+            "pooling=cls,mean,pooler",
+            "alpha=1,3",
+            "trainer.fast_dev_run=true",
+            "logger=none",
+            f"paths.log_dir={tmp_path}",
+        ],
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = sorted(p.parent for p in tmp_path.glob("train/multiruns/*/*/.hydra/overrides.yaml"))
+    assert len(jobs) == 6 and len(set(jobs)) == 6
+    assert all((job / "metrics.json").is_file() for job in jobs)
+
+
+def test_bad_config_values_fail_early(train_config):
+    from causalmine.config import ConfigError
+
+    with pytest.raises(ConfigError, match="pooling must be one of"):
+        train(train_config("pooling=max"))
+    with pytest.raises(ConfigError, match="alpha must be"):
+        train(train_config("alpha=-1"))
+
+
+@pytest.mark.slow
+def test_minilm_learns_on_cnc(tmp_path, data_root):
+    """A short real run on the bundled MiniLM: the sequence task must clearly beat chance."""
+    done = _run(
+        [
+            "train.py",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=60",
+            "logger=none",
+            f"paths.log_dir={tmp_path}",
+        ],
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (metrics_file,) = tmp_path.glob("train/runs/*/metrics.json")
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["test/seq_f1"] > 0.7
+    assert torch.isfinite(torch.tensor(metrics["test/loss"]))

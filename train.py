@@ -1,0 +1,24 @@
+"""Train the unified causal model: python train.py [overrides]  (see README)."""
+
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+
+from causalmine.cli import objective, train
+from causalmine.config import register_resolvers
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    metrics = train(cfg)
+    return objective(metrics, list(cfg.get("objective", [cfg.monitor])))
+
+
+if __name__ == "__main__":
+    main()
