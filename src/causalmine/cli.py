@@ -1,4 +1,4 @@
-"""The recipes behind ``train.py`` and ``eval.py``: config in, trained model and metrics out."""
+"""The recipes behind ``train.py``, ``eval.py`` and ``predict.py``: config in, results out."""
 
 from __future__ import annotations
 
@@ -18,9 +18,13 @@ from omegaconf import DictConfig
 from causalmine.checkpoints import load_module, resolve_ckpt_path
 from causalmine.config import check_train_config, to_plain
 from causalmine.data.datamodule import CausalDataModule
+from causalmine.export import load as load_model_dir
+from causalmine.inference import Predictor
 from causalmine.lit import CausalLitModule
 from causalmine.loggers import build_loggers, finish_loggers, log_run_config
+from causalmine.metrics.tables import print_results
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
+from causalmine.prediction_files import read_texts, write_predictions
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +84,6 @@ def final_metrics(trainer: L.Trainer) -> dict[str, float]:
     }
 
 
-def print_metrics(title: str, metrics: dict[str, float], prefix: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key in sorted(k for k in metrics if k.startswith(prefix) and not k.endswith("_support")):
-        table.add_row(key, f"{metrics[key]:.4f}")
-    Console().print(table)
-
-
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the unified model, test its best checkpoint, write ``metrics.json``; return the metrics."""
     check_train_config(cfg)
@@ -110,6 +102,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         optim=to_plain(cfg.optim),
         decode=to_plain(cfg.decode),
         data_config=data_cfg,
+        freeze=to_plain(cfg.freeze),
     )
     loggers = build_loggers(cfg.get("logger"))
     callbacks = build_callbacks(
@@ -132,12 +125,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update(
                 {k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")}
             )
-            print_metrics(
-                f"test split ({datamodule.corpus}), checkpoint {Path(best).name or 'last weights'}",
-                metrics,
-                "test/",
-            )
+            name = Path(best).name if best else "last weights"
+            print_results(metrics, "test", f"test split ({datamodule.corpus}), {name}")
         extra = {
+            "parameters": module.parameter_counts,
             "best_checkpoint": best,
             "best_score": float(checkpoint.best_model_score)
             if checkpoint is not None and checkpoint.best_model_score is not None
@@ -189,10 +180,56 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks)
     trainer.test(module, datamodule=datamodule)
     metrics = {k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")}
-    print_metrics(f"test split ({datamodule.corpus}), {ckpt_path}", metrics, "test/")
+    print_results(metrics, "test", f"test split ({datamodule.corpus}), {Path(ckpt_path).name}")
     write_metrics(
         out_dir / "metrics.json",
         metrics,
         {"checkpoint": str(ckpt_path), "data": {"splits": datamodule.stats}},
     )
     return metrics
+
+
+def load_predictor(cfg: DictConfig) -> Predictor:
+    """A predictor from ``model_dir`` (an export) or ``ckpt_path`` (a training checkpoint)."""
+    device = (
+        cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    options = {"batch_size": cfg.batch_size, "stride": cfg.stride, "threshold": cfg.threshold}
+    if cfg.max_length:
+        options["max_length"] = cfg.max_length
+    if bool(cfg.get("model_dir")) == bool(cfg.get("ckpt_path")):
+        raise ValueError(
+            "predict needs exactly one of model_dir=DIR (an export) or ckpt_path=PATH (a checkpoint)"
+        )
+    if cfg.get("model_dir"):
+        return load_model_dir(cfg.model_dir, device=device, **options)
+    module = load_module(resolve_ckpt_path(cfg.ckpt_path, output_dir(cfg)))
+    network = module.hparams["network"]
+    tokenizer = load_tokenizer(BackboneSpec(network["name_or_path"], network.get("tiny")))
+    options.setdefault(
+        "max_length", (module.hparams.get("data_config") or {}).get("max_length", 256)
+    )
+    required = tuple((module.hparams.get("decode") or {}).get("required_kinds", ("C", "E")))
+    return Predictor(module.network, tokenizer, device=device, required_kinds=required, **options)
+
+
+def predict(cfg: DictConfig) -> Path:
+    """Predict every line of ``cfg.input``; write JSONL (one line per input line) and return its path."""
+    from rich.progress import track
+
+    texts = read_texts(cfg.input, cfg.text_column)
+    predictor = load_predictor(cfg)
+    out_path = Path(cfg.output) if cfg.get("output") else output_dir(cfg) / "predictions.jsonl"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    predictions = track(
+        predictor.predict(texts),
+        total=len(texts),
+        description="predicting",
+        disable=not cfg.progress_bar,
+    )
+    written = write_predictions(out_path, predictions, cfg.output_format)
+    if written != len(texts):
+        raise RuntimeError(f"wrote {written} predictions for {len(texts)} input lines")
+    log.info("%d predictions written to %s", written, out_path)
+    print(out_path)
+    return out_path

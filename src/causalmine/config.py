@@ -8,7 +8,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from causalmine.data.accounting import ON_ERROR_CHOICES
+from causalmine.model.freezing import FreezeConfig
 from causalmine.model.pooling import POOLING_MODES
+from causalmine.optim import OptimConfig
 
 LOGGER_CHOICES = ("csv", "wandb")
 
@@ -86,6 +88,11 @@ def check_train_config(cfg: DictConfig) -> None:
     _require(
         0.0 <= o.warmup_ratio < 1.0, f"optim.warmup_ratio must be in [0, 1), got {o.warmup_ratio!r}"
     )
+    for section, build in (("optim", OptimConfig), ("freeze", FreezeConfig)):
+        try:
+            build(**to_plain(cfg[section]))
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{section}: {err}") from None
     kinds = list(cfg.decode.required_kinds)
     _require(
         set(kinds) <= {"C", "E", "S"},

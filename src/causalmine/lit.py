@@ -9,13 +9,15 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from transformers import AutoConfig, get_linear_schedule_with_warmup
+from transformers import AutoConfig
 
 from causalmine.data.encoding import IGNORE_INDEX
 from causalmine.decode import decode_batch
 from causalmine.metrics import SpanF1, binary_metrics
+from causalmine.model.freezing import FreezeConfig, apply_static_freezing
 from causalmine.model.losses import LossWeights, unified_loss
 from causalmine.model.network import CausalNetwork, NetworkConfig, NetworkOutput
+from causalmine.optim import OptimConfig, build_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class CausalLitModule(L.LightningModule):
         decode: dict[str, Any] | None = None,
         backbone_config: dict[str, Any] | None = None,
         data_config: dict[str, Any] | None = None,
+        freeze: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -54,15 +57,9 @@ class CausalLitModule(L.LightningModule):
         if backbone_config is None:
             self.hparams["backbone_config"] = self.network.backbone.config.to_dict()
         self.loss_weights = LossWeights(**(loss or {}))
-        self.optim = {
-            "lr": 5e-5,
-            "head_lr": None,
-            "weight_decay": 0.01,
-            "warmup_ratio": 0.1,
-            "betas": (0.9, 0.999),
-            "eps": 1e-8,
-            **(optim or {}),
-        }
+        self.optim_config = OptimConfig(**(optim or {}))
+        self.freeze_config = FreezeConfig(**(freeze or {}))
+        self.parameter_counts = apply_static_freezing(self.network, self.freeze_config)
         self.required_kinds = tuple((decode or {}).get("required_kinds", ("C", "E")))
         self.metrics = nn.ModuleDict()
         for stage in STAGES:
@@ -161,31 +158,38 @@ class CausalLitModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_stage("test")
 
+    def backbone_thawed(self) -> bool:
+        """False while a ``gradual`` backbone is still frozen."""
+        policy = self.freeze_config
+        return policy.policy != "gradual" or self.current_epoch >= policy.unfreeze_at_epoch
+
+    def on_fit_start(self) -> None:
+        counts = {f"params/{k}": v for k, v in self.parameter_counts.items()}
+        log.info("parameters: %s", ", ".join(f"{k.split('/')[1]} {v:,}" for k, v in counts.items()))
+        for logger in self.loggers:
+            logger.log_hyperparams(counts)
+
+    def on_train_epoch_start(self) -> None:
+        # the schedule's factors for thawing groups changed with the epoch: apply them now,
+        # not one optimizer step late
+        for config in self.trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            for group, lr in zip(scheduler.optimizer.param_groups, scheduler.get_lr(), strict=True):
+                group["lr"] = lr
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if not self.backbone_thawed():
+            # no gradient, no AdamW update or weight decay: the frozen backbone stays bit-identical
+            for group in optimizer.param_groups:
+                if group.get("thaws"):
+                    for param in group["params"]:
+                        param.grad = None
+
     def configure_optimizers(self) -> dict[str, Any]:
-        o = self.optim
-        head_lr = o["head_lr"] if o["head_lr"] is not None else o["lr"]
-        groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
-        for name, param in self.network.named_parameters():
-            if not param.requires_grad:
-                continue
-            part = "backbone" if name.startswith("backbone.") else "heads"
-            # no weight decay on biases and normalisation weights (all 1-d tensors)
-            groups.setdefault((part, param.ndim >= 2), []).append(param)
-        param_groups = [
-            {
-                "params": params,
-                "lr": o["lr"] if part == "backbone" else head_lr,
-                "weight_decay": o["weight_decay"] if decay else 0.0,
-                "name": f"{part}{'' if decay else '_no_decay'}",
-            }
-            for (part, decay), params in sorted(groups.items())
-        ]
-        optimizer = torch.optim.AdamW(
-            param_groups, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"]
-        )
         total = int(self.trainer.estimated_stepping_batches)
-        warmup = int(o.get("warmup_steps") or round(o["warmup_ratio"] * total))
-        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
+        optimizer, scheduler = build_optimizer(
+            self.network, self.optim_config, self.freeze_config, total, self.backbone_thawed
+        )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -1,0 +1,202 @@
+"""Prediction on new text: causal probability and relations with their spans, for any length.
+
+A sentence longer than the backbone's window is cut into overlapping windows (the tokenizer's
+own overflow with a stride); every word takes its tags from the window where it sits furthest
+from an edge, and the sentence is causal if any window finds it so (the maximum probability).
+Nothing is truncated and every input line gives one prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from causalmine.data.tags import Relation, render_tagged, split_words
+from causalmine.decode import DEFAULT_REQUIRED_KINDS, decode_relations
+from causalmine.model.network import CausalNetwork
+
+
+@dataclass
+class SentencePrediction:
+    """What the model says about one input line."""
+
+    text: str
+    words: list[str]
+    causal_probability: float | None  # None for an empty line
+    label: int | None
+    relations: list[Relation] = field(default_factory=list)
+    windows: int = 0
+
+    def tagged_texts(self) -> list[str]:
+        return [render_tagged(self.words, r) for r in self.relations]
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSONL record: probability, label, and each relation's spans as text and word offsets."""
+
+        def spans(relation: Relation, kind: str) -> list[dict[str, Any]]:
+            return [
+                {"text": s.words(self.words), "start": s.start, "end": s.end}
+                for s in relation.of_kind(kind)
+            ]
+
+        return {
+            "text": self.text,
+            "causal_probability": self.causal_probability,
+            "label": self.label,
+            "relations": [
+                {
+                    "cause": spans(r, "C"),
+                    "effect": spans(r, "E"),
+                    "signal": spans(r, "S"),
+                    "tagged": render_tagged(self.words, r),
+                }
+                for r in self.relations
+            ],
+            **({"note": "empty input"} if self.causal_probability is None else {}),
+        }
+
+
+@dataclass
+class _Window:
+    sentence: int
+    input_ids: list[int]
+    word_ids: list[int | None]
+
+
+class Predictor:
+    """Batched prediction with a trained :class:`CausalNetwork` and its tokenizer."""
+
+    def __init__(
+        self,
+        network: CausalNetwork,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int = 256,
+        stride: int = 64,
+        batch_size: int = 32,
+        threshold: float = 0.5,
+        required_kinds: tuple[str, ...] = DEFAULT_REQUIRED_KINDS,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not 0 <= stride < max_length // 2:
+            raise ValueError(
+                f"stride must be in [0, max_length/2), got {stride} for max_length {max_length}"
+            )
+        self.network = network.to(device).eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.stride = stride
+        self.batch_size = batch_size
+        self.threshold = threshold
+        self.required_kinds = required_kinds
+        self.device = torch.device(device)
+
+    def _windows(self, index: int, words: list[str]) -> list[_Window]:
+        encoding = self.tokenizer(
+            words,
+            is_split_into_words=True,
+            truncation=True,
+            max_length=self.max_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+        )
+        return [
+            _Window(index, encoding["input_ids"][i], encoding.word_ids(i))
+            for i in range(len(encoding["input_ids"]))
+        ]
+
+    @torch.inference_mode()
+    def _run(self, windows: list[_Window]) -> list[tuple[float, torch.Tensor, torch.Tensor]]:
+        """Causal probability and per-head label ids ``[K, tokens]`` for each window."""
+        results = []
+        pad_id = self.tokenizer.pad_token_id or 0
+        for start in range(0, len(windows), self.batch_size):
+            chunk = windows[start : start + self.batch_size]
+            length = max(len(w.input_ids) for w in chunk)
+            ids = torch.full((len(chunk), length), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), length), dtype=torch.long)
+            for i, w in enumerate(chunk):
+                ids[i, : len(w.input_ids)] = torch.tensor(w.input_ids)
+                mask[i, : len(w.input_ids)] = 1
+            out = self.network(ids.to(self.device), mask.to(self.device))
+            probs = out.seq_logits.float().softmax(-1)[:, 1].cpu()
+            ce = out.ce_logits.argmax(-1).cpu()
+            sig = out.sig_logits.argmax(-1).cpu()
+            results += [(float(probs[i]), ce[i], sig[i]) for i in range(len(chunk))]
+        return results
+
+    def predict(self, texts: Iterable[str]) -> Iterator[SentencePrediction]:
+        """Predict every text (in order, one result each), batching windows across texts."""
+        buffer: list[str] = []
+        for text in texts:
+            buffer.append(text)
+            if len(buffer) == self.batch_size:
+                yield from self._predict_batch(buffer)
+                buffer = []
+        if buffer:
+            yield from self._predict_batch(buffer)
+
+    def _predict_batch(self, texts: list[str]) -> list[SentencePrediction]:
+        words_of = [split_words(t) for t in texts]
+        windows = [
+            w
+            for i, words in enumerate(words_of)
+            if texts[i].strip()
+            for w in self._windows(i, words)
+        ]
+        outputs = self._run(windows) if windows else []
+        per_sentence: dict[int, list[tuple[_Window, tuple[float, torch.Tensor, torch.Tensor]]]] = {}
+        for window, output in zip(windows, outputs, strict=True):
+            per_sentence.setdefault(window.sentence, []).append((window, output))
+        predictions = []
+        for i, (text, words) in enumerate(zip(texts, words_of, strict=True)):
+            parts = per_sentence.get(i)
+            if not parts:
+                predictions.append(SentencePrediction(text, words, None, None))
+                continue
+            probability = max(p for _, (p, _, _) in parts)
+            ce_rows, sig_rows, positions = _stitch(parts, len(words))
+            relations = decode_relations(ce_rows, sig_rows, positions, self.required_kinds)
+            predictions.append(
+                SentencePrediction(
+                    text,
+                    words,
+                    probability,
+                    int(probability >= self.threshold),
+                    relations,
+                    len(parts),
+                )
+            )
+        return predictions
+
+
+def _stitch(parts: list, num_words: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Word-level label ids from overlapping windows, laid out as one pseudo-window.
+
+    Returns ``[K, num_words]`` id matrices whose column w holds word w's labels, with word w's
+    "position" being w itself, so the usual decoder applies.
+    """
+    heads = parts[0][1][1].shape[0]
+    ce = torch.zeros((heads, num_words), dtype=torch.long)
+    sig = torch.zeros((heads, num_words), dtype=torch.long)
+    best_margin = [-1] * num_words
+    found = [False] * num_words
+    for window, (_, ce_ids, sig_ids) in parts:
+        positions: dict[int, int] = {}
+        for t, w in enumerate(window.word_ids):
+            if w is not None and w not in positions:
+                positions[w] = t
+        if not positions:
+            continue
+        first, last = min(positions), max(positions)
+        for w, t in positions.items():
+            margin = min(w - first, last - w)
+            if margin > best_margin[w]:
+                best_margin[w] = margin
+                ce[:, w] = ce_ids[:, t]
+                sig[:, w] = sig_ids[:, t]
+                found[w] = True
+    return ce, sig, [w if found[w] else -1 for w in range(num_words)]

@@ -1,0 +1,104 @@
+"""Optimizer and learning-rate schedule: AdamW parameter groups and linear warm-up/decay.
+
+Groups are split by part (backbone or heads), by depth (for layer-wise decay) and by weight
+decay (none on biases and normalisation weights). Statically frozen parameters are left out;
+a ``gradual`` backbone is in from the start, held at learning rate 0 until it thaws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+from causalmine.model.freezing import FreezeConfig, parameter_depths
+from causalmine.model.network import CausalNetwork
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    head_lr: float | None = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    warmup_steps: int | None = None
+    layer_decay: float = 1.0  # backbone lr × layer_decay^(distance from the top layer); 1 = off
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # type: ignore[assignment]
+        if not 0 < self.layer_decay <= 1:
+            raise ValueError(f"optim.layer_decay must be in (0, 1], got {self.layer_decay}")
+
+
+def parameter_groups(
+    network: CausalNetwork, optim: OptimConfig, freeze: FreezeConfig
+) -> list[dict[str, Any]]:
+    """AdamW groups of the trainable parameters; each group is named and marked ``thaws``."""
+    depths = parameter_depths(network)
+    top = max((d for d in depths.values() if d is not None), default=0)
+    head_lr = optim.head_lr if optim.head_lr is not None else optim.lr
+    groups: dict[tuple, dict[str, Any]] = {}
+    for name, param in network.named_parameters():
+        if not param.requires_grad:
+            continue  # statically frozen: not in the optimizer at all
+        depth = depths[name]
+        decay = param.ndim >= 2  # no weight decay on biases and normalisation weights
+        if depth is None:
+            key, lr, thaws = ("heads", -1, decay), head_lr, False
+        else:
+            lr = optim.lr * optim.layer_decay ** (top - depth)
+            thaws = freeze.policy == "gradual"
+            if thaws:
+                lr *= freeze.lr_ratio
+            key = ("backbone", depth if optim.layer_decay != 1.0 else -1, decay)
+        group = groups.setdefault(
+            key,
+            {
+                "params": [],
+                "lr": lr,
+                "weight_decay": optim.weight_decay if decay else 0.0,
+                "thaws": thaws,
+                "name": f"{key[0]}{'' if key[1] < 0 else f'_layer{key[1]}'}{'' if decay else '_no_decay'}",
+            },
+        )
+        group["params"].append(param)
+    return [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1], not k[2]))]
+
+
+def linear_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+def build_optimizer(
+    network: CausalNetwork,
+    optim: OptimConfig,
+    freeze: FreezeConfig,
+    total_steps: int,
+    is_thawed: Callable[[], bool],
+) -> tuple[torch.optim.Optimizer, LambdaLR]:
+    """AdamW and a per-step schedule: linear warm-up then linear decay to 0; groups that thaw
+    get factor 0 until ``is_thawed()``."""
+    groups = parameter_groups(network, optim, freeze)
+    optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, eps=optim.eps)
+    warmup = (
+        optim.warmup_steps
+        if optim.warmup_steps is not None
+        else round(optim.warmup_ratio * total_steps)
+    )
+    base = linear_schedule(total_steps, warmup)
+
+    def held(step: int) -> float:
+        return base(step) if is_thawed() else 0.0
+
+    scheduler = LambdaLR(optimizer, [held if g["thaws"] else base for g in groups])
+    return optimizer, scheduler

@@ -1,0 +1,162 @@
+"""Freezing policies: frozen parameters stay bit-identical, the others train; gradual thaws."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from causalmine.data.collate import CausalCollator
+from causalmine.data.datamodule import EncodedDataset
+from causalmine.data.encoding import encode_example
+from causalmine.data.formats import Example
+from causalmine.data.tags import parse_tagged
+from causalmine.lit import CausalLitModule
+from causalmine.model.backbone import BackboneSpec, load_tokenizer
+from causalmine.model.freezing import FreezeConfig, parameter_depths
+from causalmine.optim import OptimConfig, parameter_groups
+
+TINY = {
+    "arch": "bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+}
+SENTENCES = [
+    "<ARG1>Prices rose</ARG1> <SIG0>because</SIG0> <ARG0>supply fell</ARG0> .",
+    "<ARG0>Heavy rain</ARG0> <SIG0>caused</SIG0> <ARG1>floods in the north</ARG1> .",
+    "<ARG1>Workers struck</ARG1> <SIG0>after</SIG0> <ARG0>talks failed</ARG0> .",
+]
+
+
+@pytest.fixture(scope="module")
+def loader():
+    tokenizer = load_tokenizer(BackboneSpec("tiny-bert", TINY))
+    examples = []
+    for i, tagged in enumerate(SENTENCES):
+        parsed = parse_tagged(tagged)
+        examples.append(
+            Example(
+                id=str(i),
+                text=" ".join(parsed.words),
+                doc_id=str(i),
+                seq_label=1,
+                relations=[parsed.relation],
+            )
+        )
+    examples.append(
+        Example(id="n", text="The sky is blue today .", doc_id="n", seq_label=0, relations=[])
+    )
+    items = [encode_example(e, tokenizer, 32, 2) for e in examples]
+    return DataLoader(
+        EncodedDataset(items), batch_size=2, collate_fn=CausalCollator(tokenizer)
+    ), len(tokenizer)
+
+
+def _module(vocab_size: int, **freeze) -> CausalLitModule:
+    torch.manual_seed(0)
+    return CausalLitModule(
+        network={
+            "name_or_path": "tiny-bert",
+            "tiny": TINY,
+            "span_heads": 2,
+            "vocab_size": vocab_size,
+            "pooling": "pooler",
+        },
+        optim={"lr": 1e-2, "head_lr": 1e-2, "warmup_ratio": 0.0},
+        freeze=freeze,
+    )
+
+
+def _train(module: CausalLitModule, loader: DataLoader, epochs: int) -> dict[str, torch.Tensor]:
+    before = {n: p.detach().clone() for n, p in module.network.named_parameters()}
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=loader)
+    return before
+
+
+def _changed(module: CausalLitModule, before: dict[str, torch.Tensor]) -> set[str]:
+    return {
+        n for n, p in module.network.named_parameters() if not torch.equal(p.detach(), before[n])
+    }
+
+
+@pytest.mark.parametrize(
+    ("freeze", "frozen_depths"),
+    [
+        ({"policy": "none"}, set()),
+        ({"policy": "embeddings"}, {0}),
+        ({"policy": "bottom_k", "layers": 2}, {0, 1, 2}),
+        ({"policy": "backbone"}, {0, 1, 2, 3, 4}),
+    ],
+)
+def test_static_policies_freeze_exactly_their_parameters(loader, freeze, frozen_depths):
+    data, vocab = loader
+    module = _module(vocab, **freeze)
+    depths = parameter_depths(module.network)
+    before = _train(module, data, epochs=2)
+    changed = _changed(module, before)
+    frozen = {n for n, d in depths.items() if d in frozen_depths}
+    assert frozen.isdisjoint(changed)
+    # everything else trains (exempt: the pair head and embedding rows this data never reaches)
+    unreached = ("token_type", "position", "pair_head")
+    others = {n for n in depths if n not in frozen and not any(u in n for u in unreached)}
+    assert others <= changed, sorted(others - changed)
+    assert module.parameter_counts["frozen"] == sum(
+        p.numel() for n, p in module.network.named_parameters() if n in frozen
+    )
+
+
+def test_frozen_heads_stay_fixed(loader):
+    data, vocab = loader
+    module = _module(vocab, heads=["seq", "pair"])
+    before = _train(module, data, epochs=1)
+    changed = _changed(module, before)
+    assert not any(n.startswith(("seq_head", "pair_head")) for n in changed)
+    assert any(n.startswith("span_heads") for n in changed) and any(
+        n.startswith("backbone") for n in changed
+    )
+
+
+def test_gradual_thaws_at_the_configured_epoch(loader):
+    data, vocab = loader
+    backbone_query = "backbone.encoder.layer.0.attention.self.query.weight"
+    frozen_run = _module(vocab, policy="gradual", unfreeze_at_epoch=2)
+    before = _train(frozen_run, data, epochs=2)  # epochs 0 and 1: still frozen
+    changed = _changed(frozen_run, before)
+    assert changed and not any(n.startswith("backbone.") for n in changed)
+    thawing_run = _module(vocab, policy="gradual", unfreeze_at_epoch=2)
+    before = _train(thawing_run, data, epochs=3)  # epoch 2 thaws the backbone
+    assert backbone_query in _changed(thawing_run, before)
+    assert changed <= _changed(thawing_run, before)
+
+
+def test_layer_decay_scales_learning_rates_by_depth(loader):
+    _, vocab = loader
+    module = _module(vocab)
+    groups = parameter_groups(
+        module.network, OptimConfig(lr=1.0, head_lr=5.0, layer_decay=0.5), FreezeConfig()
+    )
+    lrs = {g["name"]: g["lr"] for g in groups}
+    assert (
+        lrs["backbone_layer3"] == 1.0
+        and lrs["backbone_layer2"] == 0.5
+        and lrs["backbone_layer0"] == 0.5**3
+    )
+    assert lrs["heads"] == 5.0 and lrs["heads_no_decay"] == 5.0
+    assert all(g["weight_decay"] == 0.0 for g in groups if g["name"].endswith("_no_decay"))
+
+
+def test_bad_policy_is_rejected():
+    with pytest.raises(ValueError, match=r"freeze\.policy"):
+        FreezeConfig(policy="half")
+    with pytest.raises(ValueError, match=r"freeze\.heads"):
+        FreezeConfig(heads=["sequence"])

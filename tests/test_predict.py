@@ -1,0 +1,145 @@
+"""Prediction and export: one output line per input line, long and hostile input, CNC format."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import causalmine
+from causalmine.cli import predict, train
+from causalmine.data.tags import strip_tags
+from causalmine.export import export
+from causalmine.inference import Predictor, _stitch
+from causalmine.model.backbone import BackboneSpec, load_tokenizer
+from causalmine.model.network import CausalNetwork, NetworkConfig
+from causalmine.prediction_files import read_texts
+
+from .conftest import compose_config
+
+TINY = {
+    "arch": "bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+}
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    torch.manual_seed(0)
+    tokenizer = load_tokenizer(BackboneSpec("tiny-bert", TINY))
+    network = CausalNetwork(
+        NetworkConfig(name_or_path="tiny-bert", tiny=TINY, vocab_size=len(tokenizer))
+    )
+    return Predictor(network, tokenizer, max_length=32, stride=8, batch_size=4, required_kinds=())
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory, data_root):
+    out = tmp_path_factory.mktemp("run")
+    cfg = compose_config(
+        "train",
+        [
+            "model=tiny_bert",
+            f"data.root={data_root}",
+            "data.limit_examples=32",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+            "test=false",
+        ],
+        out,
+    )
+    train(cfg)
+    return next(out.glob("checkpoints/best-*.ckpt"))
+
+
+def test_hostile_lines_each_get_one_prediction(predictor):
+    texts = [
+        "",
+        "   ",
+        "Prices rose because supply fell .",
+        " ".join(["word"] * 3000),
+        "Émeute 暴动 😀 שלום <b>html</b> &amp;",
+        "\t",
+    ]
+    predictions = list(predictor.predict(texts))
+    assert len(predictions) == len(texts)
+    assert [p.text for p in predictions] == texts
+    assert (
+        predictions[0].causal_probability is None
+        and predictions[0].to_json()["note"] == "empty input"
+    )
+    long = predictions[3]
+    assert long.windows > 1 and 0.0 <= long.causal_probability <= 1.0
+    for p in predictions:
+        for tagged in p.tagged_texts():
+            assert strip_tags(tagged) == p.text
+
+
+def test_stitching_takes_each_word_from_its_most_central_window():
+    class W:
+        def __init__(self, word_ids):
+            self.word_ids = word_ids
+
+    # window A covers words 0-5, window B words 3-8; word 4 is more central in A (margin 1 vs 1: A first),
+    # word 5 is more central in B (margin 0 in A, 2 in B)
+    a = W([None, 0, 1, 2, 3, 4, 5, None])
+    b = W([None, 3, 4, 5, 6, 7, 8, None])
+    ce_a = torch.full((1, 8), 1)
+    ce_b = torch.full((1, 8), 2)
+    ce, _, positions = _stitch([(a, (0.1, ce_a, ce_a)), (b, (0.9, ce_b, ce_b))], 10)
+    assert ce[0].tolist()[:9] == [1, 1, 1, 1, 1, 2, 2, 2, 2]
+    assert positions[9] == -1  # no window saw word 9
+
+
+def test_read_texts_keeps_empty_lines(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text("first\n\n  \nlast\n", encoding="utf-8")
+    assert read_texts(path) == ["first", "", "  ", "last"]
+
+
+def test_predict_cnc_test_file_in_submission_format(trained_checkpoint, data_root, tmp_path):
+    cfg = compose_config(
+        "predict",
+        [
+            f"ckpt_path={trained_checkpoint}",
+            f"input={data_root}/cnc_v2/test_subtask2_text.csv",
+            "output_format=cnc",
+            "progress_bar=false",
+        ],
+        tmp_path,
+    )
+    out = predict(cfg)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 352
+    first = json.loads(lines[0])
+    assert first["index"] == 0 and isinstance(first["prediction"], list) and first["prediction"]
+
+
+def test_exported_directory_predicts_like_its_checkpoint(trained_checkpoint, tmp_path, data_root):
+    model_dir = export(trained_checkpoint, tmp_path / "export")
+    assert {p.name for p in model_dir.iterdir()} >= {
+        "model.safetensors",
+        "config.json",
+        "tokenizer",
+    }
+    texts = read_texts(data_root / "cnc_v2" / "test_subtask1_text.csv")[:40]
+    outputs = []
+    for source in ({"ckpt_path": str(trained_checkpoint)}, {"model_dir": str(model_dir)}):
+        cfg = compose_config(
+            "predict",
+            [f"{k}={v}" for k, v in source.items()] + ["input=unused", "progress_bar=false"],
+            tmp_path,
+        )
+        from causalmine.cli import load_predictor
+
+        outputs.append([p.to_json() for p in load_predictor(cfg).predict(texts)])
+    assert outputs[0] == outputs[1]
+    loaded = causalmine.load(str(model_dir))
+    assert [p.to_json() for p in loaded.predict(texts)] == outputs[0]
