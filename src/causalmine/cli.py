@@ -35,9 +35,11 @@ def output_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir)
 
 
-def build_datamodule(data_cfg: dict[str, Any], tokenizer, span_heads: int) -> CausalDataModule:
+def build_datamodule(
+    data_cfg: dict[str, Any], tokenizer, span_heads: int, seed: int = 0
+) -> CausalDataModule:
     settings = {k: v for k, v in data_cfg.items() if not k.startswith("_")}
-    return CausalDataModule(tokenizer=tokenizer, span_heads=span_heads, **settings)
+    return CausalDataModule(tokenizer=tokenizer, span_heads=span_heads, seed=seed, **settings)
 
 
 def build_callbacks(
@@ -95,7 +97,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     spec = BackboneSpec(cfg.model.name_or_path, to_plain(cfg.model.get("tiny")))
     tokenizer = load_tokenizer(spec)
     data_cfg = to_plain(cfg.data)
-    datamodule = build_datamodule(data_cfg, tokenizer, cfg.model.span_heads)
+    datamodule = build_datamodule(data_cfg, tokenizer, cfg.model.span_heads, cfg.seed)
     module = CausalLitModule(
         network=network_settings(cfg, len(tokenizer)),
         loss={"alpha": cfg.alpha, "span_weight": cfg.span_weight, "pair_weight": cfg.pair_weight},
@@ -103,6 +105,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         decode=to_plain(cfg.decode),
         data_config=data_cfg,
         freeze=to_plain(cfg.freeze),
+        corpora=datamodule.corpus_names,
     )
     loggers = build_loggers(cfg.get("logger"))
     callbacks = build_callbacks(
@@ -126,7 +129,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 {k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")}
             )
             name = Path(best).name if best else "last weights"
-            print_results(metrics, "test", f"test split ({datamodule.corpus}), {name}")
+            print_results(
+                metrics, "test", f"test split ({', '.join(datamodule.corpus_names)}), {name}"
+            )
         extra = {
             "parameters": module.parameter_counts,
             "best_checkpoint": best,
@@ -180,7 +185,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks)
     trainer.test(module, datamodule=datamodule)
     metrics = {k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")}
-    print_results(metrics, "test", f"test split ({datamodule.corpus}), {Path(ckpt_path).name}")
+    print_results(
+        metrics,
+        "test",
+        f"test split ({', '.join(datamodule.corpus_names)}), {Path(ckpt_path).name}",
+    )
     write_metrics(
         out_dir / "metrics.json",
         metrics,

@@ -15,7 +15,15 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from causalmine.data.tags import Relation, render_tagged, split_words
+from causalmine.data.tags import (
+    Relation,
+    TagError,
+    has_pair_markers,
+    pair_input,
+    render_tagged,
+    split_words,
+    strip_tags,
+)
 from causalmine.decode import DEFAULT_REQUIRED_KINDS, decode_relations
 from causalmine.model.network import CausalNetwork
 
@@ -30,6 +38,7 @@ class SentencePrediction:
     label: int | None
     relations: list[Relation] = field(default_factory=list)
     windows: int = 0
+    pair_probability: float | None = None  # only for a line with a marked pair <ARG0>…</ARG1>
 
     def tagged_texts(self) -> list[str]:
         return [render_tagged(self.words, r) for r in self.relations]
@@ -56,6 +65,11 @@ class SentencePrediction:
                 }
                 for r in self.relations
             ],
+            **(
+                {"pair_probability": self.pair_probability}
+                if self.pair_probability is not None
+                else {}
+            ),
             **({"note": "empty input"} if self.causal_probability is None else {}),
         }
 
@@ -65,6 +79,7 @@ class _Window:
     sentence: int
     input_ids: list[int]
     word_ids: list[int | None]
+    pair: bool = False  # the marked-pair input of a line, read by the pair head only
 
 
 class Predictor:
@@ -109,8 +124,16 @@ class Predictor:
         ]
 
     @torch.inference_mode()
-    def _run(self, windows: list[_Window]) -> list[tuple[float, torch.Tensor, torch.Tensor]]:
-        """Causal probability and per-head label ids ``[K, tokens]`` for each window."""
+    def _pair_window(self, index: int, text: str) -> _Window | None:
+        try:
+            marked = pair_input(text)
+        except TagError:
+            return None
+        encoding = self.tokenizer(marked, truncation=True, max_length=self.max_length)
+        return _Window(index, encoding["input_ids"], [], pair=True)
+
+    def _run(self, windows: list[_Window]) -> list[tuple[float, float, torch.Tensor, torch.Tensor]]:
+        """Causal and pair probabilities and per-head label ids ``[K, tokens]`` for each window."""
         results = []
         pad_id = self.tokenizer.pad_token_id or 0
         for start in range(0, len(windows), self.batch_size):
@@ -123,9 +146,12 @@ class Predictor:
                 mask[i, : len(w.input_ids)] = 1
             out = self.network(ids.to(self.device), mask.to(self.device))
             probs = out.seq_logits.float().softmax(-1)[:, 1].cpu()
+            pair_probs = out.pair_logits.float().softmax(-1)[:, 1].cpu()
             ce = out.ce_logits.argmax(-1).cpu()
             sig = out.sig_logits.argmax(-1).cpu()
-            results += [(float(probs[i]), ce[i], sig[i]) for i in range(len(chunk))]
+            results += [
+                (float(probs[i]), float(pair_probs[i]), ce[i], sig[i]) for i in range(len(chunk))
+            ]
         return results
 
     def predict(self, texts: Iterable[str]) -> Iterator[SentencePrediction]:
@@ -140,35 +166,37 @@ class Predictor:
             yield from self._predict_batch(buffer)
 
     def _predict_batch(self, texts: list[str]) -> list[SentencePrediction]:
-        words_of = [split_words(t) for t in texts]
+        # a line with a marked pair is also read plain (tags removed) for the other tasks
+        words_of = [split_words(strip_tags(t) if has_pair_markers(t) else t) for t in texts]
         windows = [
             w
             for i, words in enumerate(words_of)
             if texts[i].strip()
             for w in self._windows(i, words)
         ]
-        outputs = self._run(windows) if windows else []
-        per_sentence: dict[int, list[tuple[_Window, tuple[float, torch.Tensor, torch.Tensor]]]] = {}
-        for window, output in zip(windows, outputs, strict=True):
+        windows += [
+            w for i, t in enumerate(texts) if has_pair_markers(t) and (w := self._pair_window(i, t))
+        ]
+        per_sentence: dict[int, list] = {}
+        for window, output in zip(windows, self._run(windows) if windows else [], strict=True):
             per_sentence.setdefault(window.sentence, []).append((window, output))
         predictions = []
         for i, (text, words) in enumerate(zip(texts, words_of, strict=True)):
-            parts = per_sentence.get(i)
+            parts = [
+                (w, (p, ce, sig)) for w, (p, _, ce, sig) in per_sentence.get(i, []) if not w.pair
+            ]
+            pair = next((pp for w, (_, pp, _, _) in per_sentence.get(i, []) if w.pair), None)
             if not parts:
-                predictions.append(SentencePrediction(text, words, None, None))
+                predictions.append(
+                    SentencePrediction(text, words, None, None, pair_probability=pair)
+                )
                 continue
             probability = max(p for _, (p, _, _) in parts)
             ce_rows, sig_rows, positions = _stitch(parts, len(words))
             relations = decode_relations(ce_rows, sig_rows, positions, self.required_kinds)
+            label = int(probability >= self.threshold)
             predictions.append(
-                SentencePrediction(
-                    text,
-                    words,
-                    probability,
-                    int(probability >= self.threshold),
-                    relations,
-                    len(parts),
-                )
+                SentencePrediction(text, words, probability, label, relations, len(parts), pair)
             )
         return predictions
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any
 
 import lightning as L
@@ -11,9 +10,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig
 
-from causalmine.data.encoding import IGNORE_INDEX
 from causalmine.decode import decode_batch
-from causalmine.metrics import SpanF1, binary_metrics
+from causalmine.metrics.stage_metrics import StageMetrics
 from causalmine.model.freezing import FreezeConfig, apply_static_freezing
 from causalmine.model.losses import LossWeights, unified_loss
 from causalmine.model.network import CausalNetwork, NetworkConfig, NetworkOutput
@@ -45,6 +43,7 @@ class CausalLitModule(L.LightningModule):
         backbone_config: dict[str, Any] | None = None,
         data_config: dict[str, Any] | None = None,
         freeze: dict[str, Any] | None = None,
+        corpora: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -61,12 +60,9 @@ class CausalLitModule(L.LightningModule):
         self.freeze_config = FreezeConfig(**(freeze or {}))
         self.parameter_counts = apply_static_freezing(self.network, self.freeze_config)
         self.required_kinds = tuple((decode or {}).get("required_kinds", ("C", "E")))
-        self.metrics = nn.ModuleDict()
-        for stage in STAGES:
-            self.metrics[f"{stage}_seq"] = binary_metrics(f"{stage}/seq_")
-            self.metrics[f"{stage}_pair"] = binary_metrics(f"{stage}/pair_")
-            self.metrics[f"{stage}_span"] = SpanF1()
-        self._updated: set[str] = set()  # metrics that saw data this epoch
+        self.metrics = nn.ModuleDict(
+            {stage: StageMetrics(stage, corpora or []) for stage in STAGES}
+        )
 
     def forward(self, batch: dict[str, Any]) -> NetworkOutput:
         return self.network(
@@ -104,20 +100,21 @@ class CausalLitModule(L.LightningModule):
         self.log(
             f"{stage}/loss", losses.total, batch_size=batch["input_ids"].shape[0], sync_dist=True
         )
-        for task, logits, labels in (
-            ("seq", out.seq_logits, batch["seq_labels"]),
-            ("pair", out.pair_logits, batch["pair_labels"]),
-        ):
-            keep = labels != IGNORE_INDEX
-            if keep.any():
-                self.metrics[f"{stage}_{task}"].update(logits[keep].softmax(-1)[:, 1], labels[keep])
-                self._updated.add(f"{stage}_{task}")
         examples = batch["meta"].examples
+        predicted = None
         if any(e.relations is not None for e in examples):
             predicted = decode_batch(
                 out.ce_logits, out.sig_logits, batch["meta"].word_positions, self.required_kinds
             )
-            self.metrics[f"{stage}_span"].update([e.relations for e in examples], predicted)
+        self.metrics[stage].update(
+            examples,
+            {
+                "seq": out.seq_logits.float().softmax(-1)[:, 1],
+                "pair": out.pair_logits.float().softmax(-1)[:, 1],
+            },
+            {"seq": batch["seq_labels"], "pair": batch["pair_labels"]},
+            predicted,
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -125,32 +122,14 @@ class CausalLitModule(L.LightningModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
-    def _seen_on_any_device(self, key: str) -> bool:
-        flag = torch.tensor(float(key in self._updated), device=self.device)
-        return bool(self.trainer.strategy.reduce(flag, reduce_op="sum") > 0)
+    def _seen_on_any_device(self, flag: bool) -> bool:
+        total = self.trainer.strategy.reduce(
+            torch.tensor(float(flag), device=self.device), reduce_op="sum"
+        )
+        return bool(total > 0)
 
     def _log_stage(self, stage: str) -> None:
-        values: dict[str, float] = {}
-        task_f1 = []
-        for task in ("seq", "pair"):
-            key = f"{stage}_{task}"
-            if self._seen_on_any_device(key):  # every device must take part in compute()
-                computed = {k: float(v) for k, v in self.metrics[key].compute().items()}
-                values.update(computed)
-                task_f1.append(computed[f"{stage}/{task}_f1"])
-            self.metrics[key].reset()
-            self._updated.discard(key)
-        with warnings.catch_warnings():  # a split without span labels never updates it
-            warnings.filterwarnings("ignore", message=".*compute.*before.*update.*")
-            span = self.metrics[f"{stage}_span"].compute()
-        self.metrics[f"{stage}_span"].reset()
-        if span["span_support"] > 0:
-            values.update({f"{stage}/{k}": v for k, v in span.items()})
-            task_f1.append(span["span_f1"])
-        if task_f1:
-            # mean F1 of the tasks this split has labels for: the default checkpoint monitor
-            values[f"{stage}/joint_f1"] = sum(task_f1) / len(task_f1)
-        self.log_dict(values)
+        self.log_dict(self.metrics[stage].compute_and_reset(self._seen_on_any_device))
 
     def on_validation_epoch_end(self) -> None:
         self._log_stage("val")

@@ -47,6 +47,10 @@ class ReadReport:
         self.rejected[reason] += 1
         self.first_examples.setdefault(reason, message)
 
+    def drop(self, reason: str) -> None:
+        """Count a row that the format's own rules leave out (never an error, never raises)."""
+        self.rejected[reason] += 1
+
     def note(self, reason: str, row: int | None = None, detail: str = "") -> None:
         self.notes[reason] += 1
         if row is not None:

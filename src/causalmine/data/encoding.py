@@ -32,6 +32,17 @@ class EncodedExample:
     token_type_ids: list[int] | None = None
     pair_label: int = IGNORE_INDEX
 
+    def spans_cut_by_truncation(self, num_heads: int) -> int:
+        """Gold spans (of the relations trained on) with a word beyond the subword window."""
+        relations = (self.example.relations or [])[:num_heads]
+        words = self.example.words
+        return sum(
+            1
+            for relation in relations
+            for span in relation.spans
+            if any(self.word_positions[w] < 0 and words[w] for w in range(span.start, span.end))
+        )
+
     @property
     def num_truncated_words(self) -> int:
         last = max((i for i, p in enumerate(self.word_positions) if p >= 0), default=-1)
@@ -62,7 +73,13 @@ def relation_label_rows(relations: list[Relation], num_words: int, num_heads: in
 
 
 def encode_example(example: Example, tokenizer: PreTrainedTokenizerBase, max_length: int, num_heads: int) -> EncodedExample:
-    """Tokenize one example and align its word-level labels to first subwords."""
+    """Tokenize one example and align its word-level labels to first subwords.
+
+    A pair example is tokenized as running text (its markers are special tokens) and carries
+    only its pair label.
+    """
+    if example.task == "pair":
+        return _encode_pair(example, tokenizer, max_length, num_heads)
     encoding = tokenizer(example.words, is_split_into_words=True, truncation=True, max_length=max_length)
     num_tokens = len(encoding["input_ids"])
     positions = first_subword_positions(encoding.word_ids(), len(example.words))
@@ -86,6 +103,22 @@ def encode_example(example: Example, tokenizer: PreTrainedTokenizerBase, max_len
         ce_labels=ce_labels,
         sig_labels=sig_labels,
         word_positions=positions,
+        example=example,
+        pair_label=example.pair_label if example.pair_label is not None else IGNORE_INDEX,
+    )
+
+
+def _encode_pair(example: Example, tokenizer: PreTrainedTokenizerBase, max_length: int, num_heads: int) -> EncodedExample:
+    encoding = tokenizer(example.text, truncation=True, max_length=max_length)
+    ignored = torch.full((num_heads, len(encoding["input_ids"])), IGNORE_INDEX, dtype=torch.long)
+    return EncodedExample(
+        input_ids=encoding["input_ids"],
+        attention_mask=encoding["attention_mask"],
+        token_type_ids=encoding.get("token_type_ids"),
+        seq_label=IGNORE_INDEX,
+        ce_labels=ignored,
+        sig_labels=ignored.clone(),
+        word_positions=[],
         example=example,
         pair_label=example.pair_label if example.pair_label is not None else IGNORE_INDEX,
     )

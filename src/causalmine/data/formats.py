@@ -11,12 +11,13 @@ import ast
 import csv
 import io
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from causalmine.data.accounting import DataError, OnError, ReadReport
-from causalmine.data.tags import Relation, TagError, parse_tagged, split_words
+from causalmine.data.tags import Relation, TagError, pair_input, parse_tagged, split_words, strip_tags
 
 
 @dataclass
@@ -29,8 +30,11 @@ class Example:
     corpus: str = "cnc"
     seq_label: int | None = None
     relations: list[Relation] | None = None  # sorted by position; [] = annotated, no relation
-    pair_label: int | None = None  # for a text with one candidate pair marked by <ARG0>/<ARG1>
+    pair_label: int | None = None
     source: str = ""  # "file, row N" for messages
+    # "sentence": text is a plain sentence (sequence and span labels); "pair": text is a
+    # sentence with one candidate pair marked by <ARG0>…</ARG0> <ARG1>…</ARG1> (pair label)
+    task: str = "sentence"
     words: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -48,15 +52,13 @@ class CsvRow:
 
 
 def iter_csv(path: Path, required: list[str], report: ReadReport) -> Iterator[CsvRow]:
-    """Yield the rows of a UTF-8 (optionally BOM-prefixed) CSV file with named columns."""
+    """Yield the rows of a UTF-8 (optionally BOM-prefixed) CSV file with named columns.
+
+    Bytes that are not UTF-8 reject their own row (named by number), not the whole file.
+    """
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    raw = path.read_bytes()
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataError(f"{path}, row {line}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+    content = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     reader = csv.DictReader(io.StringIO(content, newline=""))
     header = reader.fieldnames or []
     missing = [c for c in required if c not in header]
@@ -65,8 +67,15 @@ def iter_csv(path: Path, required: list[str], report: ReadReport) -> Iterator[Cs
     next_row = 2
     for values in reader:
         report.rows_read += 1
-        yield CsvRow(next_row, {k: (v if v is not None else "") for k, v in values.items() if k is not None})
+        row = CsvRow(next_row, {k: (v if v is not None else "") for k, v in values.items() if k is not None})
         next_row = reader.line_num + 1
+        if any(_NOT_UTF8.search(v) for v in row.values.values()):
+            report.reject(row.number, "not valid UTF-8", "the row holds bytes that are not UTF-8")
+            continue
+        yield row
+
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # where surrogateescape put undecodable bytes
 
 
 def parse_binary_label(value: str) -> int | None:
@@ -137,21 +146,43 @@ def read_sequence_file(path: Path, corpus: str, on_error: OnError, labelled: boo
 
 
 GROUPED_COLUMNS = ["doc_id", "sent_id", "text", "causal_text_w_pairs"]
+PAIR_COLUMNS = ["doc_id", "sent_id", "eg_id", "text", "text_w_pairs", "seq_label", "pair_label"]
+
+
+def _eg_id(row: CsvRow) -> int:
+    value = row.values.get("eg_id", "").strip()
+    return int(float(value)) if value else 0
+
+
+def _main_rows(rows: list[CsvRow], report: ReadReport) -> set[int]:
+    """UniCausal's rule for one example per sentence: the row with the lowest ``eg_id``.
+
+    Returns the row numbers of those rows; the others are counted by ``report`` as left out by
+    the format's rule (they never raise)."""
+    best: dict[str, CsvRow] = {}
+    for row in rows:
+        sentence_id = f"{row.values['doc_id']}_{row.values['sent_id']}"
+        if sentence_id not in best or _eg_id(row) < _eg_id(best[sentence_id]):
+            best[sentence_id] = row
+    main = {row.number for row in best.values()}
+    for row in rows:
+        if row.number not in main:
+            report.drop("extra row of a sentence (UniCausal keeps its eg_id 0 row)")
+    return main
 
 
 def read_grouped_file(path: Path, corpus: str, on_error: OnError) -> tuple[list[Example], ReadReport]:
     """Grouped span file (CNC ``*_subtask2_grouped.csv``, UniCausal ``grouped/``): one row per sentence."""
     report = ReadReport(str(path), on_error)
-    examples: list[Example] = []
-    seen: set[str] = set()
-    for row in iter_csv(path, GROUPED_COLUMNS, report):
+    rows = list(iter_csv(path, GROUPED_COLUMNS, report))
+    main = _main_rows(rows, report)
+    examples = []
+    for row in rows:
+        if row.number not in main:
+            continue
         v = row.values
         text = _text_or_reject(row, report)
         if text is None:
-            continue
-        sentence_id = f"{v['doc_id']}_{v['sent_id']}"
-        if sentence_id in seen:
-            report.reject(row.number, "duplicate index", f"sentence {sentence_id!r} appears earlier in the file")
             continue
         try:
             tagged = parse_relation_list(v["causal_text_w_pairs"])
@@ -166,10 +197,127 @@ def read_grouped_file(path: Path, corpus: str, on_error: OnError) -> tuple[list[
         num_rs = v.get("num_rs", "").strip()
         if num_rs and num_rs not in (str(len(relations)), f"{len(relations)}.0"):
             report.note("num_rs differs from the relation list (list used)", row.number, f"num_rs={num_rs}, list has {len(relations)}")
-        seen.add(sentence_id)
-        examples.append(
-            Example(id=sentence_id, text=text, doc_id=v["doc_id"], corpus=corpus, relations=relations, source=f"{path}, row {row.number}")
-        )
+        sentence_id = f"{v['doc_id']}_{v['sent_id']}"
+        examples.append(Example(id=sentence_id, text=text, doc_id=v["doc_id"], corpus=corpus, relations=relations, source=f"{path}, row {row.number}"))
+        report.rows_used += 1
+    report.check_balance()
+    return examples, report
+
+
+def read_pair_file(path: Path, corpus: str, on_error: OnError) -> tuple[list[Example], list[Example], ReadReport]:
+    """UniCausal ungrouped file (and CNC ``*_subtask2.csv``): one row per candidate pair.
+
+    Returns the sequence examples (one per sentence, UniCausal's rule: its ``eg_id`` 0 row) and
+    the pair examples (every row: its marked text and ``pair_label``).
+    """
+    report = ReadReport(str(path), on_error)
+    rows = list(iter_csv(path, PAIR_COLUMNS, report))
+    main = _main_rows(rows, ReadReport(str(path), on_error))  # every row still feeds the pair task
+    sentences: list[Example] = []
+    pairs: list[Example] = []
+    for row in rows:
+        v = row.values
+        text = _text_or_reject(row, report)
+        if text is None:
+            continue
+        seq_label, pair_label = parse_binary_label(v["seq_label"]), parse_binary_label(v["pair_label"])
+        if seq_label is None or pair_label is None:
+            bad = "seq_label" if seq_label is None else "pair_label"
+            report.reject(row.number, "bad label", f"{bad} {v[bad]!r} is not 0 or 1")
+            continue
+        try:
+            marked = pair_input(v["text_w_pairs"])
+        except TagError as err:
+            report.reject(row.number, err.reason, str(err))
+            continue
+        untagged = strip_tags(v["text_w_pairs"])
+        if untagged.split() != text.split():
+            report.reject(row.number, "words differ from text", "text_w_pairs without its tags differs from text")
+            continue
+        if untagged != text:
+            report.note("text_w_pairs differs from text in whitespace only", row.number, repr(untagged[-40:]))
+        sentence_id, eg_id = f"{v['doc_id']}_{v['sent_id']}", _eg_id(row)
+        source = f"{path}, row {row.number}"
+        if row.number in main:
+            sentences.append(Example(id=sentence_id, text=text, doc_id=v["doc_id"], corpus=corpus, seq_label=seq_label, source=source))
+        pairs.append(Example(id=f"{sentence_id}#{eg_id}", text=marked, doc_id=v["doc_id"], corpus=corpus, pair_label=pair_label, source=source, task="pair"))
+        report.rows_used += 1
+    report.check_balance()
+    return sentences, pairs, report
+
+
+USER_COLUMNS = ("id", "doc_id", "text", "seq_label", "relations", "pair_text", "pair_label")
+
+
+def _user_label(row: CsvRow, column: str | None, report: ReadReport) -> tuple[bool, int | None]:
+    """(ok, label): an empty cell is "no label"; anything but 0/1 rejects the row."""
+    if not column or not row.values[column].strip():
+        return True, None
+    label = parse_binary_label(row.values[column])
+    if label is None:
+        report.reject(row.number, "bad label", f"{column} {row.values[column]!r} is not 0 or 1")
+        return False, None
+    return True, label
+
+
+def read_user_csv(path: Path, corpus: str, columns: dict[str, str | None], on_error: OnError) -> tuple[list[Example], ReadReport]:
+    """A user's corpus: one row per sentence, columns named by ``columns`` (``None`` = absent).
+
+    ``relations`` holds the sentence's tagged texts (a Python-literal list, or one tagged text;
+    an empty cell means no relation); ``pair_text`` a copy of the sentence with one candidate
+    pair marked, labelled by ``pair_label``. Returns sentence and pair examples together.
+    """
+    unknown = set(columns) - set(USER_COLUMNS)
+    if unknown:
+        raise DataError(f"data.columns: unknown key(s) {sorted(unknown)}; known: {list(USER_COLUMNS)}")
+    if not columns.get("text"):
+        raise DataError("data.columns.text must name the text column")
+    col = {k: columns.get(k) for k in USER_COLUMNS}
+    report = ReadReport(str(path), on_error)
+    examples: list[Example] = []
+    seen: set[str] = set()
+    for row in iter_csv(path, [c for c in col.values() if c], report):
+        v = row.values
+        text = v[col["text"]]
+        if not text.strip():
+            report.reject(row.number, "empty text", f"{col['text']} is empty or whitespace")
+            continue
+        example_id = v[col["id"]].strip() if col["id"] else f"row{row.number}"
+        if example_id in seen:
+            report.reject(row.number, "duplicate index", f"{col['id']} {example_id!r} appears earlier in the file")
+            continue
+        ok_seq, seq_label = _user_label(row, col["seq_label"], report)
+        if not ok_seq:
+            continue
+        relations = None
+        if col["relations"]:
+            cell = v[col["relations"]]
+            try:
+                tagged = parse_relation_list(cell) if cell.strip().startswith("[") or not cell.strip() else [cell]
+            except (ValueError, SyntaxError) as err:
+                report.reject(row.number, "bad relation list", f"{col['relations']} is not a Python list literal of strings ({err})")
+                continue
+            try:
+                relations = parse_relations(tagged, text, report, row.number)
+            except TagError as err:
+                report.reject(row.number, err.reason, str(err))
+                continue
+        pair = None
+        if col["pair_text"] and v[col["pair_text"]].strip():
+            ok_pair, pair_label = _user_label(row, col["pair_label"], report)
+            if not ok_pair:
+                continue
+            try:
+                pair = (pair_input(v[col["pair_text"]]), pair_label)
+            except TagError as err:
+                report.reject(row.number, err.reason, str(err))
+                continue
+        doc_id = v[col["doc_id"]].strip() if col["doc_id"] else example_id
+        source = f"{path}, row {row.number}"
+        seen.add(example_id)
+        examples.append(Example(id=example_id, text=text, doc_id=doc_id, corpus=corpus, seq_label=seq_label, relations=relations, source=source))
+        if pair is not None:
+            examples.append(Example(id=f"{example_id}#pair", text=pair[0], doc_id=doc_id, corpus=corpus, pair_label=pair[1], source=source, task="pair"))
         report.rows_used += 1
     report.check_balance()
     return examples, report

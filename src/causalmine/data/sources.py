@@ -78,12 +78,20 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ensure_file(root: str | Path, relative_path: str, download: bool = True, timeout: float = 20.0) -> Path:
+def known_file(relative_path: str, family: str | None) -> CorpusFile | None:
+    """The download source of a corpus file. ``family="unicausal"``: paths are relative to the
+    UniCausal folder, and any corpus of its layout can be fetched (checksummed where known)."""
+    if family == "unicausal":
+        return KNOWN_FILES.get(f"unicausal/{relative_path}") or CorpusFile(relative_path, UNICAUSAL_URL.format(name=relative_path), None)
+    return KNOWN_FILES.get(relative_path)
+
+
+def ensure_file(root: str | Path, relative_path: str, download: bool = True, timeout: float = 20.0, family: str | None = None) -> Path:
     """Return ``root/relative_path``, downloading a known corpus file if it is missing."""
     path = Path(root).expanduser() / relative_path
     if path.is_file():
         return path
-    known = KNOWN_FILES.get(relative_path)
+    known = known_file(relative_path, family)
     where = (
         f"Put the corpus files under {Path(root).expanduser().resolve()} "
         "(set data.root=DIR or the CAUSALMINE_DATA environment variable to use another folder)"
@@ -100,7 +108,9 @@ def ensure_file(root: str | Path, relative_path: str, download: bool = True, tim
             f"Offline? {where}; the file is {relative_path} under that folder."
         ) from None
     digest = hashlib.sha256(payload).hexdigest()
-    if known.sha256 is not None and digest != known.sha256:
+    if known.sha256 is None:
+        log.warning("%s has no recorded checksum; saved unverified (sha256 %s)", relative_path, digest)
+    elif digest != known.sha256:
         raise DataError(f"{known.url}: checksum mismatch (got {digest}, expected {known.sha256}); the file was not saved")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".part")

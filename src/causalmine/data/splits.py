@@ -9,7 +9,8 @@ from causalmine.data.formats import Example
 
 def split_by_document(examples: list[Example], val_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """Shuffle documents with ``seed`` and move whole documents to validation until it holds
-    at least ``val_fraction`` of the sentences. Keeps the original order within each split."""
+    ``val_fraction`` of the examples; a document that would overshoot the target by half is
+    passed over (corpora with a few large documents). Keeps the original order in each split."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
     if val_fraction == 0.0 or not examples:
@@ -25,6 +26,8 @@ def split_by_document(examples: list[Example], val_fraction: float, seed: int) -
     for doc in docs:
         if taken >= target:
             break
+        if taken and taken + sizes[doc] > 1.5 * target:
+            continue
         val_docs.add(doc)
         taken += sizes[doc]
     train = [e for e in examples if (e.corpus, e.doc_id) not in val_docs]

@@ -27,6 +27,9 @@ SIG_LABEL_TO_ID = {label: i for i, label in enumerate(SIG_LABELS)}
 _TAG_LIKE = re.compile(r"</?\s*[A-Za-z]+\d*\s*>")
 _KNOWN_TAG = re.compile(r"<(/?)(ARG0|ARG1|SIG\d+)>")
 _KIND_OF = {"ARG0": "C", "ARG1": "E"}
+_SIGNAL_TAG = re.compile(r"</?SIG\d+>")
+# The candidate-pair markers of the pair task; tokenizers get them as added special tokens.
+PAIR_MARKERS: tuple[str, ...] = ("<ARG0>", "</ARG0>", "<ARG1>", "</ARG1>")
 
 
 class TagError(ValueError):
@@ -254,3 +257,26 @@ def render_tagged(words: list[str], relation: Relation) -> str:
         suffix = "".join(f"</{name(s)}>" for s in sorted(closes.get(i, []), key=close_key))
         out.append(prefix + word + suffix)
     return " ".join(out)
+
+
+def pair_input(text_w_pairs: str) -> str:
+    """The model input of the pair task: the sentence with its candidate pair marked.
+
+    Signal tags are removed (corpora annotate signals on causal pairs only, so they would give
+    the label away), and each marker is set off by single spaces so that it tokenizes the same
+    way wherever it sits. An argument may be discontiguous (several ``<ARG0>…</ARG0>``).
+    Raises :class:`TagError` unless both arguments are marked, with balanced markers.
+    """
+    text = _SIGNAL_TAG.sub("", text_w_pairs)
+    for name in ("ARG0", "ARG1"):
+        sequence = re.findall(rf"</?{name}>", text)
+        expected = [f"<{name}>", f"</{name}>"] * (len(sequence) // 2)
+        if not sequence or sequence != expected:
+            raise TagError("bad pair markers", f"<{name}>…</{name}> missing, unbalanced or out of order")
+    for marker in PAIR_MARKERS:
+        text = text.replace(marker, f" {marker} ")
+    return " ".join(text.split())
+
+
+def has_pair_markers(text: str) -> bool:
+    return all(marker in text for marker in PAIR_MARKERS)

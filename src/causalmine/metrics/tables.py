@@ -1,4 +1,4 @@
-"""Human-readable result tables (rich) for the terminal: sequence/pair and span metrics."""
+"""Human-readable result tables (rich) for the terminal: classification and span metrics."""
 
 from __future__ import annotations
 
@@ -12,49 +12,57 @@ SPAN_ROWS = (
     ("Effect", "span_effect", ""),
     ("Signal", "span_signal", ""),
 )
+CLASSIFICATION_COLUMNS = ("f1", "precision", "recall", "accuracy", "mcc")
 
 
-def span_table(metrics: dict[str, float], stage: str, title: str) -> Table:
-    """Rows: Overall official / micro, Cause, Effect, Signal, then the same on multi-relation sentences."""
+def span_table(metrics: dict[str, float], scope: str, title: str) -> Table:
+    """Rows: Overall official / micro, Cause, Effect, Signal, then the same on sentences with
+    several relations. ``scope`` is ``test`` or ``test/<corpus>``."""
     table = Table(title=title)
     for column in ("spans", "precision", "recall", "F1", "gold spans"):
         table.add_column(column, justify="left" if column == "spans" else "right")
-    for subset, label in (("", ""), ("_multi", "several relations: ")):
+    for subset, label in (("span", ""), ("span_multi", "multi-relation ")):
         for name, base, suffix in SPAN_ROWS:
-            key = f"{stage}/{base.replace('span', 'span' + subset, 1)}"
+            key = f"{scope}/{base.replace('span', subset, 1)}"
             if f"{key}_f1{suffix}" not in metrics:
                 continue
-            support = metrics.get(f"{key}_support", float("nan"))
+            values = (f"{metrics[f'{key}_{m}{suffix}']:.4f}" for m in ("precision", "recall", "f1"))
             table.add_row(
-                label + name,
-                f"{metrics[f'{key}_precision{suffix}']:.4f}",
-                f"{metrics[f'{key}_recall{suffix}']:.4f}",
-                f"{metrics[f'{key}_f1{suffix}']:.4f}",
-                f"{support:.0f}",
+                label + name, *values, f"{metrics.get(f'{key}_support', float('nan')):.0f}"
             )
     return table
 
 
-def classification_table(metrics: dict[str, float], stage: str, title: str) -> Table:
+def classification_table(metrics: dict[str, float], scopes: list[str], title: str) -> Table:
+    """One row per task and scope (``test`` = all data, ``test/because`` = one corpus)."""
     table = Table(title=title)
-    for column in ("task", "F1", "precision", "recall", "accuracy", "MCC"):
-        table.add_column(column, justify="left" if column == "task" else "right")
-    for task, name in (("seq", "sequence"), ("pair", "pair")):
-        if f"{stage}/{task}_f1" in metrics:
-            table.add_row(
-                name,
-                *(
-                    f"{metrics[f'{stage}/{task}_{m}']:.4f}"
-                    for m in ("f1", "precision", "recall", "accuracy", "mcc")
-                ),
-            )
+    for column in ("data", "task", "F1", "precision", "recall", "accuracy", "MCC"):
+        table.add_column(column, justify="left" if column in ("data", "task") else "right")
+    for scope in scopes:
+        for task, name in (("seq", "sequence"), ("pair", "pair")):
+            if f"{scope}/{task}_f1" in metrics:
+                table.add_row(
+                    scope,
+                    name,
+                    *(f"{metrics[f'{scope}/{task}_{m}']:.4f}" for m in CLASSIFICATION_COLUMNS),
+                )
     return table
+
+
+def scopes_of(metrics: dict[str, float], stage: str) -> list[str]:
+    """``stage`` followed by ``stage/<corpus>`` for every corpus that has metrics."""
+    corpora = sorted(
+        {k.split("/")[1] for k in metrics if k.startswith(f"{stage}/") and k.count("/") == 2}
+    )
+    return [stage, *(f"{stage}/{c}" for c in corpora)]
 
 
 def print_results(metrics: dict[str, float], stage: str, title: str) -> None:
-    """Print the classification and span tables of one split (whatever of them it has)."""
+    """Print the classification and span tables of one split, overall and per corpus."""
     console = Console()
-    if any(f"{stage}/{t}_f1" in metrics for t in ("seq", "pair")):
-        console.print(classification_table(metrics, stage, f"{title}: classification"))
-    if f"{stage}/span_f1" in metrics:
-        console.print(span_table(metrics, stage, f"{title}: spans"))
+    scopes = scopes_of(metrics, stage)
+    if any(f"{s}/{t}_f1" in metrics for s in scopes for t in ("seq", "pair")):
+        console.print(classification_table(metrics, scopes, f"{title}: classification"))
+    for scope in scopes:
+        if f"{scope}/span_f1" in metrics:
+            console.print(span_table(metrics, scope, f"{title}: spans ({scope})"))

@@ -27,6 +27,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from causalmine.data.tags import PAIR_MARKERS
+
 log = logging.getLogger(__name__)
 
 BUNDLED_MINILM_NAMES = ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
@@ -148,7 +150,18 @@ def _build_tiny_tokenizer(arch: str) -> PreTrainedTokenizerBase:
 
 
 def load_tokenizer(spec: BackboneSpec) -> PreTrainedTokenizerBase:
-    """The backbone's fast tokenizer, set up for pre-split words."""
+    """The backbone's fast tokenizer, set up for pre-split words, with the pair markers
+    (``<ARG0>`` … ``</ARG1>``) as added special tokens."""
+    tokenizer = _load_base_tokenizer(spec)
+    new = [m for m in PAIR_MARKERS if m not in tokenizer.get_vocab()]
+    if new:
+        tokenizer.add_special_tokens(
+            {"additional_special_tokens": new}, replace_extra_special_tokens=False
+        )
+    return tokenizer
+
+
+def _load_base_tokenizer(spec: BackboneSpec) -> PreTrainedTokenizerBase:
     if spec.tiny is not None:
         return _build_tiny_tokenizer(spec.tiny["arch"])
     path = resolve_name_or_path(spec.name_or_path)
