@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+
+# Tiny test models gain nothing from intra-op threads, and on a 2-core machine shared with
+# other work OpenMP's spinning threads make them several times slower. Subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 from pathlib import Path
 
 import pytest
