@@ -28,6 +28,9 @@ from causalmine.decode import DEFAULT_REQUIRED_KINDS, decode_relations
 from causalmine.model.network import CausalNetwork
 
 
+CHUNK_BATCHES = 32  # texts are read in chunks of this many batches, sorted by length within a chunk
+
+
 @dataclass
 class SentencePrediction:
     """What the model says about one input line."""
@@ -123,7 +126,6 @@ class Predictor:
             for i in range(len(encoding["input_ids"]))
         ]
 
-    @torch.inference_mode()
     def _pair_window(self, index: int, text: str) -> _Window | None:
         try:
             marked = pair_input(text)
@@ -132,26 +134,30 @@ class Predictor:
         encoding = self.tokenizer(marked, truncation=True, max_length=self.max_length)
         return _Window(index, encoding["input_ids"], [], pair=True)
 
+    @torch.inference_mode()
     def _run(self, windows: list[_Window]) -> list[tuple[float, float, torch.Tensor, torch.Tensor]]:
-        """Causal and pair probabilities and per-head label ids ``[K, tokens]`` for each window."""
-        results = []
+        """Causal and pair probabilities and per-head label ids ``[K, tokens]`` for each window.
+
+        Windows are batched in order of length (little padding) and returned in input order.
+        """
+        results: list = [None] * len(windows)
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
         pad_id = self.tokenizer.pad_token_id or 0
-        for start in range(0, len(windows), self.batch_size):
-            chunk = windows[start : start + self.batch_size]
-            length = max(len(w.input_ids) for w in chunk)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            length = max(len(windows[i].input_ids) for i in chunk)
             ids = torch.full((len(chunk), length), pad_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), length), dtype=torch.long)
-            for i, w in enumerate(chunk):
-                ids[i, : len(w.input_ids)] = torch.tensor(w.input_ids)
-                mask[i, : len(w.input_ids)] = 1
+            for row, i in enumerate(chunk):
+                ids[row, : len(windows[i].input_ids)] = torch.tensor(windows[i].input_ids)
+                mask[row, : len(windows[i].input_ids)] = 1
             out = self.network(ids.to(self.device), mask.to(self.device))
             probs = out.seq_logits.float().softmax(-1)[:, 1].cpu()
             pair_probs = out.pair_logits.float().softmax(-1)[:, 1].cpu()
             ce = out.ce_logits.argmax(-1).cpu()
             sig = out.sig_logits.argmax(-1).cpu()
-            results += [
-                (float(probs[i]), float(pair_probs[i]), ce[i], sig[i]) for i in range(len(chunk))
-            ]
+            for row, i in enumerate(chunk):
+                results[i] = (float(probs[row]), float(pair_probs[row]), ce[row], sig[row])
         return results
 
     def predict(self, texts: Iterable[str]) -> Iterator[SentencePrediction]:
@@ -159,7 +165,7 @@ class Predictor:
         buffer: list[str] = []
         for text in texts:
             buffer.append(text)
-            if len(buffer) == self.batch_size:
+            if len(buffer) == self.batch_size * CHUNK_BATCHES:
                 yield from self._predict_batch(buffer)
                 buffer = []
         if buffer:
