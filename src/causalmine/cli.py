@@ -123,12 +123,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
         best = checkpoint.best_model_path if checkpoint is not None else ""
         if cfg.get("test", True):
-            # the best checkpoint, or the current weights when none was saved (fast_dev_run)
-            trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            # the best checkpoint (or, with test_checkpoint=last or when none was saved, the
+            # final weights)
+            use_best = cfg.get("test_checkpoint", "best") == "best" and best
+            trainer.test(module, datamodule=datamodule, ckpt_path=best if use_best else None, weights_only=True)
             metrics.update(
                 {k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")}
             )
-            name = Path(best).name if best else "last weights"
+            name = Path(best).name if use_best else "final weights"
             print_results(
                 metrics, "test", f"test split ({', '.join(datamodule.corpus_names)}), {name}"
             )

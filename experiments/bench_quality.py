@@ -1,0 +1,269 @@
+"""Quality: is one unified model as good as separate per-task models on CNC V2?
+
+    python experiments/bench_quality.py --seeds 1 2 3 --epochs 3            # all systems
+    python experiments/bench_quality.py --systems unified hf_seq --seeds 1  # a subset
+
+Systems, all on the same backbone (MiniLM), training split (CNC train minus our validation
+documents), epochs, learning rate, batch size and seeds, and all scored on CNC dev by
+causalmine's scorers, each from its final weights (no checkpoint selection, as the Hugging Face
+scripts do):
+
+- ``unified``: our network trained jointly on sequence and span labels;
+- ``seq_only`` / ``span_only``: the same network with the other task's loss weight at 0;
+- ``hf_seq``: ``AutoModelForSequenceClassification`` (the UniCausal / CNC sequence baseline);
+- ``hf_token``: ``AutoModelForTokenClassification`` trained one relation per example on
+  Cause/Effect BIO (the CNC span baseline); it predicts one relation per sentence and has no
+  signals, so it is scored on Cause/Effect only (column ``span C/E F1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))
+os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+
+SYSTEMS = ("unified", "seq_only", "span_only", "hf_seq", "hf_token")
+
+
+def ce_only(relations: list) -> list:
+    """The same relations without their signal spans (to score Cause/Effect only)."""
+    from causalmine.data.tags import Relation
+
+    return [Relation.from_spans([s for s in r.spans if s.kind != "S"]) for r in relations]
+
+
+def span_scores(golds: list, predictions: list) -> dict[str, float]:
+    from causalmine.metrics.span_scoring import score_corpus
+
+    full = score_corpus(golds, predictions)
+    ce = score_corpus([ce_only(g) for g in golds], [ce_only(p) for p in predictions])
+    return {"span_f1": full["span_f1"], "span_f1_micro": full["span_f1_micro"], "span_ce_f1": ce["span_f1_micro"]}
+
+
+def seq_scores(labels: list[int], predictions: list[int]) -> dict[str, float]:
+    import torch
+    from torchmetrics.functional.classification import binary_accuracy, binary_f1_score, binary_matthews_corrcoef
+
+    p, t = torch.tensor(predictions), torch.tensor(labels)
+    return {"seq_f1": float(binary_f1_score(p, t)), "seq_accuracy": float(binary_accuracy(p, t)), "seq_mcc": float(binary_matthews_corrcoef(p, t))}
+
+
+def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, float]:
+    """Our pipeline through the real Hydra config; final weights scored on CNC dev."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    from causalmine.cli import train
+    from causalmine.config import register_resolvers
+
+    register_resolvers()
+    weights = {"unified": [], "seq_only": ["span_weight=0"], "span_only": ["alpha=0"]}[system]
+    overrides = [
+        f"seed={seed}",
+        f"trainer.max_epochs={args.epochs}",
+        f"optim.lr={args.lr}",
+        f"data.batch_size={args.batch_size}",
+        f"data.root={args.data_root}",
+        f"trainer.accelerator={args.accelerator}",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+        "test_checkpoint=last",
+        *weights,
+        *([f"data.limit_examples={args.limit}"] if args.limit else []),
+    ]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out_dir)
+    metrics = train(cfg)
+    keep = ("seq_f1", "seq_accuracy", "seq_mcc") if system != "span_only" else ()
+    keep += ("span_f1", "span_f1_micro") if system != "seq_only" else ()
+    result = {k: metrics[f"test/{k}"] for k in keep}
+    if system != "seq_only":
+        from causalmine.checkpoints import load_module
+
+        result["span_ce_f1"] = ce_f1_of_checkpoint(load_module(next(out_dir.glob("checkpoints/last*.ckpt"))), args)
+    return result
+
+
+def ce_f1_of_checkpoint(module, args: argparse.Namespace) -> float:
+    """Cause/Effect-only span F1 of a trained module on CNC dev (comparable with hf_token)."""
+    from causalmine.data.corpora import load_cnc
+    from causalmine.inference import Predictor
+    from causalmine.model.backbone import BackboneSpec, load_tokenizer
+
+    network = module.hparams["network"]
+    predictor = Predictor(module.network, load_tokenizer(BackboneSpec(network["name_or_path"])), device=args.device)
+    test = [e for e in load_cnc(args.data_root, download=False).test if e.relations is not None][: args.limit or None]
+    predicted = [p.relations for p in predictor.predict([e.text for e in test])]
+    return span_scores([e.relations for e in test], predicted)["span_ce_f1"]
+
+
+def cnc_split(args: argparse.Namespace) -> tuple[list, list]:
+    """The training examples our pipeline uses (train minus its validation documents) and CNC dev."""
+    from causalmine.data.corpora import load_cnc
+    from causalmine.data.splits import split_by_document
+
+    corpus = load_cnc(args.data_root, download=False)
+    train, _ = split_by_document(corpus.train, 0.1, 1234)
+    limit = args.limit or None
+    return train[:limit], corpus.test[:limit]
+
+
+def hf_training_args(out_dir: Path, seed: int, args: argparse.Namespace):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(out_dir),
+        num_train_epochs=args.epochs,
+        learning_rate=args.lr,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=64,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        max_grad_norm=1.0,
+        seed=seed,
+        save_strategy="no",
+        report_to=[],
+        logging_steps=50,
+        disable_tqdm=True,
+        use_cpu=args.accelerator == "cpu",
+    )
+
+
+def run_hf_seq(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, float]:
+    import numpy as np
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
+
+    from causalmine.model.backbone import resolve_name_or_path
+
+    path = resolve_name_or_path(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    train, test = cnc_split(args)
+
+    def encode(examples: list) -> list[dict]:
+        return [{**tokenizer(e.text, truncation=True, max_length=256), "labels": e.seq_label} for e in examples if e.seq_label is not None]
+
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    trainer = Trainer(model=model, args=hf_training_args(out_dir, seed, args), train_dataset=encode(train), data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    test_set = encode(test)
+    logits = trainer.predict(test_set).predictions
+    return seq_scores([x["labels"] for x in test_set], np.argmax(logits, -1).tolist())
+
+
+def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, float]:
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, Trainer
+
+    from causalmine.data.encoding import first_subword_positions
+    from causalmine.data.tags import CE_LABEL_TO_ID, CE_LABELS, relation_from_bio
+    from causalmine.model.backbone import resolve_name_or_path
+
+    path = resolve_name_or_path(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    train, test = cnc_split(args)
+
+    def encode(words: list[str], tags: list[str] | None) -> dict:
+        enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=256)
+        positions = first_subword_positions(enc.word_ids(), len(words))
+        labels = [-100] * len(enc["input_ids"])
+        for w, p in enumerate(positions):
+            if p >= 0 and tags is not None:
+                labels[p] = CE_LABEL_TO_ID[tags[w]]
+        return {**enc, "labels": labels, "positions": positions}
+
+    # one training example per gold relation (all of them), Cause/Effect layer only
+    rows = [encode(e.words, r.ce_tags(len(e.words))) for e in train if e.relations for r in e.relations]
+    model = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(CE_LABELS))
+    collator = DataCollatorForTokenClassification(tokenizer)
+    strip = [{k: v for k, v in r.items() if k != "positions"} for r in rows]
+    trainer = Trainer(model=model, args=hf_training_args(out_dir, seed, args), train_dataset=strip, data_collator=collator)
+    trainer.train()
+    scored = [e for e in test if e.relations is not None]
+    model.eval()
+    predictions = []
+    with torch.inference_mode():
+        for e in scored:
+            enc = encode(e.words, None)
+            ids = torch.tensor([enc["input_ids"]], device=model.device)
+            labels = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.argmax(-1)[0].tolist()
+            tags = [CE_LABELS[labels[p]] if p >= 0 else "O" for p in enc["positions"]]
+            relation = relation_from_bio(tags, ["O"] * len(tags))
+            predictions.append([relation] if relation.spans else [])
+    return {"span_ce_f1": span_scores([e.relations for e in scored], predictions)["span_ce_f1"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
+    parser.add_argument("--limit", type=int, default=None, help="first N examples per split (smoke runs)")
+    parser.add_argument("--data-root", default=os.environ.get("CAUSALMINE_DATA", str(ROOT / "data")))
+    parser.add_argument("--work-dir", default="/tmp/causalmine-bench-quality")
+    parser.add_argument("--out", default=str(HERE / "results" / "quality.json"))
+    args = parser.parse_args()
+    import torch
+
+    if args.accelerator == "auto":
+        args.accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    args.device = "cuda" if args.accelerator == "gpu" else "cpu"
+
+    runs = []
+    for seed in args.seeds:
+        for system in args.systems:  # interleaved by seed, so drift affects every system alike
+            out_dir = Path(args.work_dir) / f"{system}_seed{seed}"
+            start = time.perf_counter()
+            if system in ("unified", "seq_only", "span_only"):
+                metrics = run_ours(system, seed, args, out_dir)
+            else:
+                metrics = (run_hf_seq if system == "hf_seq" else run_hf_token)(seed, args, out_dir)
+            runs.append({"system": system, "seed": seed, "seconds": time.perf_counter() - start, **metrics})
+            print(json.dumps(runs[-1]), flush=True)
+    summary = summarize(runs)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"args": {k: v for k, v in vars(args).items()}, "runs": runs, "summary": summary}, indent=2))
+    print(markdown(summary))
+
+
+COLUMNS = ("seq_f1", "seq_accuracy", "seq_mcc", "span_f1", "span_f1_micro", "span_ce_f1", "seconds")
+
+
+def summarize(runs: list[dict]) -> dict[str, dict[str, tuple[float, float] | None]]:
+    summary: dict[str, dict] = {}
+    for system in dict.fromkeys(r["system"] for r in runs):
+        mine = [r for r in runs if r["system"] == system]
+        summary[system] = {}
+        for column in COLUMNS:
+            values = [r[column] for r in mine if column in r]
+            summary[system][column] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0) if values else None
+    return summary
+
+
+def markdown(summary: dict) -> str:
+    header = ["system", "seq F1", "seq accuracy", "seq MCC", "span F1 (CNC official)", "span F1 (micro)", "span C/E F1", "train+test time (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for system, values in summary.items():
+        cells = [f"{v[0]:.3f} ± {v[1]:.3f}" if v and c != "seconds" else (f"{v[0]:.0f} ± {v[1]:.0f}" if v else "–") for c, v in values.items()]
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""Speed and memory: our batching (dynamic padding, length-grouped) against padding to max_length.
+
+    python experiments/bench_speed.py                       # CPU here: fp32
+    python experiments/bench_speed.py --device cuda --bf16  # on a GPU: fp32 and bf16 autocast
+
+The same model (the default MiniLM network) is fed the same CNC training sentences at the same
+batch size, (a) the way our datamodule batches them (padded per batch, grouped by length) and
+(b) padded to a fixed ``max_length`` (128 and 256), as the Hugging Face example scripts do by
+default. Training = forward + loss + backward + AdamW step; prediction = forward under
+``inference_mode`` (our predictor sorts by length, the baseline keeps input order). Each
+(system, repetition) runs in a fresh subprocess, systems interleaved, so peak memory is per
+system; the table gives medians and the ratio to (a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SYSTEMS = ("dynamic", "pad128", "pad256")
+
+
+def _measure(system: str, args: argparse.Namespace) -> dict:
+    """One repetition of one system, in this process."""
+    import torch
+
+    from causalmine.data.collate import CausalCollator
+    from causalmine.data.corpora import load_cnc
+    from causalmine.data.encoding import encode_example
+    from causalmine.model.backbone import BackboneSpec, load_tokenizer
+    from causalmine.model.losses import LossWeights, unified_loss
+    from causalmine.model.network import CausalNetwork, NetworkConfig
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    tokenizer = load_tokenizer(BackboneSpec(args.model))
+    network = CausalNetwork(NetworkConfig(name_or_path=args.model, vocab_size=len(tokenizer), lstm={"enabled": True})).to(device)
+    examples = load_cnc(args.data_root, download=False).train
+    examples = random.Random(0).sample(examples, args.batches * args.batch_size)
+    max_length = 256 if system == "dynamic" else int(system.removeprefix("pad"))
+    items = [encode_example(e, tokenizer, max_length, 3) for e in examples]
+    collator = CausalCollator(tokenizer)
+    if system == "dynamic":
+        # our datamodule: length-grouped mega-batches, padded per batch
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        order = list(LengthGroupedSampler(args.batch_size, lengths=[len(i.input_ids) for i in items], generator=torch.Generator().manual_seed(0)))
+        predict_order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
+    else:
+        order = predict_order = list(range(len(items)))
+
+    def batches(indices: list[int]) -> list[dict]:
+        out = []
+        for start in range(0, len(indices), args.batch_size):
+            batch = collator([items[i] for i in indices[start : start + args.batch_size]])
+            if system != "dynamic":
+                batch = _pad_to(batch, max_length, tokenizer.pad_token_id)
+            out.append({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
+        return out
+
+    train_batches, predict_batches = batches(order), batches(predict_order)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-5)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+
+    def train_step(batch: dict) -> None:
+        with autocast:
+            out = network(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+            loss = unified_loss(out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, LossWeights()).total
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    network.train()
+    for batch in train_batches[: args.warmup]:
+        train_step(batch)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    sync()
+    start = time.perf_counter()
+    for batch in train_batches:
+        train_step(batch)
+    sync()
+    train_seconds = time.perf_counter() - start
+    train_peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
+
+    network.eval()
+    with torch.inference_mode(), autocast:
+        for batch in predict_batches[: args.warmup]:
+            network(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        sync()
+        start = time.perf_counter()
+        for batch in predict_batches:
+            network(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        sync()
+        predict_seconds = time.perf_counter() - start
+
+    samples = len(items)
+    real_tokens = sum(len(i.input_ids) for i in items)
+    padded_tokens = sum(b["input_ids"].numel() for b in train_batches)
+    backbone_params = sum(p.numel() for n, p in network.backbone.named_parameters() if "embeddings" not in n)
+    result = {
+        "system": system,
+        "train_samples_per_s": samples / train_seconds,
+        "predict_samples_per_s": samples / predict_seconds,
+        "real_tokens": real_tokens,
+        "padded_tokens": padded_tokens,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cuda_peak_mib": train_peak / 2**20 if train_peak is not None else None,
+        # backbone training FLOPs on real tokens (6 x non-embedding params per token; attention
+        # terms left out): useful work per second, so padding counts as waste
+        "train_tflops": 6 * backbone_params * real_tokens / train_seconds / 1e12,
+    }
+    return result
+
+
+def _pad_to(batch: dict, length: int, pad_id: int) -> dict:
+    import torch
+
+    out = dict(batch)
+    for key, fill in (("input_ids", pad_id), ("attention_mask", 0), ("token_type_ids", 0), ("ce_labels", -100), ("sig_labels", -100)):
+        if key not in batch:
+            continue
+        tensor = batch[key]
+        extra = length - tensor.shape[-1]
+        if extra > 0:
+            pad = torch.full((*tensor.shape[:-1], extra), fill, dtype=tensor.dtype)
+            out[key] = torch.cat([tensor, pad], dim=-1)
+    return out
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f"; GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true", help="also measure with bf16 autocast (GPU)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("--data-root", default=os.environ.get("CAUSALMINE_DATA", str(ROOT / "data")))
+    parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak dense TFLOP/s at this precision, for MFU")
+    parser.add_argument("--out", default=str(HERE / "results" / "speed.json"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one system here
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(_measure(args.one, args)))
+        return
+
+    precisions = [False, True] if args.bf16 else [False]
+    runs = []
+    for bf16 in precisions:
+        for repeat in range(args.repeats):
+            for system in SYSTEMS:  # interleaved: a, b, c, a, b, c …
+                command = [sys.executable, __file__, "--one", system, "--device", args.device, "--batch-size", str(args.batch_size),
+                           "--batches", str(args.batches), "--warmup", str(args.warmup), "--model", args.model, "--data-root", args.data_root]
+                if bf16:
+                    command.append("--bf16")
+                done = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                result.update(repeat=repeat, precision="bf16" if bf16 else "fp32")
+                runs.append(result)
+                print(json.dumps(result), flush=True)
+    summary = summarize(runs)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"machine": machine(), "args": {k: v for k, v in vars(args).items() if k != "one"}, "runs": runs, "summary": summary}, indent=2))
+    print(markdown(summary, args))
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    rows = []
+    for precision in sorted({r["precision"] for r in runs}, reverse=True):
+        base = {}
+        for system in SYSTEMS:
+            mine = [r for r in runs if r["system"] == system and r["precision"] == precision]
+            row = {"precision": precision, "system": system}
+            for key in ("train_samples_per_s", "predict_samples_per_s", "peak_rss_mib", "cuda_peak_mib", "train_tflops"):
+                values = [r[key] for r in mine if r[key] is not None]
+                row[key] = statistics.median(values) if values else None
+            row["padding_share"] = 1 - mine[0]["real_tokens"] / mine[0]["padded_tokens"]
+            base.setdefault("dynamic", row)
+            rows.append(row)
+        for row in rows:
+            if row["precision"] == precision:
+                dynamic = base["dynamic"]
+                row["train_speedup_of_dynamic"] = dynamic["train_samples_per_s"] / row["train_samples_per_s"]
+                row["predict_speedup_of_dynamic"] = dynamic["predict_samples_per_s"] / row["predict_samples_per_s"]
+    return rows
+
+
+def markdown(summary: list[dict], args: argparse.Namespace) -> str:
+    lines = [
+        "| precision | batching | padding share | train samples/s | dynamic ÷ this (train) | predict samples/s | dynamic ÷ this (predict) | peak memory MiB | backbone TFLOP/s (train) | MFU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in summary:
+        memory = r["cuda_peak_mib"] if r["cuda_peak_mib"] is not None else r["peak_rss_mib"]
+        peak = args.peak_tflops if r["precision"] == "bf16" else None
+        mfu = f"{r['train_tflops'] / peak:.1%}" if peak else "–"
+        lines.append(
+            f"| {r['precision']} | {r['system']} | {r['padding_share']:.0%} | {r['train_samples_per_s']:.1f} | {r['train_speedup_of_dynamic']:.2f}× "
+            f"| {r['predict_samples_per_s']:.1f} | {r['predict_speedup_of_dynamic']:.2f}× | {memory:.0f} | {r['train_tflops']:.2f} | {mfu} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
