@@ -46,15 +46,27 @@ def span_scores(golds: list, predictions: list) -> dict[str, float]:
 
     full = score_corpus(golds, predictions)
     ce = score_corpus([ce_only(g) for g in golds], [ce_only(p) for p in predictions])
-    return {"span_f1": full["span_f1"], "span_f1_micro": full["span_f1_micro"], "span_ce_f1": ce["span_f1_micro"]}
+    return {
+        "span_f1": full["span_f1"],
+        "span_f1_micro": full["span_f1_micro"],
+        "span_ce_f1": ce["span_f1_micro"],
+    }
 
 
 def seq_scores(labels: list[int], predictions: list[int]) -> dict[str, float]:
     import torch
-    from torchmetrics.functional.classification import binary_accuracy, binary_f1_score, binary_matthews_corrcoef
+    from torchmetrics.functional.classification import (
+        binary_accuracy,
+        binary_f1_score,
+        binary_matthews_corrcoef,
+    )
 
     p, t = torch.tensor(predictions), torch.tensor(labels)
-    return {"seq_f1": float(binary_f1_score(p, t)), "seq_accuracy": float(binary_accuracy(p, t)), "seq_mcc": float(binary_matthews_corrcoef(p, t))}
+    return {
+        "seq_f1": float(binary_f1_score(p, t)),
+        "seq_accuracy": float(binary_accuracy(p, t)),
+        "seq_mcc": float(binary_matthews_corrcoef(p, t)),
+    }
 
 
 def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, float]:
@@ -93,7 +105,9 @@ def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) ->
     if system != "seq_only":
         from causalmine.checkpoints import load_module
 
-        result["span_ce_f1"] = ce_f1_of_checkpoint(load_module(next(out_dir.glob("checkpoints/last*.ckpt"))), args)
+        result["span_ce_f1"] = ce_f1_of_checkpoint(
+            load_module(next(out_dir.glob("checkpoints/last*.ckpt"))), args
+        )
     return result
 
 
@@ -104,8 +118,12 @@ def ce_f1_of_checkpoint(module, args: argparse.Namespace) -> float:
     from causalmine.model.backbone import BackboneSpec, load_tokenizer
 
     network = module.hparams["network"]
-    predictor = Predictor(module.network, load_tokenizer(BackboneSpec(network["name_or_path"])), device=args.device)
-    test = [e for e in load_cnc(args.data_root, download=False).test if e.relations is not None][: args.limit or None]
+    predictor = Predictor(
+        module.network, load_tokenizer(BackboneSpec(network["name_or_path"])), device=args.device
+    )
+    test = [e for e in load_cnc(args.data_root, download=False).test if e.relations is not None][
+        : args.limit or None
+    ]
     predicted = [p.relations for p in predictor.predict([e.text for e in test])]
     return span_scores([e.relations for e in test], predicted)["span_ce_f1"]
 
@@ -144,7 +162,12 @@ def hf_training_args(out_dir: Path, seed: int, args: argparse.Namespace):
 
 def run_hf_seq(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, float]:
     import numpy as np
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+    )
 
     from causalmine.model.backbone import resolve_name_or_path
 
@@ -153,10 +176,19 @@ def run_hf_seq(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, 
     train, test = cnc_split(args)
 
     def encode(examples: list) -> list[dict]:
-        return [{**tokenizer(e.text, truncation=True, max_length=256), "labels": e.seq_label} for e in examples if e.seq_label is not None]
+        return [
+            {**tokenizer(e.text, truncation=True, max_length=256), "labels": e.seq_label}
+            for e in examples
+            if e.seq_label is not None
+        ]
 
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
-    trainer = Trainer(model=model, args=hf_training_args(out_dir, seed, args), train_dataset=encode(train), data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = Trainer(
+        model=model,
+        args=hf_training_args(out_dir, seed, args),
+        train_dataset=encode(train),
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
     trainer.train()
     test_set = encode(test)
     logits = trainer.predict(test_set).predictions
@@ -165,7 +197,12 @@ def run_hf_seq(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, 
 
 def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, float]:
     import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, Trainer
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+    )
 
     from causalmine.data.encoding import first_subword_positions
     from causalmine.data.tags import CE_LABEL_TO_ID, CE_LABELS, relation_from_bio
@@ -185,11 +222,18 @@ def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str
         return {**enc, "labels": labels, "positions": positions}
 
     # one training example per gold relation (all of them), Cause/Effect layer only
-    rows = [encode(e.words, r.ce_tags(len(e.words))) for e in train if e.relations for r in e.relations]
+    rows = [
+        encode(e.words, r.ce_tags(len(e.words))) for e in train if e.relations for r in e.relations
+    ]
     model = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(CE_LABELS))
     collator = DataCollatorForTokenClassification(tokenizer)
     strip = [{k: v for k, v in r.items() if k != "positions"} for r in rows]
-    trainer = Trainer(model=model, args=hf_training_args(out_dir, seed, args), train_dataset=strip, data_collator=collator)
+    trainer = Trainer(
+        model=model,
+        args=hf_training_args(out_dir, seed, args),
+        train_dataset=strip,
+        data_collator=collator,
+    )
     trainer.train()
     scored = [e for e in test if e.relations is not None]
     model.eval()
@@ -198,7 +242,11 @@ def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str
         for e in scored:
             enc = encode(e.words, None)
             ids = torch.tensor([enc["input_ids"]], device=model.device)
-            labels = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.argmax(-1)[0].tolist()
+            labels = (
+                model(input_ids=ids, attention_mask=torch.ones_like(ids))
+                .logits.argmax(-1)[0]
+                .tolist()
+            )
             tags = [CE_LABELS[labels[p]] if p >= 0 else "O" for p in enc["positions"]]
             relation = relation_from_bio(tags, ["O"] * len(tags))
             predictions.append([relation] if relation.spans else [])
@@ -206,7 +254,9 @@ def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--epochs", type=int, default=3)
@@ -214,8 +264,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
-    parser.add_argument("--limit", type=int, default=None, help="first N examples per split (smoke runs)")
-    parser.add_argument("--data-root", default=os.environ.get("CAUSALMINE_DATA", str(ROOT / "data")))
+    parser.add_argument(
+        "--limit", type=int, default=None, help="first N examples per split (smoke runs)"
+    )
+    parser.add_argument(
+        "--data-root", default=os.environ.get("CAUSALMINE_DATA", str(ROOT / "data"))
+    )
     parser.add_argument("--work-dir", default="/tmp/causalmine-bench-quality")
     parser.add_argument("--out", default=str(HERE / "results" / "quality.json"))
     args = parser.parse_args()
@@ -234,11 +288,18 @@ def main() -> None:
                 metrics = run_ours(system, seed, args, out_dir)
             else:
                 metrics = (run_hf_seq if system == "hf_seq" else run_hf_token)(seed, args, out_dir)
-            runs.append({"system": system, "seed": seed, "seconds": time.perf_counter() - start, **metrics})
+            runs.append(
+                {"system": system, "seed": seed, "seconds": time.perf_counter() - start, **metrics}
+            )
             print(json.dumps(runs[-1]), flush=True)
     summary = summarize(runs)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"args": {k: v for k, v in vars(args).items()}, "runs": runs, "summary": summary}, indent=2))
+    Path(args.out).write_text(
+        json.dumps(
+            {"args": {k: v for k, v in vars(args).items()}, "runs": runs, "summary": summary},
+            indent=2,
+        )
+    )
     print(markdown(summary))
 
 
@@ -252,15 +313,33 @@ def summarize(runs: list[dict]) -> dict[str, dict[str, tuple[float, float] | Non
         summary[system] = {}
         for column in COLUMNS:
             values = [r[column] for r in mine if column in r]
-            summary[system][column] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0) if values else None
+            summary[system][column] = (
+                (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+                if values
+                else None
+            )
     return summary
 
 
 def markdown(summary: dict) -> str:
-    header = ["system", "seq F1", "seq accuracy", "seq MCC", "span F1 (CNC official)", "span F1 (micro)", "span C/E F1", "train+test time (s)"]
+    header = [
+        "system",
+        "seq F1",
+        "seq accuracy",
+        "seq MCC",
+        "span F1 (CNC official)",
+        "span F1 (micro)",
+        "span C/E F1",
+        "train+test time (s)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for system, values in summary.items():
-        cells = [f"{v[0]:.3f} ± {v[1]:.3f}" if v and c != "seconds" else (f"{v[0]:.0f} ± {v[1]:.0f}" if v else "–") for c, v in values.items()]
+        cells = [
+            f"{v[0]:.3f} ± {v[1]:.3f}"
+            if v and c != "seconds"
+            else (f"{v[0]:.0f} ± {v[1]:.0f}" if v else "–")
+            for c, v in values.items()
+        ]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

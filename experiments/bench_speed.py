@@ -45,7 +45,9 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     device = torch.device(args.device)
     tokenizer = load_tokenizer(BackboneSpec(args.model))
-    network = CausalNetwork(NetworkConfig(name_or_path=args.model, vocab_size=len(tokenizer), lstm={"enabled": True})).to(device)
+    network = CausalNetwork(
+        NetworkConfig(name_or_path=args.model, vocab_size=len(tokenizer), lstm={"enabled": True})
+    ).to(device)
     examples = load_cnc(args.data_root, download=False).train
     examples = random.Random(0).sample(examples, args.batches * args.batch_size)
     max_length = 256 if system == "dynamic" else int(system.removeprefix("pad"))
@@ -55,7 +57,13 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
         # our datamodule: length-grouped mega-batches, padded per batch
         from transformers.trainer_pt_utils import LengthGroupedSampler
 
-        order = list(LengthGroupedSampler(args.batch_size, lengths=[len(i.input_ids) for i in items], generator=torch.Generator().manual_seed(0)))
+        order = list(
+            LengthGroupedSampler(
+                args.batch_size,
+                lengths=[len(i.input_ids) for i in items],
+                generator=torch.Generator().manual_seed(0),
+            )
+        )
         predict_order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
     else:
         order = predict_order = list(range(len(items)))
@@ -76,7 +84,9 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
     def train_step(batch: dict) -> None:
         with autocast:
             out = network(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-            loss = unified_loss(out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, LossWeights()).total
+            loss = unified_loss(
+                out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, LossWeights()
+            ).total
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -112,7 +122,9 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
     samples = len(items)
     real_tokens = sum(len(i.input_ids) for i in items)
     padded_tokens = sum(b["input_ids"].numel() for b in train_batches)
-    backbone_params = sum(p.numel() for n, p in network.backbone.named_parameters() if "embeddings" not in n)
+    backbone_params = sum(
+        p.numel() for n, p in network.backbone.named_parameters() if "embeddings" not in n
+    )
     result = {
         "system": system,
         "train_samples_per_s": samples / train_seconds,
@@ -132,7 +144,13 @@ def _pad_to(batch: dict, length: int, pad_id: int) -> dict:
     import torch
 
     out = dict(batch)
-    for key, fill in (("input_ids", pad_id), ("attention_mask", 0), ("token_type_ids", 0), ("ce_labels", -100), ("sig_labels", -100)):
+    for key, fill in (
+        ("input_ids", pad_id),
+        ("attention_mask", 0),
+        ("token_type_ids", 0),
+        ("ce_labels", -100),
+        ("sig_labels", -100),
+    ):
         if key not in batch:
             continue
         tensor = batch[key]
@@ -164,7 +182,9 @@ def machine() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true", help="also measure with bf16 autocast (GPU)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -172,8 +192,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
-    parser.add_argument("--data-root", default=os.environ.get("CAUSALMINE_DATA", str(ROOT / "data")))
-    parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak dense TFLOP/s at this precision, for MFU")
+    parser.add_argument(
+        "--data-root", default=os.environ.get("CAUSALMINE_DATA", str(ROOT / "data"))
+    )
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the device's peak dense TFLOP/s at this precision, for MFU",
+    )
     parser.add_argument("--out", default=str(HERE / "results" / "speed.json"))
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one system here
     args = parser.parse_args()
@@ -186,18 +213,50 @@ def main() -> None:
     for bf16 in precisions:
         for repeat in range(args.repeats):
             for system in SYSTEMS:  # interleaved: a, b, c, a, b, c …
-                command = [sys.executable, __file__, "--one", system, "--device", args.device, "--batch-size", str(args.batch_size),
-                           "--batches", str(args.batches), "--warmup", str(args.warmup), "--model", args.model, "--data-root", args.data_root]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    system,
+                    "--device",
+                    args.device,
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--batches",
+                    str(args.batches),
+                    "--warmup",
+                    str(args.warmup),
+                    "--model",
+                    args.model,
+                    "--data-root",
+                    args.data_root,
+                ]
                 if bf16:
                     command.append("--bf16")
-                done = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+                done = subprocess.run(
+                    command,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+                )
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 result.update(repeat=repeat, precision="bf16" if bf16 else "fp32")
                 runs.append(result)
                 print(json.dumps(result), flush=True)
     summary = summarize(runs)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"machine": machine(), "args": {k: v for k, v in vars(args).items() if k != "one"}, "runs": runs, "summary": summary}, indent=2))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "machine": machine(),
+                "args": {k: v for k, v in vars(args).items() if k != "one"},
+                "runs": runs,
+                "summary": summary,
+            },
+            indent=2,
+        )
+    )
     print(markdown(summary, args))
 
 
@@ -208,7 +267,13 @@ def summarize(runs: list[dict]) -> list[dict]:
         for system in SYSTEMS:
             mine = [r for r in runs if r["system"] == system and r["precision"] == precision]
             row = {"precision": precision, "system": system}
-            for key in ("train_samples_per_s", "predict_samples_per_s", "peak_rss_mib", "cuda_peak_mib", "train_tflops"):
+            for key in (
+                "train_samples_per_s",
+                "predict_samples_per_s",
+                "peak_rss_mib",
+                "cuda_peak_mib",
+                "train_tflops",
+            ):
                 values = [r[key] for r in mine if r[key] is not None]
                 row[key] = statistics.median(values) if values else None
             row["padding_share"] = 1 - mine[0]["real_tokens"] / mine[0]["padded_tokens"]
@@ -217,8 +282,12 @@ def summarize(runs: list[dict]) -> list[dict]:
         for row in rows:
             if row["precision"] == precision:
                 dynamic = base["dynamic"]
-                row["train_speedup_of_dynamic"] = dynamic["train_samples_per_s"] / row["train_samples_per_s"]
-                row["predict_speedup_of_dynamic"] = dynamic["predict_samples_per_s"] / row["predict_samples_per_s"]
+                row["train_speedup_of_dynamic"] = (
+                    dynamic["train_samples_per_s"] / row["train_samples_per_s"]
+                )
+                row["predict_speedup_of_dynamic"] = (
+                    dynamic["predict_samples_per_s"] / row["predict_samples_per_s"]
+                )
     return rows
 
 

@@ -18,6 +18,14 @@ from causalmine.config import register_resolvers
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
+# a random-weight BERT small enough for unit tests
+TINY_BERT = {
+    "arch": "bert",
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+}
 CONF = REPO / "conf"
 os.environ.setdefault("PROJECT_ROOT", str(REPO))
 register_resolvers()

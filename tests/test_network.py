@@ -11,17 +11,11 @@ from causalmine.model.heads import ChainedSpanHeads
 from causalmine.model.network import CausalNetwork, NetworkConfig
 from causalmine.model.pooling import Pooling
 
-TINY = {
-    "arch": "bert",
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 37,
-}
+from .conftest import TINY_BERT
 
 
 def _network(**overrides) -> CausalNetwork:
-    settings = {"name_or_path": "tiny-bert", "tiny": TINY, "vocab_size": 120, **overrides}
+    settings = {"name_or_path": "tiny-bert", "tiny": TINY_BERT, "vocab_size": 120, **overrides}
     return CausalNetwork(NetworkConfig(**settings))
 
 

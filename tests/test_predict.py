@@ -16,23 +16,15 @@ from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.model.network import CausalNetwork, NetworkConfig
 from causalmine.prediction_files import read_texts
 
-from .conftest import compose_config
-
-TINY = {
-    "arch": "bert",
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 37,
-}
+from .conftest import TINY_BERT, compose_config
 
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
     torch.manual_seed(0)
-    tokenizer = load_tokenizer(BackboneSpec("tiny-bert", TINY))
+    tokenizer = load_tokenizer(BackboneSpec("tiny-bert", TINY_BERT))
     network = CausalNetwork(
-        NetworkConfig(name_or_path="tiny-bert", tiny=TINY, vocab_size=len(tokenizer))
+        NetworkConfig(name_or_path="tiny-bert", tiny=TINY_BERT, vocab_size=len(tokenizer))
     )
     return Predictor(network, tokenizer, max_length=32, stride=8, batch_size=4, required_kinds=())
 

@@ -126,7 +126,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
             # the best checkpoint (or, with test_checkpoint=last or when none was saved, the
             # final weights)
             use_best = cfg.get("test_checkpoint", "best") == "best" and best
-            trainer.test(module, datamodule=datamodule, ckpt_path=best if use_best else None, weights_only=True)
+            trainer.test(
+                module,
+                datamodule=datamodule,
+                ckpt_path=best if use_best else None,
+                weights_only=True,
+            )
             metrics.update(
                 {k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")}
             )

@@ -103,7 +103,10 @@ def check_train_config(cfg: DictConfig) -> None:
             name in LOGGER_CHOICES,
             f"unknown logger {name!r}; use logger=csv, logger=wandb or logger=none",
         )
-    _require(cfg.get("test_checkpoint", "best") in ("best", "last"), f"test_checkpoint must be best or last, got {cfg.get('test_checkpoint')!r}")
+    _require(
+        cfg.get("test_checkpoint", "best") in ("best", "last"),
+        f"test_checkpoint must be best or last, got {cfg.get('test_checkpoint')!r}",
+    )
     monitor = cfg.get("monitor")
     _require(
         isinstance(monitor, str) and monitor.startswith("val/"),

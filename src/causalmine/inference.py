@@ -27,7 +27,6 @@ from causalmine.data.tags import (
 from causalmine.decode import DEFAULT_REQUIRED_KINDS, decode_relations
 from causalmine.model.network import CausalNetwork
 
-
 CHUNK_BATCHES = 32  # texts are read in chunks of this many batches, sorted by length within a chunk
 
 

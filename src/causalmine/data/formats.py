@@ -110,6 +110,23 @@ def parse_relations(texts: list[str], sentence: str, report: ReadReport, row: in
     return sorted(relations, key=Relation.sort_key)
 
 
+def _relations_of_cell(
+    cell: str, column: str, text: str, report: ReadReport, row: int, single_allowed: bool = False
+) -> list[Relation] | None:
+    """The relations of a relation-list cell, or None when the row is rejected (skip mode)."""
+    try:
+        single = single_allowed and cell.strip() and not cell.strip().startswith("[")
+        tagged = [cell] if single else parse_relation_list(cell)
+    except (ValueError, SyntaxError) as err:
+        report.reject(row, "bad relation list", f"{column} is not a Python list literal of strings ({err})")
+        return None
+    try:
+        return parse_relations(tagged, text, report, row)
+    except TagError as err:
+        report.reject(row, err.reason, str(err))
+        return None
+
+
 def _text_or_reject(row: CsvRow, report: ReadReport) -> str | None:
     text = row.values.get("text", "")
     if not text.strip():
@@ -184,15 +201,8 @@ def read_grouped_file(path: Path, corpus: str, on_error: OnError) -> tuple[list[
         text = _text_or_reject(row, report)
         if text is None:
             continue
-        try:
-            tagged = parse_relation_list(v["causal_text_w_pairs"])
-        except (ValueError, SyntaxError) as err:
-            report.reject(row.number, "bad relation list", f"causal_text_w_pairs is not a Python list literal of strings ({err})")
-            continue
-        try:
-            relations = parse_relations(tagged, text, report, row.number)
-        except TagError as err:
-            report.reject(row.number, err.reason, str(err))
+        relations = _relations_of_cell(v["causal_text_w_pairs"], "causal_text_w_pairs", text, report, row.number)
+        if relations is None:
             continue
         num_rs = v.get("num_rs", "").strip()
         if num_rs and num_rs not in (str(len(relations)), f"{len(relations)}.0"):
@@ -291,16 +301,8 @@ def read_user_csv(path: Path, corpus: str, columns: dict[str, str | None], on_er
             continue
         relations = None
         if col["relations"]:
-            cell = v[col["relations"]]
-            try:
-                tagged = parse_relation_list(cell) if cell.strip().startswith("[") or not cell.strip() else [cell]
-            except (ValueError, SyntaxError) as err:
-                report.reject(row.number, "bad relation list", f"{col['relations']} is not a Python list literal of strings ({err})")
-                continue
-            try:
-                relations = parse_relations(tagged, text, report, row.number)
-            except TagError as err:
-                report.reject(row.number, err.reason, str(err))
+            relations = _relations_of_cell(v[col["relations"]], col["relations"], text, report, row.number, single_allowed=True)
+            if relations is None:
                 continue
         pair = None
         if col["pair_text"] and v[col["pair_text"]].strip():

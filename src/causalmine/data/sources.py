@@ -35,6 +35,10 @@ def _cnc(name: str, sha256: str) -> CorpusFile:
     return CorpusFile(f"cnc_v2/{name}", CNC_URL.format(name=name), sha256)
 
 
+def _unicausal(name: str, sha256: str) -> CorpusFile:
+    return CorpusFile(f"unicausal/{name}", UNICAUSAL_URL.format(name=name), sha256)
+
+
 KNOWN_FILES: dict[str, CorpusFile] = {
     f.relative_path: f
     for f in [
@@ -46,26 +50,10 @@ KNOWN_FILES: dict[str, CorpusFile] = {
         _cnc("dev_subtask2_grouped.csv", "82da71f12e60f5b0d2cc236b57ca44ce68f75c3047a55f9901d1dd194bf7c367"),
         _cnc("test_subtask1_text.csv", "d3ab231c054a9779a75c58696b5231df83649fbda9af3746e44016a8c32496e3"),
         _cnc("test_subtask2_text.csv", "50b7fd1a23bd78085634b3dd661f3cca4b04ed9023a356218d733039451f7899"),
-        CorpusFile(
-            "unicausal/splits/because_train.csv",
-            UNICAUSAL_URL.format(name="splits/because_train.csv"),
-            "8f491eeee0862d5a9eef92b770348e1a7d95684cf8d00b8a3746fd338ac1bc68",
-        ),
-        CorpusFile(
-            "unicausal/splits/because_test.csv",
-            UNICAUSAL_URL.format(name="splits/because_test.csv"),
-            "ae06c1f67dc3ed09e6c02881a8da3e9d33fbddda41b00f667f98a3e676999d55",
-        ),
-        CorpusFile(
-            "unicausal/grouped/splits/because_train.csv",
-            UNICAUSAL_URL.format(name="grouped/splits/because_train.csv"),
-            "43c09e0732c4824c0a35b40c9be510fd0c16f5d67d51c10b8b99d8e2dd8ad974",
-        ),
-        CorpusFile(
-            "unicausal/grouped/splits/because_test.csv",
-            UNICAUSAL_URL.format(name="grouped/splits/because_test.csv"),
-            "20bfd2c82503d6eaeb1aa640f3b6ff961d5f13cabdcd271427fab0b5e2a45bb3",
-        ),
+        _unicausal("splits/because_train.csv", "8f491eeee0862d5a9eef92b770348e1a7d95684cf8d00b8a3746fd338ac1bc68"),
+        _unicausal("splits/because_test.csv", "ae06c1f67dc3ed09e6c02881a8da3e9d33fbddda41b00f667f98a3e676999d55"),
+        _unicausal("grouped/splits/because_train.csv", "43c09e0732c4824c0a35b40c9be510fd0c16f5d67d51c10b8b99d8e2dd8ad974"),
+        _unicausal("grouped/splits/because_test.csv", "20bfd2c82503d6eaeb1aa640f3b6ff961d5f13cabdcd271427fab0b5e2a45bb3"),
     ]
 }
 
