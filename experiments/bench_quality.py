@@ -148,7 +148,7 @@ def hf_training_args(out_dir: Path, seed: int, args: argparse.Namespace):
         learning_rate=args.lr,
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=64,
-        warmup_ratio=0.1,
+        warmup_steps=0.1,  # a float is a ratio of the training steps (transformers 5)
         weight_decay=0.01,
         max_grad_norm=1.0,
         seed=seed,
