@@ -11,11 +11,12 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig
 
-from causalmine.checkpoints import load_module, resolve_ckpt_path
+from causalmine.checkpoints import check_resumable, load_module, resolve_ckpt_path
 from causalmine.config import check_train_config, to_plain
 from causalmine.data.datamodule import CausalDataModule
 from causalmine.export import load as load_model_dir
@@ -33,6 +34,11 @@ def output_dir(cfg: DictConfig) -> Path:
     if HydraConfig.initialized():
         return Path(HydraConfig.get().runtime.output_dir)
     return Path(cfg.paths.output_dir)
+
+
+def is_multirun() -> bool:
+    """True inside a job of ``python train.py -m …``."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def build_datamodule(data_cfg: dict[str, Any], tokenizer, span_heads: int) -> CausalDataModule:
@@ -110,12 +116,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     log_run_config(loggers, to_plain(cfg))
+    resume_from = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir, not is_multirun())
+    if resume_from is not None:
+        check_resumable(resume_from)
+        if out_dir.resolve() not in Path(resume_from).resolve().parents:
+            log.warning(
+                "resuming from another run's checkpoint %s: the best-checkpoint record and the "
+                "logs start afresh in %s; for an exact resume rerun with hydra.run.dir=<that run>",
+                resume_from,
+                out_dir,
+            )
     try:
-        trainer.fit(
-            module,
-            datamodule=datamodule,
-            ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir),
-        )
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         metrics = final_metrics(trainer)
         checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
         best = checkpoint.best_model_path if checkpoint is not None else ""

@@ -9,13 +9,13 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from causalmine.data.accounting import ON_ERROR_CHOICES, ReadReport
 from causalmine.data.collate import CausalCollator
 from causalmine.data.corpora import CorpusSplits, load_cnc
 from causalmine.data.encoding import EncodedExample, encode_example
 from causalmine.data.formats import Example
+from causalmine.data.sampling import resumable_train_loader
 from causalmine.data.splits import split_by_document
 
 log = logging.getLogger(__name__)
@@ -141,16 +141,7 @@ class CausalDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
-        sampler = LengthGroupedSampler(self.batch_size, lengths=dataset.lengths) if self.group_by_length else None
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            shuffle=sampler is None,
-            collate_fn=self.collator,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        return resumable_train_loader(dataset, dataset.lengths, self.batch_size, self.group_by_length, self.collator, self.num_workers)
 
     def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader(
