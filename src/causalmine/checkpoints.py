@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,9 @@ def _last_checkpoints(paths) -> list[Path]:
 
 def _describe(err: BaseException) -> str:
     text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0][:200]}" if text else type(err).__name__
+    # the first sentence: torch's messages go on with advice about weights_only and miniz
+    first = text.splitlines()[0].split(". ")[0][:200] if text else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 def read_checkpoint(ckpt_path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
@@ -67,12 +70,22 @@ def read_checkpoint(ckpt_path: str | Path, map_location: str = "cpu") -> dict[st
     path = Path(ckpt_path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    damaged = "Is the file truncated or corrupt (an interrupted copy or a killed save)?"
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path}: cannot be read as a checkpoint: its {path.stat().st_size:,} bytes are not "
+            f"a zip archive, as every torch checkpoint is. {damaged}"
+        )
+    with zipfile.ZipFile(path) as archive:
+        # torch.load does not check the CRCs: a damaged tensor would load as wrong numbers
+        damaged_member = archive.testzip()
+    if damaged_member is not None:
+        raise CheckpointError(f"{path}: {damaged_member} fails its CRC check. {damaged}")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
     except Exception as err:  # whatever torch.load fails with, the file is unusable
         raise CheckpointError(
-            f"{path}: cannot be read as a checkpoint ({_describe(err)}). "
-            "Is the file truncated or corrupt (an interrupted copy or a killed save)?"
+            f"{path}: cannot be read as a checkpoint ({_describe(err)}). {damaged}"
         ) from None
     missing = [
         k

@@ -22,7 +22,7 @@ from causalmine.data.datamodule import CausalDataModule
 from causalmine.export import load as load_model_dir
 from causalmine.inference import Predictor
 from causalmine.lit import CausalLitModule
-from causalmine.loggers import build_loggers, finish_loggers, log_run_config
+from causalmine.loggers import build_loggers, finish_loggers, keep_csv_metrics, log_run_config
 from causalmine.metrics.tables import print_results
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.prediction_files import read_texts, write_predictions
@@ -90,6 +90,22 @@ def final_metrics(trainer: L.Trainer) -> dict[str, float]:
     }
 
 
+def resume_checkpoint(ckpt_path: str | None, out_dir: Path) -> str | None:
+    """The checkpoint a training run resumes from (``None``: a fresh run), checked to be whole."""
+    resume_from = resolve_ckpt_path(ckpt_path, out_dir, search_siblings=not is_multirun())
+    if resume_from is None:
+        return None
+    check_resumable(resume_from)
+    if out_dir.resolve() not in Path(resume_from).resolve().parents:
+        log.warning(
+            "resuming from another run's checkpoint %s: the best-checkpoint record and the logs "
+            "start afresh in %s; for an exact resume rerun with hydra.run.dir=<that run>",
+            resume_from,
+            out_dir,
+        )
+    return resume_from
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the unified model, test its best checkpoint, write ``metrics.json``; return the metrics."""
     check_train_config(cfg)
@@ -110,22 +126,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         data_config=data_cfg,
         freeze=to_plain(cfg.freeze),
     )
+    resume_from = resume_checkpoint(cfg.get("ckpt_path"), out_dir)
     loggers = build_loggers(cfg.get("logger"))
+    if resume_from is not None:
+        keep_csv_metrics(loggers)
     callbacks = build_callbacks(
         cfg.get("callbacks"), bool(loggers), cfg.trainer.get("enable_progress_bar", True)
     )
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     log_run_config(loggers, to_plain(cfg))
-    resume_from = resolve_ckpt_path(cfg.get("ckpt_path"), out_dir, not is_multirun())
-    if resume_from is not None:
-        check_resumable(resume_from)
-        if out_dir.resolve() not in Path(resume_from).resolve().parents:
-            log.warning(
-                "resuming from another run's checkpoint %s: the best-checkpoint record and the "
-                "logs start afresh in %s; for an exact resume rerun with hydra.run.dir=<that run>",
-                resume_from,
-                out_dir,
-            )
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         metrics = final_metrics(trainer)

@@ -53,7 +53,8 @@ def dump_nonfinite(
             "sources": [e.source for e in examples],
             "tensors": {k: v.detach().cpu() for k, v in batch.items() if torch.is_tensor(v)},
             "losses": {
-                name: float(getattr(losses, name)) for name in ("total", "seq", "span", "pair")
+                name: float(getattr(losses, name).detach())
+                for name in ("total", "seq", "span", "pair")
             },
             "rng_states": rng_states,
         },
