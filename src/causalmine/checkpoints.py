@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def resolve_ckpt_path(
     return str(ckpt_path)
 
 
-def _last_checkpoints(paths) -> list[Path]:
+def _last_checkpoints(paths: Iterable[Path]) -> list[Path]:
     return [p for p in paths if LAST_NAME.fullmatch(p.name) and p.is_file()]
 
 
