@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 import torch
@@ -135,3 +136,51 @@ def test_exported_directory_predicts_like_its_checkpoint(trained_checkpoint, tmp
     assert outputs[0] == outputs[1]
     loaded = causalmine.load(str(model_dir))
     assert [p.to_json() for p in loaded.predict(texts)] == outputs[0]
+
+
+def hostile_lines(count: int = 1000) -> list[str]:
+    """``count`` lines of what real input files contain besides sentences (no ``\\n`` inside)."""
+    rng = random.Random(0)
+    words = ["Prices", "rose", "because", "supply", "fell", "暴动", "שלום", "😀", "<b>x</b>"]
+    kinds = [
+        lambda: "",
+        lambda: rng.choice([" ", "\t", "   \t ", "\u00a0", "\u3000", "\u2028", "\x85"]),
+        lambda: "Prices rose because supply fell .",
+        lambda: "😀 Prices 🚀 rose 👍🏽 because 🧑‍🚀 supply fell 🇩🇪 .",
+        lambda: "המחירים עלו כי ההיצע ירד . ارتفعت الأسعار لأن العرض انخفض",
+        lambda: (
+            "<p>Prices <b>rose</b></p> <script>alert('x')</script> &amp; <ARG0>not a tag</ARG0>"
+        ),
+        lambda: "Prices\x00 rose\x01 because\x1b[31m supply\x7f fell\x0b\x0c\x1c .",
+        lambda: "\x00\x01\x02\x03",
+        lambda: "Prices rose\x85because supply\u2028fell\u2029 sharply\rtoday .",
+        lambda: "Prices  rose   because    supply fell",
+        lambda: "\u200b\u200c\u200d\ufeff zero width",
+        lambda: "e\u0301" * 40 + " " + "a" * 3000,
+        lambda: " ".join(rng.choice(words) for _ in range(rng.randint(1, 60))),
+    ]
+    lines = [rng.choice(kinds)() for _ in range(count)]
+    for i in range(3, count, count // 4):  # a few 10,000-word lines
+        lines[i] = " ".join(rng.choice(words) for _ in range(10_000))
+    lines[0] = "A plain first line ."  # a leading BOM would be read as a byte-order mark
+    return lines
+
+
+def test_predict_writes_one_line_per_hostile_input_line(trained_checkpoint, tmp_path):
+    lines = hostile_lines()
+    path = tmp_path / "hostile.txt"
+    path.write_bytes("\n".join(lines).encode("utf-8") + b"\n")
+    assert read_texts(path) == lines
+    cfg = compose_config(
+        "predict",
+        [f"ckpt_path={trained_checkpoint}", f"input={path}", "progress_bar=false"],
+        tmp_path,
+    )
+    out = predict(cfg)
+    # splitlines() breaks at \x85, \u2028, \x1c … too: the output must survive any line reader
+    written = out.read_text(encoding="utf-8").splitlines()
+    assert len(written) == len(lines) == 1000
+    records = [json.loads(line) for line in written]
+    assert [r["index"] for r in records] == list(range(1000))
+    assert [r["text"] for r in records] == lines
+    assert [r["causal_probability"] is None for r in records] == [not t.strip() for t in lines]

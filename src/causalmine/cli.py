@@ -11,17 +11,18 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig
 
-from causalmine.checkpoints import load_module, resolve_ckpt_path
+from causalmine.checkpoints import check_resumable, load_module, resolve_ckpt_path
 from causalmine.config import check_train_config, to_plain
 from causalmine.data.datamodule import CausalDataModule
 from causalmine.export import load as load_model_dir
 from causalmine.inference import Predictor
 from causalmine.lit import CausalLitModule
-from causalmine.loggers import build_loggers, finish_loggers, log_run_config
+from causalmine.loggers import build_loggers, finish_loggers, keep_csv_metrics, log_run_config
 from causalmine.metrics.tables import print_results
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.prediction_files import read_texts, write_predictions
@@ -33,6 +34,11 @@ def output_dir(cfg: DictConfig) -> Path:
     if HydraConfig.initialized():
         return Path(HydraConfig.get().runtime.output_dir)
     return Path(cfg.paths.output_dir)
+
+
+def is_multirun() -> bool:
+    """True inside a job of ``python train.py -m …``."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def build_datamodule(
@@ -86,6 +92,22 @@ def final_metrics(trainer: L.Trainer) -> dict[str, float]:
     }
 
 
+def resume_checkpoint(ckpt_path: str | None, out_dir: Path) -> str | None:
+    """The checkpoint a training run resumes from (``None``: a fresh run), checked to be whole."""
+    resume_from = resolve_ckpt_path(ckpt_path, out_dir, search_siblings=not is_multirun())
+    if resume_from is None:
+        return None
+    check_resumable(resume_from)
+    if out_dir.resolve() not in Path(resume_from).resolve().parents:
+        log.warning(
+            "resuming from another run's checkpoint %s: the best-checkpoint record and the logs "
+            "start afresh in %s; for an exact resume rerun with hydra.run.dir=<that run>",
+            resume_from,
+            out_dir,
+        )
+    return resume_from
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the unified model, test its best checkpoint, write ``metrics.json``; return the metrics."""
     check_train_config(cfg)
@@ -107,18 +129,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
         freeze=to_plain(cfg.freeze),
         corpora=datamodule.corpus_names,
     )
+    resume_from = resume_checkpoint(cfg.get("ckpt_path"), out_dir)
     loggers = build_loggers(cfg.get("logger"))
+    if resume_from is not None:
+        keep_csv_metrics(loggers)
     callbacks = build_callbacks(
         cfg.get("callbacks"), bool(loggers), cfg.trainer.get("enable_progress_bar", True)
     )
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     log_run_config(loggers, to_plain(cfg))
     try:
-        trainer.fit(
-            module,
-            datamodule=datamodule,
-            ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir),
-        )
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         metrics = final_metrics(trainer)
         checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
         best = checkpoint.best_model_path if checkpoint is not None else ""

@@ -7,15 +7,19 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from transformers import AutoConfig
 
 from causalmine.decode import decode_batch
 from causalmine.metrics.stage_metrics import StageMetrics
 from causalmine.model.freezing import FreezeConfig, apply_static_freezing
-from causalmine.model.losses import LossWeights, unified_loss
+from causalmine.model.losses import LossBreakdown, LossWeights, unified_loss
 from causalmine.model.network import CausalNetwork, NetworkConfig, NetworkOutput
+from causalmine.nonfinite import dump_nonfinite, nonfinite_dir
 from causalmine.optim import OptimConfig, build_optimizer
+from causalmine.resume import ResumePoint
+from causalmine.rng import capture_rng_states
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,7 @@ class CausalLitModule(L.LightningModule):
         self.metrics = nn.ModuleDict(
             {stage: StageMetrics(stage, corpora or []) for stage in STAGES}
         )
+        self._resume_point: ResumePoint | None = None  # set by a resumed fit
 
     def forward(self, batch: dict[str, Any]) -> NetworkOutput:
         return self.network(
@@ -70,16 +75,13 @@ class CausalLitModule(L.LightningModule):
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        rng_states = capture_rng_states()  # before dropout draws: a replay gets the same masks
         out = self(batch)
         losses = unified_loss(
             out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, self.loss_weights
         )
         if not torch.isfinite(losses.total):
-            ids = [e.id for e in batch["meta"].examples]
-            raise NonFiniteLossError(
-                f"non-finite training loss {losses.total.item()} at global step {self.global_step} "
-                f"(seq {losses.seq.item()}, span {losses.span.item()}, pair {losses.pair.item()}); batch example ids: {ids}"
-            )
+            self._stop_on_nonfinite(batch, losses, rng_states)
         size = batch["input_ids"].shape[0]
         self.log("train/loss", losses.total, prog_bar=True, batch_size=size)
         self.log_dict(
@@ -91,6 +93,28 @@ class CausalLitModule(L.LightningModule):
             batch_size=size,
         )
         return losses.total
+
+    def _stop_on_nonfinite(
+        self, batch: dict[str, Any], losses: LossBreakdown, rng_states: dict[str, Any]
+    ) -> None:
+        trainer = self.trainer
+        saved = dump_nonfinite(
+            nonfinite_dir(
+                trainer.default_root_dir, self.global_step, trainer.global_rank, trainer.world_size
+            ),
+            batch,
+            self,
+            rng_states,
+            losses,
+        )
+        ids = [e.id for e in batch["meta"].examples]
+        raise NonFiniteLossError(
+            f"non-finite training loss {losses.total.item()} at global step {self.global_step} "
+            f"(seq {losses.seq.item()}, span {losses.span.item()}, pair {losses.pair.item()}); "
+            f"batch example ids: {ids}. The batch, its random state and the model/optimizer "
+            f"state are saved in {saved}; replay: "
+            f"python -c \"from causalmine.nonfinite import replay_nonfinite; print(replay_nonfinite('{saved}'))\""
+        )
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         out = self(batch)
@@ -163,6 +187,19 @@ class CausalLitModule(L.LightningModule):
                 if group.get("thaws"):
                     for param in group["params"]:
                         param.grad = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = capture_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # only a resumed fit restores them (not eval, predict or a fine-tune from the weights)
+        fitting = self._trainer is not None and self._trainer.state.fn == TrainerFn.FITTING
+        self._resume_point = ResumePoint.from_checkpoint(checkpoint) if fitting else None
+
+    def on_train_start(self) -> None:
+        if self._resume_point is not None:
+            self._resume_point.apply(self.trainer)
+            self._resume_point = None
 
     def configure_optimizers(self) -> dict[str, Any]:
         total = int(self.trainer.estimated_stepping_batches)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,19 @@ def build_loggers(cfg: DictConfig | None) -> list[Logger]:
             Path(settings["save_dir"]).mkdir(parents=True, exist_ok=True)
         loggers.append(instantiate(settings))
     return loggers
+
+
+def keep_csv_metrics(loggers: list[Logger]) -> Path | None:
+    """Before a resume into the same directory: move ``metrics.csv`` aside to
+    ``metrics-before-resume-<n>.csv``, since Lightning's CSVLogger deletes an existing one."""
+    for logger in loggers:
+        current = Path(logger.log_dir) / "metrics.csv" if isinstance(logger, CSVLogger) else None
+        if current is not None and current.is_file():
+            done = len(list(current.parent.glob("metrics-before-resume-*.csv")))
+            kept = current.rename(current.with_name(f"metrics-before-resume-{done + 1}.csv"))
+            log.info("the interrupted run's CSV log is kept as %s", kept)
+            return kept
+    return None
 
 
 def log_run_config(loggers: list[Logger], resolved: dict[str, Any]) -> None:

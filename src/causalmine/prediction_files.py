@@ -55,9 +55,16 @@ def write_predictions(
     count = 0
     with Path(path).open("w", encoding="utf-8") as fh:
         for index, prediction in enumerate(predictions):
-            fh.write(
-                json.dumps(prediction_record(index, prediction, output_format), ensure_ascii=False)
-                + "\n"
-            )
+            fh.write(json_line(prediction_record(index, prediction, output_format)))
             count += 1
     return count
+
+
+# json.dumps(ensure_ascii=False) leaves these raw inside strings; str.splitlines() and many
+# JSONL readers break lines at them
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_line(record: dict) -> str:
+    """One JSONL line: UTF-8 text kept readable, and no character any reader takes for a line end."""
+    return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"

@@ -7,9 +7,8 @@ from collections import Counter
 from typing import Any
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from causalmine.data.accounting import ON_ERROR_CHOICES, ReadReport
 from causalmine.data.collate import CausalCollator
@@ -18,6 +17,7 @@ from causalmine.data.encoding import EncodedExample, encode_example
 from causalmine.data.formats import Example
 from causalmine.data.leakage import leaked
 from causalmine.data.mixing import SAMPLING_CHOICES, TemperatureSampler
+from causalmine.data.sampling import resumable_train_loader
 from causalmine.data.splits import split_by_document
 
 log = logging.getLogger(__name__)
@@ -223,25 +223,14 @@ class CausalDataModule(L.LightningDataModule):
             lines.append(f"  leakage: {leakage['train']} training and {leakage['val']} validation sentences also occur in the test data; {action}")
         return "\n".join(lines)
 
-    def _train_sampler(self, dataset: EncodedDataset) -> Sampler | None:
-        if self.sampling == "temperature":
-            corpus_of = [item.example.corpus for item in dataset.items]
-            return TemperatureSampler(corpus_of, dataset.lengths, self.batch_size, self.temperature, self.seed)
-        if self.group_by_length:
-            return LengthGroupedSampler(self.batch_size, lengths=dataset.lengths)
-        return None
-
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
-        sampler = self._train_sampler(dataset)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            shuffle=sampler is None,
-            collate_fn=self.collator,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+        sampler = None  # default: epoch-seeded, length-grouped (data.group_by_length)
+        if self.sampling == "temperature":
+            corpus_of = [item.example.corpus for item in dataset.items]
+            sampler = TemperatureSampler(corpus_of, dataset.lengths, self.batch_size, self.temperature, self.seed)
+        return resumable_train_loader(
+            dataset, dataset.lengths, self.batch_size, self.group_by_length, self.collator, self.num_workers, sampler=sampler
         )
 
     def _eval_loader(self, split: str) -> DataLoader:

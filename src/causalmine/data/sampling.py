@@ -1,0 +1,130 @@
+"""Training batch order that survives a resume: seeded by (seed, epoch), never by the global RNG.
+
+``EpochSeededSampler`` draws its permutation (length-grouped or plain shuffled) from a generator
+seeded by the run's seed and the epoch that Lightning sets with ``set_epoch``, so the batches of
+epoch e are the same whether the run was interrupted or not. ``ResumableDataLoader`` has a
+``state_dict``/``load_state_dict`` (Lightning saves it in every checkpoint; ``causalmine.resume``
+gives it back on ``ckpt_path=``); on a resume in the middle of an epoch it skips the batches that
+epoch had already delivered, so training continues with exactly the next batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from transformers.trainer_pt_utils import get_length_grouped_indices
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit seed mixed from (seed, epoch): seeds 42 and 43 never share an epoch's order."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def run_seed() -> int:
+    """The seed given to ``lightning.seed_everything`` (0 if none), as Lightning's own samplers use."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Indices of one epoch: grouped by length into batches (less padding) or plainly shuffled.
+
+    The order is a function of ``(seed, epoch)`` only; Lightning calls ``set_epoch`` before every
+    training epoch, also on a resumed run.
+    """
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool = True
+    ) -> None:
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order ``__iter__`` yields."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        if self.group_by_length:
+            indices = get_length_grouped_indices(self.lengths, self.batch_size, generator=generator)
+        else:
+            indices = torch.randperm(len(self.lengths), generator=generator).tolist()
+        return iter(indices)
+
+
+class ResumableDataLoader(DataLoader):
+    """A ``DataLoader`` whose position within an epoch is saved in Lightning checkpoints.
+
+    The state is (epoch, batches delivered in that epoch). Lightning does not prefetch from a
+    loader whose length is known, so batches delivered = batches trained on when a checkpoint is
+    written. After ``load_state_dict`` the next iteration over the same epoch skips that many
+    batches (they are still collated, which is cheap for pre-encoded data, so any sampler,
+    wrapped or not, stays correct); an iteration over another epoch starts from its beginning.
+    The epoch is read from the sampler (``set_epoch``). The loader's own generator is reseeded
+    per epoch, so worker seeds never draw from, or depend on, the global RNG.
+    """
+
+    def __init__(self, *args: Any, seed: int = 0, **kwargs: Any) -> None:
+        kwargs.setdefault("generator", torch.Generator())
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+        self._delivered = (0, 0)
+        self._resume_at: tuple[int, int] | None = None
+
+    def _epoch(self) -> int:
+        return int(getattr(self.sampler, "epoch", 0))
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch = self._epoch()
+        skip = self._resume_at[1] if self._resume_at and self._resume_at[0] == epoch else 0
+        self._resume_at = None
+        self.generator.manual_seed(epoch_seed(self.seed, epoch))
+        self._delivered = (epoch, 0)
+        for position, batch in enumerate(super().__iter__(), start=1):
+            self._delivered = (epoch, position)
+            if position > skip:
+                yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """Where this loader stands: the epoch and how many of its batches were delivered."""
+        epoch, delivered = self._delivered
+        return {"epoch": epoch, "batches": delivered}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Skip the delivered batches the next time this epoch is iterated."""
+        self._resume_at = (int(state["epoch"]), int(state["batches"]))
+
+
+def resumable_train_loader(
+    dataset: Dataset,
+    lengths: Sequence[int],
+    batch_size: int,
+    group_by_length: bool,
+    collate_fn: Callable[[list[Any]], Any],
+    num_workers: int = 0,
+    sampler: Sampler[int] | None = None,
+) -> ResumableDataLoader:
+    """The training loader: epoch-seeded order (by ``run_seed()``), resumable mid-epoch.
+
+    ``sampler`` replaces the default length-grouped one; it must be a function of the epoch it
+    is given with ``set_epoch`` (like :class:`~causalmine.data.mixing.TemperatureSampler`)."""
+    seed = run_seed()
+    return ResumableDataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler if sampler is not None else EpochSeededSampler(lengths, batch_size, seed, group_by_length),
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        seed=seed,
+    )

@@ -1,0 +1,27 @@
+"""A callback that freezes a training run at a chosen step, so a test can SIGKILL it there.
+
+Used through Hydra by the subprocess in ``test_reliability``:
+``+callbacks.pause._target_=tests.interrupt.PauseAtStep +callbacks.pause.step=N +callbacks.pause.marker=FILE``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+
+
+class PauseAtStep(L.Callback):
+    """Before training step ``step`` (so after the checkpoints of step ``step``-1 and earlier are
+    written), create ``marker`` and sleep until the process is killed."""
+
+    def __init__(self, step: int, marker: str) -> None:
+        self.step = step
+        self.marker = Path(marker)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            self.marker.write_text(str(trainer.global_step))
+            while True:
+                time.sleep(1)
