@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -143,12 +142,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     finally:
         finish_loggers(loggers)
     return metrics
-
-
-def objective(metrics: dict[str, float], keys: list[str]) -> float:
-    """Sum of the named metrics (what a hyper-parameter search maximises); NaN if one is missing."""
-    values = [metrics.get(k) for k in keys]
-    return float(sum(values)) if all(v is not None for v in values) else math.nan  # type: ignore[arg-type]
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
