@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -12,6 +13,7 @@ from torch import nn
 from transformers import AutoConfig
 
 from causalmine.data.encoding import IGNORE_INDEX
+from causalmine.data.tags import Relation
 from causalmine.decode import decode_batch
 from causalmine.metrics import SpanF1, binary_metrics
 from causalmine.model.freezing import FreezeConfig, apply_static_freezing
@@ -26,6 +28,16 @@ STAGES = ("val", "test")
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+@dataclass
+class EvalBatchOutput:
+    """What an evaluation step predicted; callbacks receive it as ``outputs``."""
+
+    # task (seq, pair) -> (gold, predicted class) for the batch rows labelled for that task
+    labels: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    # decoded relations per sentence; None when no sentence of the batch has span labels
+    relations: list[list[Relation]] | None
 
 
 class CausalLitModule(L.LightningModule):
@@ -96,7 +108,7 @@ class CausalLitModule(L.LightningModule):
         )
         return losses.total
 
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> EvalBatchOutput:
         out = self(batch)
         losses = unified_loss(
             out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, self.loss_weights
@@ -104,6 +116,7 @@ class CausalLitModule(L.LightningModule):
         self.log(
             f"{stage}/loss", losses.total, batch_size=batch["input_ids"].shape[0], sync_dist=True
         )
+        labelled = {}
         for task, logits, labels in (
             ("seq", out.seq_logits, batch["seq_labels"]),
             ("pair", out.pair_logits, batch["pair_labels"]),
@@ -112,18 +125,22 @@ class CausalLitModule(L.LightningModule):
             if keep.any():
                 self.metrics[f"{stage}_{task}"].update(logits[keep].softmax(-1)[:, 1], labels[keep])
                 self._updated.add(f"{stage}_{task}")
+                # argmax = probability above 0.5, the threshold the F1 metrics use
+                labelled[task] = (labels[keep], logits[keep].argmax(-1))
         examples = batch["meta"].examples
+        predicted = None
         if any(e.relations is not None for e in examples):
             predicted = decode_batch(
                 out.ce_logits, out.sig_logits, batch["meta"].word_positions, self.required_kinds
             )
             self.metrics[f"{stage}_span"].update([e.relations for e in examples], predicted)
+        return EvalBatchOutput(labelled, predicted)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> EvalBatchOutput:
+        return self._eval_step(batch, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> EvalBatchOutput:
+        return self._eval_step(batch, "test")
 
     def _seen_on_any_device(self, key: str) -> bool:
         flag = torch.tensor(float(key in self._updated), device=self.device)
