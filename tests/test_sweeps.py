@@ -12,7 +12,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from causalmine.cli import train
 from causalmine.config import ConfigError, check_train_config
+from causalmine.objective import objective, objective_keys
 
 from .conftest import CONF
 from .test_train import _run
@@ -95,6 +97,13 @@ def test_experiments_compose_with_their_sweep_grids(name, swept):
 def test_bad_objective_fails_early(train_config, objective):
     with pytest.raises(ConfigError, match="objective must be a non-empty list"):
         check_train_config(train_config(f"objective={objective}"))
+
+
+def test_objective_is_scored_when_training_stops_before_validation(train_config):
+    cfg = train_config("trainer.max_steps=2")  # the epoch has 3 batches: no validation ran
+    metrics = train(cfg)
+    assert objective(metrics, objective_keys(cfg)) >= 0.0  # not NaN
+    assert "val/span_f1" in metrics and "test/seq_f1" in metrics
 
 
 def _optuna_search(log_dir, storage: str, trials: int, seed: int) -> None:

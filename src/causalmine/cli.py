@@ -116,6 +116,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
             ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), out_dir),
         )
         metrics = final_metrics(trainer)
+        if not any(k.startswith("val/") for k in metrics) and trainer.limit_val_batches != 0:
+            # training stopped (max_steps) before its first validation: the objective and the
+            # report need validation metrics, so score the final weights once
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+            metrics = final_metrics(trainer)
         checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
         best = checkpoint.best_model_path if checkpoint is not None else ""
         if cfg.get("test", True):
