@@ -17,7 +17,7 @@ from causalmine.optim import OptimConfig
 
 LOGGER_CHOICES = ("csv", "wandb")
 # overrides that say where a job runs or logs, not what it trains: never W&B tags
-_NOT_TAGS = ("paths.", "hydra.", "hydra/", "logger", "launcher.")
+_NOT_TAGS = ("paths.", "data.root", "ckpt_path", "hydra.", "hydra/", "logger", "launcher.")
 _WANDB_TAG_LIMIT = 64  # characters; W&B rejects longer tags
 
 

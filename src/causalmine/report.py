@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,13 @@ def find_jobs(dirs: list[Path]) -> list[Job]:
     found = (
         p.parent.parent.resolve() for d in dirs for p in Path(d).glob("**/.hydra/overrides.yaml")
     )
-    paths = sorted(set(found))
+    paths = sorted(set(found), key=_natural_key)
     return [load_job(p) for p in paths]
+
+
+def _natural_key(path: Path) -> list:
+    """Sort job 2 before job 10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
 
 
 def swept_keys(jobs: list[Job]) -> list[str]:
