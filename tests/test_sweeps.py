@@ -33,11 +33,7 @@ def _resolved(node) -> dict:
 def test_ray_launcher_reserves_the_configured_resources_per_job():
     cfg = _compose("hydra/launcher=ray_gpus")
     ray = _resolved(cfg.hydra.launcher.ray)
-    assert ray["remote"] == {
-        "num_gpus": int(torch.cuda.is_available()),
-        "num_cpus": 1,
-        "max_calls": 1,
-    }
+    assert ray["remote"] == {"num_gpus": int(torch.cuda.is_available()), "num_cpus": 1}
     assert ray["init"]["address"] is None
     cfg = _compose("hydra/launcher=ray_gpus", "launcher.gpus_per_job=1", "launcher.cpus_per_job=4")
     assert _resolved(cfg.hydra.launcher.ray)["remote"]["num_gpus"] == 1
