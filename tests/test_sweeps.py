@@ -102,23 +102,23 @@ def test_objective_is_scored_when_training_stops_before_validation(train_config)
     assert "val/span_f1" in metrics and "test/seq_f1" in metrics
 
 
-def _optuna_search(log_dir, storage: str, trials: int, seed: int) -> None:
-    done = _run(
-        [
-            "train.py",
-            "hparams_search=optuna",  # multirun without -m
-            "model=tiny_bert",
-            "trainer.fast_dev_run=true",
-            "logger=none",
-            "trainer.enable_progress_bar=false",
-            f"hydra.sweeper.storage={storage}",
-            "hydra.sweeper.study_name=shared",
-            f"hydra.sweeper.n_trials={trials}",
-            f"hydra.sweeper.sampler.seed={seed}",
-            f"paths.log_dir={log_dir}",
-        ]
-    )
+def _one_batch_sweep(log_dir, *overrides: str) -> None:
+    """``train.py`` on the tiny BERT, one batch per job, no logger; must succeed."""
+    quick = ["model=tiny_bert", "trainer.fast_dev_run=true", "logger=none"]
+    quick += ["trainer.enable_progress_bar=false", f"paths.log_dir={log_dir}"]
+    done = _run(["train.py", *overrides, *quick], timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _optuna_search(log_dir, storage: str, trials: int, seed: int) -> None:
+    _one_batch_sweep(
+        log_dir,
+        "hparams_search=optuna",  # multirun without -m
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=shared",
+        f"hydra.sweeper.n_trials={trials}",
+        f"hydra.sweeper.sampler.seed={seed}",
+    )
 
 
 def _completed_trials(storage: str) -> list[float]:
@@ -159,23 +159,14 @@ def _log_span(train_log) -> tuple[datetime, datetime]:
 
 @pytest.mark.slow
 def test_ray_launcher_runs_jobs_side_by_side(tmp_path):
-    done = _run(
-        [
-            "train.py",
-            "-m",
-            "hydra/launcher=ray_gpus",
-            "+hydra.launcher.ray.init.num_cpus=2",  # two one-core slots on any machine
-            "launcher.cpus_per_job=1",
-            "model=tiny_bert",
-            "alpha=1,3",
-            "trainer.fast_dev_run=true",
-            "logger=none",
-            "trainer.enable_progress_bar=false",
-            f"paths.log_dir={tmp_path}",
-        ],
-        timeout=900,
+    _one_batch_sweep(
+        tmp_path,
+        "-m",
+        "hydra/launcher=ray_gpus",
+        "+hydra.launcher.ray.init.num_cpus=2",  # two one-core slots on any machine
+        "launcher.cpus_per_job=1",
+        "alpha=1,3",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     logs = sorted(tmp_path.glob("train/multiruns/*/*/train.log"))
     assert len(logs) == 2 and all((log.parent / "metrics.json").is_file() for log in logs)
     (start_a, end_a), (start_b, end_b) = (_log_span(log) for log in logs)

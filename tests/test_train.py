@@ -158,7 +158,9 @@ def test_multirun_gives_every_job_its_own_directory(tmp_path):
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    jobs = sorted(p.parent for p in tmp_path.glob("train/multiruns/*/*/.hydra/overrides.yaml"))
+    jobs = sorted(
+        p.parent.parent for p in tmp_path.glob("train/multiruns/*/*/.hydra/overrides.yaml")
+    )
     assert len(jobs) == 6 and len(set(jobs)) == 6
     assert all((job / "metrics.json").is_file() for job in jobs)
 
