@@ -8,8 +8,9 @@ from omegaconf import DictConfig
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-from causalmine.cli import objective, train
+from causalmine.cli import train
 from causalmine.config import register_resolvers
+from causalmine.objective import objective, objective_keys
 
 register_resolvers()
 
@@ -17,7 +18,7 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     metrics = train(cfg)
-    return objective(metrics, list(cfg.get("objective", [cfg.monitor])))
+    return objective(metrics, objective_keys(cfg))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +140,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         metrics = final_metrics(trainer)
+        if not any(k.startswith("val/") for k in metrics) and trainer.limit_val_batches != 0:
+            # training stopped (max_steps) before its first validation: the objective and the
+            # report need validation metrics, so score the final weights once
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+            metrics = final_metrics(trainer)
         checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
         best = checkpoint.best_model_path if checkpoint is not None else ""
         if cfg.get("test", True):
@@ -176,12 +180,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     finally:
         finish_loggers(loggers)
     return metrics
-
-
-def objective(metrics: dict[str, float], keys: list[str]) -> float:
-    """Sum of the named metrics (what a hyper-parameter search maximises); NaN if one is missing."""
-    values = [metrics.get(k) for k in keys]
-    return float(sum(values)) if all(v is not None for v in values) else math.nan  # type: ignore[arg-type]
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from causalmine.data.accounting import ON_ERROR_CHOICES
 from causalmine.model.freezing import FreezeConfig
@@ -13,6 +16,9 @@ from causalmine.model.pooling import POOLING_MODES
 from causalmine.optim import OptimConfig
 
 LOGGER_CHOICES = ("csv", "wandb")
+# overrides that say where a job runs or logs, not what it trains: never W&B tags
+_NOT_TAGS = ("paths.", "data.root", "ckpt_path", "hydra.", "hydra/", "logger", "launcher.")
+_WANDB_TAG_LIMIT = 64  # characters; W&B rejects longer tags
 
 
 class ConfigError(ValueError):
@@ -20,16 +26,58 @@ class ConfigError(ValueError):
 
 
 def register_resolvers() -> None:
-    """``${run_uid:}``: the process id, so that runs started in the same second by different
-    processes still get different output directories."""
+    """Register this project's interpolations (the entry points call it; Hydra hands them on
+    to launcher workers with its singleton state):
+
+    - ``${run_uid:}``: the process id, so that runs started in the same second by different
+      processes still get different output directories;
+    - ``${sweep_name:PREFIX}``: ``PREFIX_<multirun directory's name>`` (``null`` in a single
+      run), the W&B group;
+    - ``${override_tags:}``: this job's command-line overrides, as W&B tags;
+    - ``${gpus_per_job:VALUE}``: ``auto`` becomes 1 when CUDA is available, else 0.
+    """
     OmegaConf.register_new_resolver(
         "run_uid", lambda: str(os.getpid()), replace=True, use_cache=True
     )
+    OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
+    OmegaConf.register_new_resolver("override_tags", override_tags, replace=True)
+    OmegaConf.register_new_resolver("gpus_per_job", gpus_per_job, replace=True)
 
 
-def to_plain(cfg: DictConfig | Any) -> Any:
+def sweep_name(prefix: str | None = None) -> str | None:
+    """``prefix_`` + the name of this multirun's sweep directory; ``None`` outside a multirun."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    name = Path(HydraConfig.get().sweep.dir).name
+    return f"{prefix}_{name}" if prefix else name
+
+
+def override_tags() -> list[str]:
+    """This job's overrides (``pooling=mean``, ``alpha=3``…) minus paths and logging settings."""
+    if not HydraConfig.initialized():
+        return []
+    tags = []
+    for override in HydraConfig.get().overrides.task:
+        override = override.lstrip("+~")
+        if not override.startswith(_NOT_TAGS):
+            tags.append(override[:_WANDB_TAG_LIMIT])
+    return tags
+
+
+def gpus_per_job(value: Any) -> int | float:
+    """GPUs one sweep job reserves: a number >= 0, or ``auto`` (1 if CUDA is available, else 0)."""
+    if value == "auto":
+        import torch
+
+        return int(torch.cuda.is_available())
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"launcher.gpus_per_job must be a number >= 0 or 'auto', got {value!r}")
+    return value
+
+
+def to_plain(cfg: DictConfig | ListConfig | Any) -> Any:
     """A fully resolved, primitive-only copy (what checkpoints and loggers should see)."""
-    if isinstance(cfg, DictConfig):
+    if isinstance(cfg, DictConfig | ListConfig):
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     return cfg
 
@@ -111,4 +159,14 @@ def check_train_config(cfg: DictConfig) -> None:
     _require(
         isinstance(monitor, str) and monitor.startswith("val/"),
         f"monitor must name a validation metric (val/…), got {monitor!r}",
+    )
+    keys = to_plain(cfg.get("objective"))
+    _require(
+        keys is None
+        or (
+            isinstance(keys, list)
+            and len(keys) > 0
+            and all(isinstance(k, str) and k.startswith("val/") for k in keys)
+        ),
+        f"objective must be a non-empty list of validation metrics (val/…), got {keys!r}",
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -11,6 +12,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from transformers import AutoConfig
 
+from causalmine.data.encoding import IGNORE_INDEX
+from causalmine.data.tags import Relation
 from causalmine.decode import decode_batch
 from causalmine.metrics.stage_metrics import StageMetrics
 from causalmine.model.freezing import FreezeConfig, apply_static_freezing
@@ -28,6 +31,16 @@ STAGES = ("val", "test")
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+@dataclass
+class EvalBatchOutput:
+    """What an evaluation step predicted; callbacks receive it as ``outputs``."""
+
+    # task (seq, pair) -> (gold, predicted class) for the batch rows labelled for that task
+    labels: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    # decoded relations per sentence; None when no sentence of the batch has span labels
+    relations: list[list[Relation]] | None
 
 
 class CausalLitModule(L.LightningModule):
@@ -116,7 +129,7 @@ class CausalLitModule(L.LightningModule):
             f"python -c \"from causalmine.nonfinite import replay_nonfinite; print(replay_nonfinite('{saved}'))\""
         )
 
-    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> EvalBatchOutput:
         out = self(batch)
         losses = unified_loss(
             out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, self.loss_weights
@@ -124,6 +137,15 @@ class CausalLitModule(L.LightningModule):
         self.log(
             f"{stage}/loss", losses.total, batch_size=batch["input_ids"].shape[0], sync_dist=True
         )
+        labelled = {}
+        for task, logits, labels in (
+            ("seq", out.seq_logits, batch["seq_labels"]),
+            ("pair", out.pair_logits, batch["pair_labels"]),
+        ):
+            keep = labels != IGNORE_INDEX
+            if keep.any():
+                # argmax = probability above 0.5, the threshold the F1 metrics use
+                labelled[task] = (labels[keep], logits[keep].argmax(-1))
         examples = batch["meta"].examples
         predicted = None
         if any(e.relations is not None for e in examples):
@@ -139,12 +161,13 @@ class CausalLitModule(L.LightningModule):
             {"seq": batch["seq_labels"], "pair": batch["pair_labels"]},
             predicted,
         )
+        return EvalBatchOutput(labelled, predicted)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> EvalBatchOutput:
+        return self._eval_step(batch, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> EvalBatchOutput:
+        return self._eval_step(batch, "test")
 
     def _seen_on_any_device(self, flag: bool) -> bool:
         total = self.trainer.strategy.reduce(

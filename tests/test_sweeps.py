@@ -1,0 +1,173 @@
+"""Sweep machinery: launcher, sweeper and experiment configs compose and instantiate; the
+objective is validated; an Optuna search runs end to end and shares its study via storage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from causalmine.cli import train
+from causalmine.config import ConfigError, check_train_config
+from causalmine.objective import objective, objective_keys
+
+from .conftest import CONF
+from .test_train import _run
+
+
+def _compose(*overrides: str) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def _resolved(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def test_ray_launcher_reserves_the_configured_resources_per_job():
+    cfg = _compose("hydra/launcher=ray_gpus")
+    ray = _resolved(cfg.hydra.launcher.ray)
+    assert ray["remote"] == {"num_gpus": int(torch.cuda.is_available()), "num_cpus": 1}
+    assert ray["init"]["address"] is None
+    cfg = _compose("hydra/launcher=ray_gpus", "launcher.gpus_per_job=1", "launcher.cpus_per_job=4")
+    assert _resolved(cfg.hydra.launcher.ray)["remote"]["num_gpus"] == 1
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "RayLauncher"
+    assert launcher.ray_cfg.remote.num_cpus == 4
+
+
+def test_ray_launcher_rejects_a_bad_gpu_count():
+    cfg = _compose("hydra/launcher=ray_gpus", "launcher.gpus_per_job=-1")
+    with pytest.raises(Exception, match="gpus_per_job must be a number >= 0"):
+        _resolved(cfg.hydra.launcher.ray)
+
+
+def test_slurm_launcher_follows_lightnings_rules():
+    cfg = _compose(
+        "hydra/launcher=slurm",
+        "trainer=gpu",
+        "trainer.devices=4",
+        "trainer.num_nodes=2",
+        "launcher.partition=gpu",
+        "launcher.timeout_min=30",
+    )
+    slurm = _resolved(cfg.hydra.launcher)
+    assert slurm["tasks_per_node"] == 4 and slurm["gpus_per_node"] == 4  # one task per device
+    assert slurm["nodes"] == 2 and slurm["partition"] == "gpu" and slurm["timeout_min"] == 30
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher"
+
+
+def test_optuna_search_space_and_objective_compose():
+    cfg = _compose("hparams_search=optuna")
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+    assert cfg.hydra.sweeper.direction == "maximize"
+    assert {"optim.lr", "alpha", "pooling"} <= set(cfg.hydra.sweeper.params)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"  # no -m needed
+    assert list(cfg.objective) == ["val/seq_f1", "val/span_f1"]
+    sweeper = instantiate(cfg.hydra.sweeper)
+    assert type(sweeper).__name__ == "OptunaSweeper"
+
+
+@pytest.mark.parametrize(
+    ("name", "swept"),
+    [("pooling_alpha", {"pooling", "alpha", "seed"}), ("freezing", {"freeze", "seed"})],
+)
+def test_experiments_compose_with_their_sweep_grids(name, swept):
+    cfg = _compose(f"+experiment={name}")
+    assert set(cfg.hydra.sweeper.params) == swept
+    assert cfg.task_name == name and cfg.model.name_or_path != "tiny-bert"
+    # the command line still picks the model
+    assert _compose(f"+experiment={name}", "model=tiny_bert").model.name_or_path == "tiny-bert"
+
+
+@pytest.mark.parametrize(
+    "objective", ["[val/seq_f1,test/seq_f1]", "[]", "val/seq_f1"], ids=["test", "empty", "str"]
+)
+def test_bad_objective_fails_early(train_config, objective):
+    with pytest.raises(ConfigError, match="objective must be a non-empty list"):
+        check_train_config(train_config(f"objective={objective}"))
+
+
+def test_objective_is_scored_when_training_stops_before_validation(train_config):
+    cfg = train_config("trainer.max_steps=2")  # the epoch has 3 batches: no validation ran
+    metrics = train(cfg)
+    assert objective(metrics, objective_keys(cfg)) >= 0.0  # not NaN
+    assert "val/span_f1" in metrics and "test/seq_f1" in metrics
+
+
+def _one_batch_sweep(log_dir, *overrides: str) -> None:
+    """``train.py`` on the tiny BERT, one batch per job, no logger; must succeed."""
+    quick = ["model=tiny_bert", "trainer.fast_dev_run=true", "logger=none"]
+    quick += ["trainer.enable_progress_bar=false", f"paths.log_dir={log_dir}"]
+    done = _run(["train.py", *overrides, *quick], timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _optuna_search(log_dir, storage: str, trials: int, seed: int) -> None:
+    _one_batch_sweep(
+        log_dir,
+        "hparams_search=optuna",  # multirun without -m
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=shared",
+        f"hydra.sweeper.n_trials={trials}",
+        f"hydra.sweeper.sampler.seed={seed}",
+    )
+
+
+def _completed_trials(storage: str) -> list[float]:
+    import optuna
+
+    study = optuna.load_study(study_name="shared", storage=storage)
+    return [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def test_optuna_search_runs_and_records_its_trials(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    _optuna_search(tmp_path, storage, trials=2, seed=1)
+    values = _completed_trials(storage)
+    # the objective: val/seq_f1 + val/span_f1
+    assert len(values) == 2 and all(0.0 <= v <= 2.0 for v in values)
+    (sweep,) = tmp_path.glob("train/multiruns/*/optimization_results.yaml")
+    assert len(list(sweep.parent.glob("*/metrics.json"))) == 2
+
+
+@pytest.mark.slow
+def test_optuna_processes_share_one_study_through_storage(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    _optuna_search(tmp_path, storage, trials=1, seed=1)
+    _optuna_search(tmp_path, storage, trials=1, seed=2)
+    assert len(_completed_trials(storage)) == 2
+    assert len(list(tmp_path.glob("train/multiruns/*/optimization_results.yaml"))) == 2
+
+
+def _log_span(train_log) -> tuple[datetime, datetime]:
+    """First and last time stamp of a job's train.log."""
+    stamps = [
+        datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+        for line in train_log.read_text().splitlines()
+        if line.startswith("[20")
+    ]
+    return stamps[0], stamps[-1]
+
+
+@pytest.mark.slow
+def test_ray_launcher_runs_jobs_side_by_side(tmp_path):
+    _one_batch_sweep(
+        tmp_path,
+        "-m",
+        "hydra/launcher=ray_gpus",
+        "+hydra.launcher.ray.init.num_cpus=2",  # two one-core slots on any machine
+        "launcher.cpus_per_job=1",
+        "alpha=1,3",
+    )
+    logs = sorted(tmp_path.glob("train/multiruns/*/*/train.log"))
+    assert len(logs) == 2 and all((log.parent / "metrics.json").is_file() for log in logs)
+    (start_a, end_a), (start_b, end_b) = (_log_span(log) for log in logs)
+    assert max(start_a, start_b) < min(end_a, end_b)  # both jobs were running at once
