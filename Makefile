@@ -11,13 +11,13 @@ TORCH_SPEC ?= torch==2.13.0
 DATA_SOURCE ?= ../shared/data
 PYTEST_ARGS ?=
 
-.PHONY: install train test test-all lint format clean
+.PHONY: install train test test-all lint format bench bench-speed bench-quality clean
 
 install:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e ".[dev,sweeps]"
+	$(PY) -m pip install --quiet -e ".[dev,sweeps,bench]"
 	@if [ ! -e data ] && [ -d "$(DATA_SOURCE)" ]; then ln -s "$(DATA_SOURCE)" data && echo "linked ./data -> $(DATA_SOURCE)"; fi
 	@$(PY) -c "import torch, lightning, transformers; print('torch', torch.__version__, '| lightning', lightning.__version__, '| transformers', transformers.__version__, '| cuda', torch.cuda.is_available())"
 
@@ -31,13 +31,22 @@ test:
 test-all:
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks (never part of the tests); results and the commands in experiments/RESULTS.md
+bench: bench-speed bench-quality
+
+bench-speed:
+	$(PY) experiments/bench_speed.py $(ARGS)
+
+bench-quality:
+	$(PY) experiments/bench_quality.py $(ARGS)
+
 lint:
-	$(VENV)/bin/ruff check src tests train.py eval.py
-	$(VENV)/bin/ruff format --check src tests train.py eval.py
+	$(VENV)/bin/ruff check src tests experiments train.py eval.py predict.py
+	$(VENV)/bin/ruff format --check src tests experiments train.py eval.py predict.py
 
 format:
-	$(VENV)/bin/ruff check --fix src tests train.py eval.py
-	$(VENV)/bin/ruff format src tests train.py eval.py
+	$(VENV)/bin/ruff check --fix src tests experiments train.py eval.py predict.py
+	$(VENV)/bin/ruff format src tests experiments train.py eval.py predict.py
 
 clean:
 	rm -rf logs outputs multirun wandb .pytest_cache .ruff_cache .hypothesis
