@@ -238,7 +238,12 @@ def main() -> None:
                     capture_output=True,
                     text=True,
                     check=True,
-                    env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+                    env={
+                        **os.environ,
+                        "PYTHONPATH": os.pathsep.join(
+                            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+                        ),
+                    },
                 )
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 result.update(repeat=repeat, precision="bf16" if bf16 else "fp32")
