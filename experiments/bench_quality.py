@@ -280,6 +280,7 @@ def main() -> None:
     args.device = "cuda" if args.accelerator == "gpu" else "cpu"
 
     runs = []
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for system in args.systems:  # interleaved by seed, so drift affects every system alike
             out_dir = Path(args.work_dir) / f"{system}_seed{seed}"
@@ -292,6 +293,10 @@ def main() -> None:
                 {"system": system, "seed": seed, "seconds": time.perf_counter() - start, **metrics}
             )
             print(json.dumps(runs[-1]), flush=True)
+            with open(
+                f"{args.out}.runs.jsonl", "a"
+            ) as fh:  # partial results survive an interruption
+                fh.write(json.dumps(runs[-1]) + "\n")
     summary = summarize(runs)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(
