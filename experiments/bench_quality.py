@@ -162,6 +162,7 @@ def hf_training_args(out_dir: Path, seed: int, args: argparse.Namespace):
 
 def run_hf_seq(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, float]:
     import numpy as np
+    import torch
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -182,7 +183,9 @@ def run_hf_seq(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, 
             if e.seq_label is not None
         ]
 
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=2, dtype=torch.float32
+    )
     trainer = Trainer(
         model=model,
         args=hf_training_args(out_dir, seed, args),
@@ -225,7 +228,9 @@ def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str
     rows = [
         encode(e.words, r.ce_tags(len(e.words))) for e in train if e.relations for r in e.relations
     ]
-    model = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(CE_LABELS))
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(CE_LABELS), dtype=torch.float32
+    )
     collator = DataCollatorForTokenClassification(tokenizer)
     strip = [{k: v for k, v in r.items() if k != "positions"} for r in rows]
     trainer = Trainer(
