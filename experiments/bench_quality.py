@@ -277,7 +277,26 @@ def main() -> None:
     )
     parser.add_argument("--work-dir", default="/tmp/causalmine-bench-quality")
     parser.add_argument("--out", default=str(HERE / "results" / "quality.json"))
+    parser.add_argument(
+        "--summarize",
+        nargs="+",
+        metavar="RUNS_JSONL",
+        help="only combine the runs of earlier (e.g. parallel) invocations",
+    )
     args = parser.parse_args()
+    if args.summarize:
+        runs = [
+            json.loads(line)
+            for path in args.summarize
+            for line in Path(path).read_text().splitlines()
+            if line.strip()
+        ]
+        summary = summarize(sorted(runs, key=lambda r: (r["seed"], SYSTEMS.index(r["system"]))))
+        Path(args.out).write_text(
+            json.dumps({"sources": args.summarize, "runs": runs, "summary": summary}, indent=2)
+        )
+        print(markdown(summary))
+        return
     import torch
 
     if args.accelerator == "auto":
