@@ -139,6 +139,33 @@ def cnc_split(args: argparse.Namespace) -> tuple[list, list]:
     return train[:limit], corpus.test[:limit]
 
 
+def hf_backbone(args: argparse.Namespace) -> str:
+    """The local path (bundled MiniLM) or hub name of the baselines' backbone."""
+    from causalmine.model.backbone import resolve_name_or_path
+
+    return resolve_name_or_path(args.model)
+
+
+def hf_tokenizer(args: argparse.Namespace):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(hf_backbone(args))
+
+
+def train_hf(model, rows: list[dict], collator, seed: int, args: argparse.Namespace, out_dir: Path):
+    """Fine-tune a Hugging Face model with ``Trainer`` as the HF example scripts do."""
+    from transformers import Trainer
+
+    trainer = Trainer(
+        model=model,
+        args=hf_training_args(out_dir, seed, args),
+        train_dataset=rows,
+        data_collator=collator,
+    )
+    trainer.train()
+    return trainer
+
+
 def hf_training_args(out_dir: Path, seed: int, args: argparse.Namespace):
     from transformers import TrainingArguments
 
@@ -165,16 +192,10 @@ def run_hf_seq(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, 
     import torch
     from transformers import (
         AutoModelForSequenceClassification,
-        AutoTokenizer,
         DataCollatorWithPadding,
-        Trainer,
     )
 
-    from causalmine.model.backbone import resolve_name_or_path
-
-    path = resolve_name_or_path(args.model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    train, test = cnc_split(args)
+    path, tokenizer, (train, test) = hf_backbone(args), hf_tokenizer(args), cnc_split(args)
 
     def encode(examples: list) -> list[dict]:
         return [
@@ -186,13 +207,9 @@ def run_hf_seq(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, 
     model = AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=2, dtype=torch.float32
     )
-    trainer = Trainer(
-        model=model,
-        args=hf_training_args(out_dir, seed, args),
-        train_dataset=encode(train),
-        data_collator=DataCollatorWithPadding(tokenizer),
+    trainer = train_hf(
+        model, encode(train), DataCollatorWithPadding(tokenizer), seed, args, out_dir
     )
-    trainer.train()
     test_set = encode(test)
     logits = trainer.predict(test_set).predictions
     return seq_scores([x["labels"] for x in test_set], np.argmax(logits, -1).tolist())
@@ -202,18 +219,13 @@ def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str
     import torch
     from transformers import (
         AutoModelForTokenClassification,
-        AutoTokenizer,
         DataCollatorForTokenClassification,
-        Trainer,
     )
 
     from causalmine.data.encoding import first_subword_positions
     from causalmine.data.tags import CE_LABEL_TO_ID, CE_LABELS, relation_from_bio
-    from causalmine.model.backbone import resolve_name_or_path
 
-    path = resolve_name_or_path(args.model)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    train, test = cnc_split(args)
+    path, tokenizer, (train, test) = hf_backbone(args), hf_tokenizer(args), cnc_split(args)
 
     def encode(words: list[str], tags: list[str] | None) -> dict:
         enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=256)
@@ -231,15 +243,8 @@ def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str
     model = AutoModelForTokenClassification.from_pretrained(
         path, num_labels=len(CE_LABELS), dtype=torch.float32
     )
-    collator = DataCollatorForTokenClassification(tokenizer)
     strip = [{k: v for k, v in r.items() if k != "positions"} for r in rows]
-    trainer = Trainer(
-        model=model,
-        args=hf_training_args(out_dir, seed, args),
-        train_dataset=strip,
-        data_collator=collator,
-    )
-    trainer.train()
+    train_hf(model, strip, DataCollatorForTokenClassification(tokenizer), seed, args, out_dir)
     scored = [e for e in test if e.relations is not None]
     model.eval()
     predictions = []
@@ -312,6 +317,9 @@ def main() -> None:
             if system in ("unified", "seq_only", "span_only"):
                 metrics = run_ours(system, seed, args, out_dir)
             else:
+                from transformers import set_seed
+
+                set_seed(seed)  # before the model exists: its new classifier head is random
                 metrics = (run_hf_seq if system == "hf_seq" else run_hf_token)(seed, args, out_dir)
             runs.append(
                 {"system": system, "seed": seed, "seconds": time.perf_counter() - start, **metrics}

@@ -10,7 +10,8 @@ from collections import Counter
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import Sampler
+
+from causalmine.data.sampling import EpochSeededSampler, epoch_seed
 
 SAMPLING_CHOICES = ("proportional", "temperature")
 
@@ -24,29 +25,31 @@ def corpus_probabilities(corpus_of: list[str], temperature: float) -> dict[str, 
     return {c: v / total for c, v in scaled.items()}
 
 
-class TemperatureSampler(Sampler[int]):
+class TemperatureSampler(EpochSeededSampler):
     """Draws ``len(dataset)`` examples per epoch, corpora weighted by temperature, then orders
     each mega-batch of ``50 × batch_size`` draws by length (long first) so batches need little
-    padding. Seeded by ``(seed, epoch)``: Lightning calls :meth:`set_epoch`."""
+    padding. Seeded by ``(seed, epoch)`` like :class:`EpochSeededSampler`, so it resumes exactly."""
 
-    def __init__(self, corpus_of: list[str], lengths: list[int], batch_size: int, temperature: float, seed: int) -> None:
+    def __init__(
+        self,
+        corpus_of: list[str],
+        lengths: list[int],
+        batch_size: int,
+        temperature: float,
+        seed: int,
+    ) -> None:
+        super().__init__(lengths, batch_size, seed)
         probabilities = corpus_probabilities(corpus_of, temperature)
         sizes = Counter(corpus_of)
-        self.weights = torch.tensor([probabilities[c] / sizes[c] for c in corpus_of], dtype=torch.double)
-        self.lengths = lengths
-        self.batch_size = batch_size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.lengths)
+        self.weights = torch.tensor(
+            [probabilities[c] / sizes[c] for c in corpus_of], dtype=torch.double
+        )
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        drawn = torch.multinomial(self.weights, len(self.lengths), replacement=True, generator=generator).tolist()
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        drawn = torch.multinomial(
+            self.weights, len(self.lengths), replacement=True, generator=generator
+        ).tolist()
         mega = 50 * self.batch_size
         for start in range(0, len(drawn), mega):
             yield from sorted(drawn[start : start + mega], key=lambda i: -self.lengths[i])
