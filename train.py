@@ -8,8 +8,8 @@ from omegaconf import DictConfig
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-from causalmine.cli import train
 from causalmine.config import register_resolvers
+from causalmine.model.hub import check_backbone
 from causalmine.objective import objective, objective_keys
 
 register_resolvers()
@@ -17,6 +17,9 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    check_backbone(cfg.model.name_or_path, cfg.model.get("tiny"))  # before the heavy imports
+    from causalmine.cli import train
+
     metrics = train(cfg)
     return objective(metrics, objective_keys(cfg))
 

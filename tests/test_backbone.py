@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from causalmine.model import backbone
+from causalmine.model import backbone, hub
 from causalmine.model.backbone import (
     BackboneSpec,
     BackboneUnavailable,
@@ -26,12 +24,10 @@ def test_local_directory_is_used_as_is(tmp_path):
 
 
 def test_hub_name_offline_fails_fast_with_instructions(monkeypatch):
-    monkeypatch.setattr(backbone, "_hub_reachable", lambda timeout=3.0: False)
-    monkeypatch.setattr(backbone, "_in_hub_cache", lambda repo: False)
-    start = time.monotonic()
+    monkeypatch.setattr(hub, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(hub, "_in_hub_cache", lambda repo: False)
     with pytest.raises(BackboneUnavailable) as err:
         resolve_name_or_path("roberta-base")
-    assert time.monotonic() - start < 5
     message = str(err.value)
     assert (
         "'roberta-base'" in message
@@ -42,7 +38,7 @@ def test_hub_name_offline_fails_fast_with_instructions(monkeypatch):
 
 def test_hf_hub_offline_is_respected(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(backbone, "_in_hub_cache", lambda repo: False)
+    monkeypatch.setattr(hub, "_in_hub_cache", lambda repo: False)
     with pytest.raises(BackboneUnavailable, match="HF_HUB_OFFLINE"):
         resolve_name_or_path("bert-base-cased")
 

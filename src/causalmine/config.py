@@ -10,11 +10,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from causalmine.data.accounting import ON_ERROR_CHOICES
-from causalmine.model.freezing import FreezeConfig
-from causalmine.model.pooling import POOLING_MODES
-from causalmine.optim import OptimConfig
-
 LOGGER_CHOICES = ("csv", "wandb")
 # overrides that say where a job runs or logs, not what it trains: never W&B tags
 _NOT_TAGS = ("paths.", "data.root", "ckpt_path", "hydra.", "hydra/", "logger", "launcher.")
@@ -89,6 +84,12 @@ def _require(condition: bool, message: str) -> None:
 
 def check_train_config(cfg: DictConfig) -> None:
     """Validate the keys a researcher sweeps, before any model or data is loaded."""
+    # imported here: this module must stay light for the entry points (see model/hub.py)
+    from causalmine.data.accounting import ON_ERROR_CHOICES
+    from causalmine.model.freezing import FreezeConfig
+    from causalmine.model.pooling import POOLING_MODES
+    from causalmine.optim import OptimConfig
+
     _require(
         cfg.pooling in POOLING_MODES, f"pooling must be one of {POOLING_MODES}, got {cfg.pooling!r}"
     )
