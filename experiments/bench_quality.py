@@ -1,6 +1,6 @@
 """Quality: is one unified model as good as separate per-task models on CNC V2?
 
-    python experiments/bench_quality.py --seeds 1 2 3 --epochs 3            # all systems
+    python experiments/bench_quality.py                                      # all systems, seeds 1 2 3
     python experiments/bench_quality.py --systems unified hf_seq --seeds 1  # a subset
 
 Systems, all on the same backbone (MiniLM), training split (CNC train minus our validation
@@ -269,9 +269,9 @@ def main() -> None:
     )
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     parser.add_argument(
