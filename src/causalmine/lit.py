@@ -88,7 +88,8 @@ class CausalLitModule(L.LightningModule):
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        rng_states = capture_rng_states()  # before dropout draws: a replay gets the same masks
+        # before dropout draws: a replay of a non-finite step gets the same masks
+        rng_states = capture_rng_states(torch_only=True)
         out = self(batch)
         losses = unified_loss(
             out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, self.loss_weights
