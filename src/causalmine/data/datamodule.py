@@ -230,7 +230,7 @@ class CausalDataModule(L.LightningDataModule):
             corpus_of = [item.example.corpus for item in dataset.items]
             sampler = TemperatureSampler(corpus_of, dataset.lengths, self.batch_size, self.temperature, self.seed)
         return resumable_train_loader(
-            dataset, dataset.lengths, self.batch_size, self.group_by_length, self.collator, self.num_workers, sampler=sampler
+            dataset, dataset.lengths, self.batch_size, self.group_by_length, self.collator, self.seed, self.num_workers, sampler=sampler
         )
 
     def _eval_loader(self, split: str) -> DataLoader:

@@ -10,7 +10,6 @@ epoch had already delivered, so training continues with exactly the next batch.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -23,11 +22,6 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 def epoch_seed(seed: int, epoch: int) -> int:
     """A 63-bit seed mixed from (seed, epoch): seeds 42 and 43 never share an epoch's order."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def run_seed() -> int:
-    """The seed given to ``lightning.seed_everything`` (0 if none), as Lightning's own samplers use."""
-    return int(os.environ.get("PL_GLOBAL_SEED", 0))
 
 
 class EpochSeededSampler(Sampler[int]):
@@ -111,14 +105,14 @@ def resumable_train_loader(
     batch_size: int,
     group_by_length: bool,
     collate_fn: Callable[[list[Any]], Any],
+    seed: int,
     num_workers: int = 0,
     sampler: Sampler[int] | None = None,
 ) -> ResumableDataLoader:
-    """The training loader: epoch-seeded order (by ``run_seed()``), resumable mid-epoch.
+    """The training loader: order seeded by (``seed``, epoch), resumable mid-epoch.
 
     ``sampler`` replaces the default length-grouped one; it must be a function of the epoch it
     is given with ``set_epoch`` (like :class:`~causalmine.data.mixing.TemperatureSampler`)."""
-    seed = run_seed()
     return ResumableDataLoader(
         dataset,
         batch_size=batch_size,
