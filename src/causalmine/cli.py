@@ -10,13 +10,12 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig
 
 from causalmine.checkpoints import check_resumable, load_module, resolve_ckpt_path
-from causalmine.config import check_train_config, to_plain
+from causalmine.config import check_train_config, is_multirun, to_plain
 from causalmine.data.datamodule import CausalDataModule
 from causalmine.export import load as load_model_dir
 from causalmine.inference import Predictor
@@ -33,11 +32,6 @@ def output_dir(cfg: DictConfig) -> Path:
     if HydraConfig.initialized():
         return Path(HydraConfig.get().runtime.output_dir)
     return Path(cfg.paths.output_dir)
-
-
-def is_multirun() -> bool:
-    """True inside a job of ``python train.py -m …``."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def build_datamodule(

@@ -39,9 +39,14 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("gpus_per_job", gpus_per_job, replace=True)
 
 
+def is_multirun() -> bool:
+    """True inside a job of ``python train.py -m …``."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def sweep_name(prefix: str | None = None) -> str | None:
     """``prefix_`` + the name of this multirun's sweep directory; ``None`` outside a multirun."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+    if not is_multirun():
         return None
     name = Path(HydraConfig.get().sweep.dir).name
     return f"{prefix}_{name}" if prefix else name
