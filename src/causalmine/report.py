@@ -218,8 +218,9 @@ def write_report(
     every_metric = sorted({m for j in finished for m in j.metrics or {}})
     test_metrics = [m for m in every_metric if m.startswith("test/")]
     shown = test_metrics if all_metrics else [m for m in HEADLINE_METRICS if m in test_metrics]
-    table = job_table(jobs, swept, shown, root)
-    job_table(jobs, swept, every_metric, root).to_csv(out_dir / "report.csv", index=False)
+    full = job_table(jobs, swept, every_metric, root)
+    full.to_csv(out_dir / "report.csv", index=False)
+    table = full[["job", *swept, "objective", *shown]]
 
     objectives = sorted({" + ".join(j.objective_keys) for j in finished})
     lines = [
