@@ -37,7 +37,9 @@ class ReadReport:
 
     def __post_init__(self) -> None:
         if self.on_error not in ON_ERROR_CHOICES:
-            raise ValueError(f"data.on_error must be one of {ON_ERROR_CHOICES}, got {self.on_error!r}")
+            raise ValueError(
+                f"data.on_error must be one of {ON_ERROR_CHOICES}, got {self.on_error!r}"
+            )
 
     def reject(self, row: int, reason: str, detail: str) -> None:
         """Reject a row: raise in ``raise`` mode, count it in ``skip`` mode."""
@@ -67,7 +69,9 @@ class ReadReport:
             )
 
     def summary(self) -> str:
-        parts = [f"{self.file}: read {self.rows_read}, used {self.rows_used}, rejected {self.rows_rejected}"]
+        parts = [
+            f"{self.file}: read {self.rows_read}, used {self.rows_used}, rejected {self.rows_rejected}"
+        ]
         parts += [f"  rejected ({reason}): {n}" for reason, n in sorted(self.rejected.items())]
         parts += [f"  note ({reason}): {n}" for reason, n in sorted(self.notes.items())]
         parts += [f"  e.g. {example}" for example in self.first_examples.values()]

@@ -19,8 +19,12 @@ class CausalCollator:
     off by truncation still count as missed).
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None) -> None:
-        self.token_collator = DataCollatorWithPadding(tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None
+    ) -> None:
+        self.token_collator = DataCollatorWithPadding(
+            tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt"
+        )
 
     def __call__(self, items: list[EncodedExample]) -> dict[str, Any]:
         token_fields = []
@@ -35,7 +39,9 @@ class CausalCollator:
         batch["pair_labels"] = torch.tensor([item.pair_label for item in items], dtype=torch.long)
         batch["ce_labels"] = _pad_stack([item.ce_labels for item in items], length)
         batch["sig_labels"] = _pad_stack([item.sig_labels for item in items], length)
-        batch["meta"] = BatchMeta([item.example for item in items], [item.word_positions for item in items])
+        batch["meta"] = BatchMeta(
+            [item.example for item in items], [item.word_positions for item in items]
+        )
         return batch
 
 
@@ -46,7 +52,9 @@ class BatchMeta:
 
     def __init__(self, examples: list[Example], word_positions: list[list[int]]) -> None:
         self.examples = examples
-        self.word_positions = word_positions  # per example: token index of each word's first subword, -1 if none
+        self.word_positions = (
+            word_positions  # per example: token index of each word's first subword, -1 if none
+        )
 
     def __len__(self) -> int:
         return len(self.examples)

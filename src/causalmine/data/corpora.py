@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from causalmine.data.accounting import OnError, ReadReport
-from causalmine.data.formats import Example, join_by_sentence, read_grouped_file, read_pair_file, read_sequence_file, read_user_csv
+from causalmine.data.formats import (
+    Example,
+    join_by_sentence,
+    read_grouped_file,
+    read_pair_file,
+    read_sequence_file,
+    read_user_csv,
+)
 from causalmine.data.sources import ensure_file
 
 # UniCausal publishes span annotations (grouped files) for these corpora only
@@ -34,19 +41,34 @@ class CorpusSplits:
 
 
 CNC_FILES = {
-    "train": ("cnc_v2/train_subtask1.csv", "cnc_v2/train_subtask2_grouped.csv", "cnc_v2/train_subtask2.csv"),
+    "train": (
+        "cnc_v2/train_subtask1.csv",
+        "cnc_v2/train_subtask2_grouped.csv",
+        "cnc_v2/train_subtask2.csv",
+    ),
     # CNC's dev split has public labels; the shared task's test labels are private.
-    "test": ("cnc_v2/dev_subtask1.csv", "cnc_v2/dev_subtask2_grouped.csv", "cnc_v2/dev_subtask2.csv"),
+    "test": (
+        "cnc_v2/dev_subtask1.csv",
+        "cnc_v2/dev_subtask2_grouped.csv",
+        "cnc_v2/dev_subtask2.csv",
+    ),
 }
 
 
-def cnc_files(root: str | Path, download: bool = True, pairs: bool = False) -> dict[str, list[Path]]:
+def cnc_files(
+    root: str | Path, download: bool = True, pairs: bool = False
+) -> dict[str, list[Path]]:
     """Resolve (and fetch if missing) the CNC V2 files of each split."""
     count = 3 if pairs else 2
-    return {split: [ensure_file(root, rel, download) for rel in rels[:count]] for split, rels in CNC_FILES.items()}
+    return {
+        split: [ensure_file(root, rel, download) for rel in rels[:count]]
+        for split, rels in CNC_FILES.items()
+    }
 
 
-def load_cnc(root: str | Path, on_error: OnError = "raise", download: bool = True, pairs: bool = False) -> CorpusSplits:
+def load_cnc(
+    root: str | Path, on_error: OnError = "raise", download: bool = True, pairs: bool = False
+) -> CorpusSplits:
     """CNC V2: subtask 1 and subtask 2 grouped joined by sentence; with ``pairs``, the subtask 2
     rows as pair examples too (CNC has causal pairs only)."""
     reports: list[ReadReport] = []
@@ -69,17 +91,23 @@ def unicausal_paths(corpus: str, split: str) -> tuple[str, str | None]:
     return f"splits/{corpus}_{split}.csv", grouped
 
 
-def load_unicausal(root: str | Path, corpus: str, on_error: OnError = "raise", download: bool = True) -> CorpusSplits:
+def load_unicausal(
+    root: str | Path, corpus: str, on_error: OnError = "raise", download: bool = True
+) -> CorpusSplits:
     """One UniCausal-format corpus: sequence (deduplicated by sentence, eg_id 0), pair and span
     examples; a corpus without span files simply has no span task."""
     reports: list[ReadReport] = []
     splits: dict[str, list[Example]] = {}
     for split in ("train", "test"):
         pair_path, grouped_path = unicausal_paths(corpus, split)
-        sequence, pairs, pair_report = read_pair_file(ensure_file(root, pair_path, download, family="unicausal"), corpus, on_error)
+        sequence, pairs, pair_report = read_pair_file(
+            ensure_file(root, pair_path, download, family="unicausal"), corpus, on_error
+        )
         reports.append(pair_report)
         if grouped_path is not None:
-            spans, span_report = read_grouped_file(ensure_file(root, grouped_path, download, family="unicausal"), corpus, on_error)
+            spans, span_report = read_grouped_file(
+                ensure_file(root, grouped_path, download, family="unicausal"), corpus, on_error
+            )
             sentences = join_by_sentence(sequence, spans, span_report)
             reports.append(span_report)
         else:
@@ -89,7 +117,12 @@ def load_unicausal(root: str | Path, corpus: str, on_error: OnError = "raise", d
 
 
 def load_csv(
-    name: str, train_file: str, test_file: str | None, val_file: str | None, columns: dict[str, str | None], on_error: OnError = "raise"
+    name: str,
+    train_file: str,
+    test_file: str | None,
+    val_file: str | None,
+    columns: dict[str, str | None],
+    on_error: OnError = "raise",
 ) -> CorpusSplits:
     """A user's corpus in CSV files (see :func:`~causalmine.data.formats.read_user_csv`)."""
     reports: list[ReadReport] = []

@@ -27,7 +27,9 @@ class EncodedExample:
     seq_label: int  # IGNORE_INDEX when the example has no sequence label
     ce_labels: torch.Tensor  # [heads, tokens], IGNORE_INDEX off first subwords / without spans
     sig_labels: torch.Tensor
-    word_positions: list[int]  # token index of each word's first subword, -1 if none (truncated or empty)
+    word_positions: list[
+        int
+    ]  # token index of each word's first subword, -1 if none (truncated or empty)
     example: Example
     token_type_ids: list[int] | None = None
     pair_label: int = IGNORE_INDEX
@@ -58,7 +60,9 @@ def first_subword_positions(word_ids: list[int | None], num_words: int) -> list[
     return positions
 
 
-def relation_label_rows(relations: list[Relation], num_words: int, num_heads: int) -> tuple[list[list[int]], list[list[int]]]:
+def relation_label_rows(
+    relations: list[Relation], num_words: int, num_heads: int
+) -> tuple[list[list[int]], list[list[int]]]:
     """Word-level label ids per head; heads beyond the relation count get all-``O``."""
     ce_rows, sig_rows = [], []
     for head in range(num_heads):
@@ -72,7 +76,9 @@ def relation_label_rows(relations: list[Relation], num_words: int, num_heads: in
     return ce_rows, sig_rows
 
 
-def encode_example(example: Example, tokenizer: PreTrainedTokenizerBase, max_length: int, num_heads: int) -> EncodedExample:
+def encode_example(
+    example: Example, tokenizer: PreTrainedTokenizerBase, max_length: int, num_heads: int
+) -> EncodedExample:
     """Tokenize one example and align its word-level labels to first subwords.
 
     A pair example is tokenized as running text (its markers are special tokens) and carries
@@ -80,14 +86,18 @@ def encode_example(example: Example, tokenizer: PreTrainedTokenizerBase, max_len
     """
     if example.task == "pair":
         return _encode_pair(example, tokenizer, max_length, num_heads)
-    encoding = tokenizer(example.words, is_split_into_words=True, truncation=True, max_length=max_length)
+    encoding = tokenizer(
+        example.words, is_split_into_words=True, truncation=True, max_length=max_length
+    )
     num_tokens = len(encoding["input_ids"])
     positions = first_subword_positions(encoding.word_ids(), len(example.words))
 
     ce_labels = torch.full((num_heads, num_tokens), IGNORE_INDEX, dtype=torch.long)
     sig_labels = torch.full((num_heads, num_tokens), IGNORE_INDEX, dtype=torch.long)
     if example.relations is not None:
-        ce_rows, sig_rows = relation_label_rows(example.relations[:num_heads], len(example.words), num_heads)
+        ce_rows, sig_rows = relation_label_rows(
+            example.relations[:num_heads], len(example.words), num_heads
+        )
         kept = [(w, p) for w, p in enumerate(positions) if p >= 0]
         if kept:
             words = torch.tensor([w for w, _ in kept])
@@ -108,7 +118,9 @@ def encode_example(example: Example, tokenizer: PreTrainedTokenizerBase, max_len
     )
 
 
-def _encode_pair(example: Example, tokenizer: PreTrainedTokenizerBase, max_length: int, num_heads: int) -> EncodedExample:
+def _encode_pair(
+    example: Example, tokenizer: PreTrainedTokenizerBase, max_length: int, num_heads: int
+) -> EncodedExample:
     encoding = tokenizer(example.text, truncation=True, max_length=max_length)
     ignored = torch.full((num_heads, len(encoding["input_ids"])), IGNORE_INDEX, dtype=torch.long)
     return EncodedExample(

@@ -116,7 +116,9 @@ def resumable_train_loader(
     return ResumableDataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=sampler if sampler is not None else EpochSeededSampler(lengths, batch_size, seed, group_by_length),
+        sampler=sampler
+        if sampler is not None
+        else EpochSeededSampler(lengths, batch_size, seed, group_by_length),
         collate_fn=collate_fn,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,

@@ -12,6 +12,7 @@ Cause/Effect ``O B-C I-C B-E I-E`` and Signal ``O B-S I-S``.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field, replace
 
@@ -140,7 +141,9 @@ def parse_tagged(tagged: str, text: str | None = None) -> ParsedText:
         closing, name = m.group(1) == "/", m.group(2)
         if not closing:
             if name in open_at:
-                raise TagError("nested tag", f"<{name}> opened again before </{name}> (nested same-kind tags)")
+                raise TagError(
+                    "nested tag", f"<{name}> opened again before </{name}> (nested same-kind tags)"
+                )
             open_at[name] = (plain_len, rank)
         else:
             if name not in open_at:
@@ -167,15 +170,21 @@ def parse_tagged(tagged: str, text: str | None = None) -> ParsedText:
     shares: dict[tuple[Span, int], float] = {}  # fraction of a word's characters a span covers
     for begin, end, name, open_rank, close_rank in char_spans:
         covered = [
-            i for i, (s, w) in enumerate(zip(starts, words, strict=True)) if w and min(end, s + len(w)) > max(begin, s)
+            i
+            for i, (s, w) in enumerate(zip(starts, words, strict=True))
+            if w and min(end, s + len(w)) > max(begin, s)
         ]
         if not covered:
             raise TagError("empty span", f"<{name}> encloses only spaces")
         first, last_word = covered[0], covered[-1]
-        inside = inside or begin != starts[first] or end != starts[last_word] + len(words[last_word])
+        inside = (
+            inside or begin != starts[first] or end != starts[last_word] + len(words[last_word])
+        )
         span = Span(first, last_word + 1, _KIND_OF.get(name, "S"), name, open_rank, close_rank)
         for i in (first, last_word):
-            shares[(span, i)] = (min(end, starts[i] + len(words[i])) - max(begin, starts[i])) / len(words[i])
+            shares[(span, i)] = (min(end, starts[i] + len(words[i])) - max(begin, starts[i])) / len(
+                words[i]
+            )
         spans.append(span)
     spans = _resolve_shared_words(spans, shares)
     return ParsedText(words=words, relation=Relation.from_spans(spans), tags_inside_words=inside)
@@ -188,21 +197,28 @@ def _resolve_shared_words(spans: list[Span], shares: dict[tuple[Span, int], floa
     result = list(spans)
     for layer in ("CE", "S"):
         ordered = sorted((s for s in result if s.kind in layer), key=lambda s: (s.start, s.end))
-        for a, b in zip(ordered, ordered[1:], strict=False):
+        for a, b in itertools.pairwise(ordered):
             if b.start >= a.end:
                 continue
             word = b.start
             share_a, share_b = shares.get((a, word), 1.0), shares.get((b, word), 1.0)
-            if a.end - 1 != word or (share_a == 1.0 and share_b == 1.0) or b.end - b.start == 1 and share_b < share_a:
+            if (
+                a.end - 1 != word
+                or (share_a == 1.0 and share_b == 1.0)
+                or (b.end - b.start == 1 and share_b < share_a)
+            ):
                 raise TagError(
-                    "overlapping spans", f"{a.tag} and {b.tag} overlap on words {b.start}-{min(a.end, b.end)} (one BIO layer cannot hold both)"
+                    "overlapping spans",
+                    f"{a.tag} and {b.tag} overlap on words {b.start}-{min(a.end, b.end)} (one BIO layer cannot hold both)",
                 )
             if share_a >= share_b and b.end - b.start > 1:
                 replaced = (b, replace(b, start=b.start + 1))
             elif a.end - a.start > 1:
                 replaced = (a, replace(a, end=a.end - 1))
             else:
-                raise TagError("overlapping spans", f"{a.tag} and {b.tag} share their only word {word}")
+                raise TagError(
+                    "overlapping spans", f"{a.tag} and {b.tag} share their only word {word}"
+                )
             result = [replaced[1] if s is replaced[0] else s for s in result]
     return result
 
@@ -244,7 +260,9 @@ def render_tagged(words: list[str], relation: Relation) -> str:
         return (span.open_rank,) if span.open_rank is not None else (-span.end, span.kind == "S")
 
     def close_key(span: Span) -> tuple:
-        return (span.close_rank,) if span.close_rank is not None else (-span.start, span.kind != "S")
+        return (
+            (span.close_rank,) if span.close_rank is not None else (-span.start, span.kind != "S")
+        )
 
     opens: dict[int, list[Span]] = {}
     closes: dict[int, list[Span]] = {}
@@ -272,7 +290,9 @@ def pair_input(text_w_pairs: str) -> str:
         sequence = re.findall(rf"</?{name}>", text)
         expected = [f"<{name}>", f"</{name}>"] * (len(sequence) // 2)
         if not sequence or sequence != expected:
-            raise TagError("bad pair markers", f"<{name}>…</{name}> missing, unbalanced or out of order")
+            raise TagError(
+                "bad pair markers", f"<{name}>…</{name}> missing, unbalanced or out of order"
+            )
     for marker in PAIR_MARKERS:
         text = text.replace(marker, f" {marker} ")
     return " ".join(text.split())
