@@ -1,49 +1,43 @@
-"""Span scoring as a torchmetrics ``Metric``: counts are summed across devices under DDP."""
+"""Span scoring as a torchmetrics ``Metric``: sentence tallies are summed across devices under DDP."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torchmetrics import Metric
 
 from causalmine.data.tags import Relation
-from causalmine.metrics.span_scoring import KINDS, SpanCounts, score_sentence, summarize
+from causalmine.metrics.span_scoring import KINDS, TALLY_WIDTH, summarize, tally_relations
 
 
 class SpanF1(Metric):
-    """Accumulates CNC span counts (all scored sentences, and those with several relations)."""
+    """Accumulates the additive span tally of every scored sentence (see ``span_scoring``)."""
 
     full_state_update = False
     higher_is_better = True
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        # [subset (all, multi), kind (C, E, S), count (tp, fp, fn)]
         self.add_state(
-            "counts", default=torch.zeros(2, len(KINDS), 3, dtype=torch.long), dist_reduce_fx="sum"
+            "tally",
+            default=torch.zeros(len(KINDS), TALLY_WIDTH, dtype=torch.float64),
+            dist_reduce_fx="sum",
         )
 
     def update(
-        self, gold: Sequence[Sequence[Relation] | None], predicted: Sequence[Sequence[Relation]]
+        self,
+        words: Sequence[list[str]],
+        gold: Sequence[Sequence[Relation] | None],
+        predicted: Sequence[Sequence[Relation]],
     ) -> None:
-        """``gold[i] is None`` means the sentence has no span annotation and is not scored."""
-        delta = torch.zeros(self.counts.shape, dtype=torch.long)  # built on the CPU, moved once
-        for g, p in zip(gold, predicted, strict=True):
-            if not g:
-                continue
-            c = score_sentence(g, p)
-            row = torch.tensor([[c.tp[k], c.fp[k], c.fn[k]] for k in KINDS], dtype=torch.long)
-            delta[0] += row
-            if len(g) > 1:
-                delta[1] += row
-        self.counts += delta.to(self.counts.device)
+        """``gold[i]`` ``None`` or empty: the sentence has no gold relation and is not scored."""
+        total = np.zeros((len(KINDS), TALLY_WIDTH))
+        for w, g, p in zip(words, gold, predicted, strict=True):
+            if g:
+                total += tally_relations(w, g, p)
+        self.tally += torch.from_numpy(total).to(self.tally.device)
 
     def compute(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for subset, prefix in enumerate(("span", "span_multi")):
-            counts = SpanCounts()
-            for i, k in enumerate(KINDS):
-                counts.tp[k], counts.fp[k], counts.fn[k] = (int(v) for v in self.counts[subset, i])
-            out.update(summarize(counts, prefix))
-        return out
+        return summarize(self.tally.cpu().numpy())

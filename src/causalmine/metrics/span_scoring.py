@@ -1,155 +1,282 @@
-"""CNC-style span scoring, one implementation for training, ``eval.py`` and the benchmarks.
+"""Span scoring under the Causal News Corpus rules: one implementation for training, ``eval.py``,
+``python -m causalmine.score`` and the benchmarks.
 
-Rules (CASE 2022/2023 shared task, subtask 2):
-- only sentences with at least one gold relation are scored;
-- predictions beyond the number of gold relations are dropped, missing ones count as all-``O``;
-- Cause/Effect and Signal are separate BIO sequences per relation; spans match on exact
-  boundaries and label (seqeval semantics);
-- for a sentence with several gold relations, predicted relations are paired with gold ones
-  in the way that gives the sentence the best F1 (with fixed totals: the most true positives).
+Common rules (CASE 2022 and 2023, subtask 2): only sentences with at least one gold relation are
+scored; predicted relations beyond the gold count are dropped (the first ones kept) and missing
+ones are all-``O``; Cause/Effect and Signal are two BIO sequences per relation.
 
-Overall is reported two ways: ``official`` is the support-weighted mean of the Cause, Effect
-and Signal precision/recall/F1 (the 2022 scorer's Overall), ``micro`` pools the counts.
-The 2022 scorer computes its weighting incrementally over sentence groups; this computes the
-quantity it intends from pooled counts, and closes one-word ``<ARG0>w</ARG0>`` spans, which
-that scorer's tagger leaves open.
+Three families of figures:
+
+- ``span_f1``, ``span_precision``, ``span_recall``, ``span_{cause,effect,signal}_*`` — **the CNC
+  2022 official scorer**, quirks included, verified to 4 decimals against its outputs
+  (``tests/test_official_scorer.py``): tags come from its tagger (:func:`official_tags`, which
+  never closes a one-word ``<ARG0>w</ARG0>`` span: the span runs on to the next tag);
+  single-relation sentences are pooled and scored with seqeval; each multi-relation sentence
+  is scored on its own with the pairing of predicted to gold relations that gives the best
+  overall F1 (the first best in ``itertools.permutations`` order); per kind, the groups'
+  precision/recall/F1 are averaged weighted by their gold support, and Overall is the
+  support-weighted average of Cause, Effect and Signal. A kind without gold spans in a group
+  carries no weight there, so its false positives cost nothing.
+- ``span_*_pooled`` — ours, cleaner: spans as parsed (one-word spans closed), counts pooled over
+  all sentences after the pairing with the most true positives, micro P/R/F1.
+- ``span_*_2023`` — the CNC V2 (CASE 2023) scorer: the same tagger and pairing search, FairEval
+  counts (:mod:`causalmine.metrics.faireval`) pooled over all scored relations.
+
+``span_multi_*`` repeat the official figures on sentences with several gold relations.
+
+Every sentence's contribution is additive (a :class:`SpanTally`), so the torchmetrics wrapper
+sums tallies across devices and :func:`summarize` turns the total into figures.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from causalmine.data.tags import Relation, Span
+import numpy as np
+from seqeval.metrics.sequence_labeling import get_entities
+
+from causalmine.data.tags import Relation, render_tagged
+from causalmine.metrics import faireval
 
 KINDS = ("C", "E", "S")
 KIND_NAMES = {"C": "cause", "E": "effect", "S": "signal"}
 
+# Columns of a tally row (one row per kind)
+_COUNTS = 3  # tp, fp, fn
+_WEIGHTED = 4  # precision·support, recall·support, f1·support, support
+OFFICIAL_SINGLE = slice(0, 3)
+OFFICIAL_MULTI = slice(3, 7)
+POOLED = slice(7, 10)
+FAIR = slice(10, 10 + len(faireval.COUNT_NAMES))
+TALLY_WIDTH = FAIR.stop
 
-@dataclass
-class SpanCounts:
-    """True positives, false positives and false negatives per span kind."""
 
-    tp: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    fp: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    fn: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+def official_tags(tagged: str) -> tuple[list[str], list[str]]:
+    """Cause/Effect and Signal BIO tags of a tagged text, exactly as the CNC scorers' tagger
+    makes them (words split on single spaces).
 
-    def add(self, other: SpanCounts) -> None:
-        for k in KINDS:
-            self.tp[k] += other.tp[k]
-            self.fp[k] += other.fp[k]
-            self.fn[k] += other.fn[k]
+    Per word, the first matching rule sets the tag and the next word's default: ``<ARG0>`` →
+    ``B-C`` then ``I-C``; ``</ARG0>`` → ``I-C`` then ``O``; the same for ``<ARG1>`` / ``E``.
+    A word holding both ``<ARG0>`` and ``</ARG0>`` opens only, so the span runs on. Signals:
+    ``<SIGn>`` → ``B-S`` (closed at once when the word also holds ``</SIGn>``), ``</SIGn>`` →
+    ``I-S`` then ``O``.
+    """
+    ce: list[str] = []
+    sig: list[str] = []
+    ce_next = sig_next = "O"
+    for word in tagged.split(" "):
+        ce_tag, sig_tag = ce_next, sig_next
+        for opening, closing, kind in (("<ARG0>", "</ARG0>", "C"), ("<ARG1>", "</ARG1>", "E")):
+            if opening in word:
+                ce_tag, ce_next = f"B-{kind}", f"I-{kind}"
+                break
+            if closing in word:
+                ce_tag, ce_next = f"I-{kind}", "O"
+                break
+        if "<SIG" in word:
+            sig_tag = "B-S"
+            sig_next = "O" if "</SIG" in _SIGNAL_OPENING.sub("", word) else "I-S"
+        elif "</SIG" in word:
+            sig_tag, sig_next = "I-S", "O"
+        ce.append(ce_tag)
+        sig.append(sig_tag)
+    return ce, sig
+
+
+_SIGNAL_OPENING = re.compile(r"<SIG(?:[A-Z]|\d)*>")
+
+Entities = set[tuple[str, int, int]]  # (kind, first word, last word)
+
+
+def _entities(tags: list[str]) -> Entities:
+    return set(get_entities(tags))  # seqeval's lenient reading, as the scorers use
+
+
+@dataclass(frozen=True)
+class RelationTags:
+    """One relation as the official tagger sees it, and as parsed (for the pooled figures)."""
+
+    ce: list[str]
+    sig: list[str]
+    parsed: Entities
 
     @property
-    def total_tp(self) -> int:
-        return sum(self.tp.values())
+    def official(self) -> Entities:
+        return _entities(self.ce) | _entities(self.sig)
+
+    @classmethod
+    def of(cls, words: list[str], relation: Relation | None) -> RelationTags:
+        """A relation (``None`` = all ``O``) on a sentence's words."""
+        if relation is None:
+            n = len(words)
+            return cls(["O"] * n, ["O"] * n, set())
+        return cls.from_tagged(render_tagged(words, relation), relation)
+
+    @classmethod
+    def from_tagged(cls, tagged: str, relation: Relation) -> RelationTags:
+        """A tagged text as written (official tags) and its parsed ``relation`` (pooled)."""
+        ce, sig = official_tags(tagged)
+        return cls(ce, sig, {(s.kind, s.start, s.end - 1) for s in relation.spans})
 
 
-def _spans(relation: Relation | None) -> set[Span]:
-    return set(relation.spans) if relation is not None else set()
+def _counts(gold: Entities, predicted: Entities) -> np.ndarray:
+    """[kind, (tp, fp, fn)] for one gold/predicted pair of entity sets."""
+    out = np.zeros((len(KINDS), _COUNTS))
+    for i, kind in enumerate(KINDS):
+        g = {e for e in gold if e[0] == kind}
+        p = {e for e in predicted if e[0] == kind}
+        out[i] = len(g & p), len(p - g), len(g - p)
+    return out
 
 
-def pair_counts(gold: Relation, predicted: Relation | None) -> SpanCounts:
-    """Counts for one gold relation scored against one predicted relation (or none)."""
-    counts = SpanCounts()
-    gold_spans, predicted_spans = _spans(gold), _spans(predicted)
-    for s in gold_spans:
-        if s in predicted_spans:
-            counts.tp[s.kind] += 1
-        else:
-            counts.fn[s.kind] += 1
-    for s in predicted_spans - gold_spans:
-        counts.fp[s.kind] += 1
-    return counts
-
-
-def best_assignment(score: list[list[int]]) -> list[int]:
-    """Column for each row of a square matrix maximising the summed score (ties: lowest order).
-
-    Exact dynamic programming over subsets; sentences have a handful of relations.
-    """
-    n = len(score)
-    best: dict[int, tuple[int, list[int]]] = {0: (0, [])}
-    for row in range(n):
-        nxt: dict[int, tuple[int, list[int]]] = {}
-        for used, (value, cols) in best.items():
-            for col in range(n):
-                if used & (1 << col):
-                    continue
-                key = used | (1 << col)
-                cand = (value + score[row][col], [*cols, col])
-                if (
-                    key not in nxt
-                    or cand[0] > nxt[key][0]
-                    or (cand[0] == nxt[key][0] and cand[1] < nxt[key][1])
-                ):
-                    nxt[key] = cand
-        best = nxt
-    return best[(1 << n) - 1][1]
-
-
-def score_sentence(gold: Sequence[Relation], predicted: Sequence[Relation]) -> SpanCounts:
-    """Counts for one sentence under the CNC rules (empty ``gold``: nothing is scored)."""
-    total = SpanCounts()
-    if not gold:
-        return total
-    n = len(gold)
-    preds: list[Relation | None] = [*list(predicted)[:n], *[None] * max(0, n - len(predicted))]
-    table = [[pair_counts(g, p) for p in preds] for g in gold]
-    assignment = best_assignment([[c.total_tp for c in row] for row in table])
-    for g, p in enumerate(assignment):
-        total.add(table[g][p])
-    return total
-
-
-def _prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+def _prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return precision, recall, f1
 
 
-def summarize(counts: SpanCounts, prefix: str = "span") -> dict[str, float]:
-    """Flat metrics: per kind P/R/F1/support, ``official`` (headline) and ``micro`` overall."""
-    out: dict[str, float] = {}
-    weighted = [0.0, 0.0, 0.0]
-    total_support = 0
-    for k in KINDS:
-        p, r, f = _prf(counts.tp[k], counts.fp[k], counts.fn[k])
-        support = counts.tp[k] + counts.fn[k]
-        name = KIND_NAMES[k]
-        (
-            out[f"{prefix}_{name}_precision"],
-            out[f"{prefix}_{name}_recall"],
-            out[f"{prefix}_{name}_f1"],
-        ) = p, r, f
-        out[f"{prefix}_{name}_support"] = float(support)
-        for i, v in enumerate((p, r, f)):
-            weighted[i] += v * support
-        total_support += support
-    if total_support:
-        weighted = [v / total_support for v in weighted]
-    out[f"{prefix}_precision"], out[f"{prefix}_recall"], out[f"{prefix}_f1"] = weighted
-    tp = sum(counts.tp.values())
-    fp = sum(counts.fp.values())
-    fn = sum(counts.fn.values())
-    out[f"{prefix}_precision_micro"], out[f"{prefix}_recall_micro"], out[f"{prefix}_f1_micro"] = (
-        _prf(tp, fp, fn)
+def _weighted(counts: np.ndarray) -> np.ndarray:
+    """[kind, (P·n, R·n, F·n, n)] of pooled counts: what the official scorer averages."""
+    out = np.zeros((len(KINDS), _WEIGHTED))
+    for i, (tp, fp, fn) in enumerate(counts):
+        support = tp + fn
+        out[i] = [v * support for v in _prf(tp, fp, fn)] + [support]
+    return out
+
+
+def _overall_f1(weighted: np.ndarray) -> float:
+    support = weighted[:, 3].sum()
+    return float(weighted[:, 2].sum() / support) if support else 0.0
+
+
+def _best_pairing(n: int, score) -> list[tuple[int, int]]:
+    """(gold, predicted) pairs of the first permutation with the highest ``score`` (strictly
+    better replaces, as the official scorers do; ties keep the earlier permutation)."""
+    best, best_value = None, -1.0
+    for order in itertools.permutations(range(n)):
+        pairs = list(zip(order, range(n), strict=True))
+        value = score(pairs)
+        if value > best_value:
+            best, best_value = pairs, value
+    assert best is not None
+    return best
+
+
+def _most_true_positives(gold: list[RelationTags], predicted: list[RelationTags]) -> np.ndarray:
+    """Pooled counts under the pairing with the most true positives (ours)."""
+    table = [[_counts(g.parsed, p.parsed) for p in predicted] for g in gold]
+    pairs = _best_pairing(len(gold), lambda ps: sum(table[a][b][:, 0].sum() for a, b in ps))
+    return sum((table[a][b] for a, b in pairs), np.zeros((len(KINDS), _COUNTS)))
+
+
+def tally_sentence(gold: Sequence[RelationTags], predicted: Sequence[RelationTags]) -> np.ndarray:
+    """One sentence's additive contribution ``[kind, TALLY_WIDTH]`` (zeros without gold)."""
+    tally = np.zeros((len(KINDS), TALLY_WIDTH))
+    n = len(gold)
+    if n == 0:
+        return tally
+    empty = RelationTags(["O"] * len(gold[0].ce), ["O"] * len(gold[0].ce), set())
+    preds = [*list(predicted)[:n], *[empty] * max(0, n - len(predicted))]
+    gold = list(gold)
+    tally[:, POOLED] = _most_true_positives(gold, preds)
+
+    def official(pairs) -> np.ndarray:
+        return sum(
+            (_counts(gold[a].official, preds[b].official) for a, b in pairs),
+            np.zeros((len(KINDS), _COUNTS)),
+        )
+
+    def fair(pairs) -> faireval.FairCounts:
+        counts = faireval.FairCounts()
+        for a, b in pairs:
+            counts.add(faireval.compare_bio(gold[a].ce, preds[b].ce))
+            counts.add(faireval.compare_bio(gold[a].sig, preds[b].sig))
+        return counts
+
+    if n == 1:
+        tally[:, OFFICIAL_SINGLE] = official([(0, 0)])
+        fair_counts = fair([(0, 0)])
+    else:
+        pairs = _best_pairing(n, lambda ps: _overall_f1(_weighted(official(ps))))
+        tally[:, OFFICIAL_MULTI] = _weighted(official(pairs))
+        mode = faireval.HF_DEFAULT_MODE
+        fair_pairs = _best_pairing(n, lambda ps: faireval.scores(fair(ps), mode)["overall"]["f1"])
+        fair_counts = fair(fair_pairs)
+    tally[:, FAIR] = fair_counts.as_array(KINDS)
+    return tally
+
+
+def tally_relations(
+    words: list[str], gold: Sequence[Relation] | None, predicted: Sequence[Relation]
+) -> np.ndarray:
+    """:func:`tally_sentence` for parsed relations on a sentence's words."""
+    if not gold:
+        return np.zeros((len(KINDS), TALLY_WIDTH))
+    return tally_sentence(
+        [RelationTags.of(words, g) for g in gold], [RelationTags.of(words, p) for p in predicted]
     )
-    out[f"{prefix}_support"] = float(total_support)
+
+
+def _put(out: dict[str, float], key: str, values: Sequence[float]) -> None:
+    for metric, value in zip(("precision", "recall", "f1"), values, strict=True):
+        out[key.format(metric=metric)] = float(value)
+
+
+def summarize(tally: np.ndarray, prefix: str = "span") -> dict[str, float]:
+    """Figures of a summed tally: official (``{prefix}_f1`` …), ``_pooled`` and ``_2023``,
+    per kind and overall, ``{prefix}_multi_*`` and gold supports."""
+    tally = np.asarray(tally, dtype=float)
+    out: dict[str, float] = {}
+    # official: the pooled single-relation group merged with every multi-relation group
+    weighted = _weighted(tally[:, OFFICIAL_SINGLE]) + tally[:, OFFICIAL_MULTI]
+    for subset, w in ((prefix, weighted), (f"{prefix}_multi", tally[:, OFFICIAL_MULTI])):
+        support = w[:, 3]
+        per_kind = np.divide(
+            w[:, :3], support[:, None], out=np.zeros((3, 3)), where=support[:, None] > 0
+        )
+        for i, kind in enumerate(KINDS):
+            _put(out, f"{subset}_{KIND_NAMES[kind]}_{{metric}}", per_kind[i])
+            out[f"{subset}_{KIND_NAMES[kind]}_support"] = float(support[i])
+        total = support.sum()
+        overall = (per_kind * support[:, None]).sum(0) / total if total else np.zeros(3)
+        _put(out, f"{subset}_{{metric}}", overall)
+        out[f"{subset}_support"] = float(total)
+    pooled = tally[:, POOLED]
+    for i, kind in enumerate(KINDS):
+        _put(out, f"{prefix}_{KIND_NAMES[kind]}_{{metric}}_pooled", _prf(*pooled[i]))
+    _put(out, f"{prefix}_{{metric}}_pooled", _prf(*pooled.sum(0)))
+    fair = faireval.scores(
+        faireval.FairCounts.from_array(tally[:, FAIR], KINDS), faireval.HF_DEFAULT_MODE
+    )
+    for kind in KINDS:
+        _put(
+            out,
+            f"{prefix}_{KIND_NAMES[kind]}_{{metric}}_2023",
+            [fair[kind][m] for m in ("precision", "recall", "f1")],
+        )
+    _put(
+        out,
+        f"{prefix}_{{metric}}_2023",
+        [fair["overall"][m] for m in ("precision", "recall", "f1")],
+    )
     return out
 
 
 def score_corpus(
-    golds: Sequence[Sequence[Relation]], predictions: Sequence[Sequence[Relation]]
+    words: Sequence[list[str]],
+    golds: Sequence[Sequence[Relation] | None],
+    predictions: Sequence[Sequence[Relation]],
 ) -> dict[str, float]:
-    """All span metrics for a corpus, plus the same on sentences with several gold relations."""
-    if len(golds) != len(predictions):
-        raise ValueError(f"{len(golds)} gold sentences but {len(predictions)} predictions")
-    everything, multi = SpanCounts(), SpanCounts()
-    for gold, predicted in zip(golds, predictions, strict=True):
-        counts = score_sentence(gold, predicted)
-        everything.add(counts)
-        if len(gold) > 1:
-            multi.add(counts)
-    return {**summarize(everything, "span"), **summarize(multi, "span_multi")}
+    """All span figures for a corpus of parsed sentences (``gold`` ``None``/empty: not scored)."""
+    if not len(words) == len(golds) == len(predictions):
+        raise ValueError(
+            f"{len(words)} sentences, {len(golds)} golds, {len(predictions)} predictions"
+        )
+    total = np.zeros((len(KINDS), TALLY_WIDTH))
+    for w, g, p in zip(words, golds, predictions, strict=True):
+        total += tally_relations(w, g, p)
+    return summarize(total)

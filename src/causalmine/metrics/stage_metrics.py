@@ -70,7 +70,9 @@ class StageMetrics(nn.Module):
                     self._updated.add(key)
             if predicted is not None:
                 self.spans[_key(scope)].update(
-                    [examples[i].relations for i in rows], [predicted[i] for i in rows]
+                    [examples[i].words for i in rows],
+                    [examples[i].relations for i in rows],
+                    [predicted[i] for i in rows],
                 )
 
     def compute_and_reset(self, seen_anywhere: Callable[[bool], bool]) -> dict[str, float]:

@@ -5,32 +5,37 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+# (label, metric key stem, suffix): "{stem}_f1{suffix}" etc.
 SPAN_ROWS = (
-    ("Overall (CNC official)", "span", ""),
-    ("Overall (micro)", "span", "_micro"),
+    ("Overall (CNC 2022 official)", "span", ""),
     ("Cause", "span_cause", ""),
     ("Effect", "span_effect", ""),
     ("Signal", "span_signal", ""),
+    ("Overall (pooled, ours)", "span", "_pooled"),
+    ("Overall (CNC 2023, FairEval)", "span", "_2023"),
+    ("Multi-relation sentences (official)", "span_multi", ""),
 )
 CLASSIFICATION_COLUMNS = ("f1", "precision", "recall", "accuracy", "mcc")
 
 
 def span_table(metrics: dict[str, float], scope: str, title: str) -> Table:
-    """Rows: Overall official / micro, Cause, Effect, Signal, then the same on sentences with
-    several relations. ``scope`` is ``test`` or ``test/<corpus>``."""
+    """Rows: the official Overall and per kind, the pooled and 2023 Overall, and the official
+    figures on sentences with several relations. ``scope`` is ``test``, ``test/<corpus>`` or
+    ``""`` for unprefixed names (``python -m causalmine.score``)."""
     table = Table(title=title)
     for column in ("spans", "precision", "recall", "F1", "gold spans"):
         table.add_column(column, justify="left" if column == "spans" else "right")
-    for subset, label in (("span", ""), ("span_multi", "multi-relation ")):
-        for name, base, suffix in SPAN_ROWS:
-            key = f"{scope}/{base.replace('span', subset, 1)}"
-            if f"{key}_f1{suffix}" not in metrics:
-                continue
-            values = (f"{metrics[f'{key}_{m}{suffix}']:.4f}" for m in ("precision", "recall", "f1"))
-            table.add_row(
-                label + name, *values, f"{metrics.get(f'{key}_support', float('nan')):.0f}"
-            )
+    for label, stem, suffix in SPAN_ROWS:
+        key = f"{scope}/{stem}" if scope else stem
+        if f"{key}_f1{suffix}" not in metrics:
+            continue
+        values = (f"{metrics[f'{key}_{m}{suffix}']:.4f}" for m in ("precision", "recall", "f1"))
+        table.add_row(label, *values, f"{metrics.get(f'{key}_support', float('nan')):.0f}")
     return table
+
+
+def print_span_table(metrics: dict[str, float], title: str, scope: str = "") -> None:
+    Console().print(span_table(metrics, scope, title))
 
 
 def classification_table(metrics: dict[str, float], scopes: list[str], title: str) -> Table:
