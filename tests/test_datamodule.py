@@ -1,10 +1,13 @@
-"""The datamodule: document-level split, encoding, dynamic padding, length-grouped batches."""
+"""The datamodule: validation split, leakage guard, encoding, dynamic padding, batches."""
 
 from __future__ import annotations
 
+import pytest
+
+from causalmine.data.accounting import DataError
 from causalmine.data.datamodule import CausalDataModule
 from causalmine.data.formats import Example
-from causalmine.data.splits import split_by_document
+from causalmine.data.splits import split_for_validation
 
 
 def _examples(n_docs: int, per_doc: int) -> list[Example]:
@@ -17,12 +20,83 @@ def _examples(n_docs: int, per_doc: int) -> list[Example]:
 
 def test_split_keeps_documents_whole_and_is_seeded():
     examples = _examples(40, 3)
-    train, val = split_by_document(examples, 0.2, seed=7)
+    train, val, how = split_for_validation(examples, 0.2, seed=7)
+    assert how == "by document (40 documents)"
     assert {e.doc_id for e in train}.isdisjoint({e.doc_id for e in val})
     assert len(train) + len(val) == len(examples)
     assert 0.2 * len(examples) <= len(val) < 0.2 * len(examples) + 3
-    assert split_by_document(examples, 0.2, seed=7) == (train, val)
-    assert split_by_document(examples, 0.2, seed=8)[1] != val
+    assert split_for_validation(examples, 0.2, seed=7)[:2] == (train, val)
+    assert split_for_validation(examples, 0.2, seed=8)[1] != val
+
+
+def test_one_document_corpus_is_split_by_sentence():
+    """Some UniCausal corpora give every row one doc_id: splitting by document would put
+    everything in validation and train on nothing."""
+    examples = _examples(1, 50)
+    train, val, how = split_for_validation(examples, 0.1, seed=1)
+    assert how == "by sentence, seeded: only 1 documents (< 20)"
+    assert (len(train), len(val)) == (45, 5)
+    assert split_for_validation(examples, 0.1, seed=1)[1] == val
+
+
+def test_a_document_too_large_for_validation_falls_back_to_sentences():
+    # 30 small documents and one that holds most of the corpus: whole documents cannot
+    # reach half the validation target without it, and it would overshoot
+    examples = _examples(30, 1) + [
+        Example(id=f"big_{s}", text=f"big {s}", doc_id="big") for s in range(300)
+    ]
+    train, val, how = split_for_validation(examples, 0.2, seed=3)
+    assert how.startswith("by sentence, seeded: whole documents fill 30 of the 66")
+    assert len(val) == 66 and len(train) == 264
+
+
+def test_pair_examples_follow_their_sentence():
+    examples = _examples(1, 30) + [
+        Example(
+            id=f"d0_{s}#1", text=f"<ARG0> a </ARG0> <ARG1> {s} </ARG1>", doc_id="d0", task="pair"
+        )
+        for s in range(30)
+    ]
+    train, val, _ = split_for_validation(examples, 0.2, seed=5)
+    sentences = {e.id.split("#")[0] for e in val}
+    assert sentences.isdisjoint({e.id.split("#")[0] for e in train}) and len(val) == 12
+
+
+def test_too_small_a_corpus_is_an_error_not_an_empty_split():
+    with pytest.raises(DataError, match="cannot carve a validation split from 1 training"):
+        split_for_validation(_examples(1, 1), 0.1, seed=1, corpus="tiny")
+
+
+def test_csv_corpus_without_doc_id_has_one_document_per_row(tmp_path, bert_tokenizer):
+    path = tmp_path / "c.csv"
+    path.write_text("text,label\n" + "".join(f"sentence number {i} .,{i % 2}\n" for i in range(30)))
+    dm = CausalDataModule(
+        bert_tokenizer,
+        kind="csv",
+        train_file=str(path),
+        test_file=str(path),
+        columns={"text": "text", "seq_label": "label"},
+        drop_leaked=False,
+    )
+    dm.setup("fit")
+    assert dm.stats["validation_split"]["csv"] == "by document (30 documents)"  # one per row
+    assert (len(dm.datasets["train"]), len(dm.datasets["val"])) == (27, 3)
+
+
+def test_training_split_emptied_by_the_leakage_guard_stops_before_training(
+    tmp_path, bert_tokenizer
+):
+    path = tmp_path / "c.csv"
+    path.write_text("text,label\n" + "".join(f"sentence number {i} .,{i % 2}\n" for i in range(30)))
+    dm = CausalDataModule(
+        bert_tokenizer,
+        kind="csv",
+        train_file=str(path),
+        test_file=str(path),  # every training sentence is also a test sentence
+        columns={"text": "text", "seq_label": "label"},
+    )
+    with pytest.raises(DataError, match="the training split is empty"):
+        dm.setup("fit")
 
 
 def test_cnc_datamodule_has_no_document_in_two_splits(data_root, bert_tokenizer):
@@ -34,7 +108,10 @@ def test_cnc_datamodule_has_no_document_in_two_splits(data_root, bert_tokenizer)
     }
     assert docs["train"].isdisjoint(docs["val"])
     assert docs["train"].isdisjoint(docs["test"]) and docs["val"].isdisjoint(docs["test"])
-    assert len(dm.datasets["train"]) + len(dm.datasets["val"]) == 3075
+    # 6 CNC training sentences occur verbatim in dev (the test split): dropped by default
+    assert dm.stats["leakage"] == {"train": 5, "val": 1, "dropped": True}
+    assert len(dm.datasets["train"]) + len(dm.datasets["val"]) == 3075 - 6
+    assert dm.stats["validation_split"]["cnc"] == "by document (2925 documents)"
     assert len(dm.datasets["test"]) == 340
     assert dm.stats["train"]["relations_beyond_span_heads"] > 0  # CNC train has up to 5 relations
     assert "left out of training" in dm.summary()

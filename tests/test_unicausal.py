@@ -36,14 +36,41 @@ def test_because_reader_on_the_real_files(data_root):
     spans, span_report = read_grouped_file(
         root / "grouped" / "splits" / "because_train.csv", "because", "skip"
     )
-    assert len(spans) == 400
-    assert (
-        span_report.rejected["overlapping spans"] == 3
-    )  # cause and effect overlap: unrepresentable
-    assert span_report.rejected["extra row of a sentence (UniCausal keeps its eg_id 0 row)"] == 50
-    assert span_report.rows_read == span_report.rows_used + span_report.rows_rejected
-    assert sum(not e.relations for e in spans) > 100  # empty cells: annotated, no relation
+    # cause and effect overlap in 3 rows: unrepresentable in one BIO layer, skipped and counted
+    assert span_report.rejected == {"overlapping spans": 3}
+    assert span_report.rows_read == span_report.rows_used + 3 == 453
+    # every causal row is used (as UniCausal's loader does): 49 sentences have several rows
+    assert span_report.notes["several rows of one sentence (relations merged)"] == 49
+    assert (len(spans), sum(len(e.relations) for e in spans)) == (401, 414)
+    assert sum(not e.relations for e in spans) == 98  # empty cells: annotated, no relation
     assert all(p.task == "pair" and p.text.count("<ARG0>") >= 1 for p in pairs)
+
+
+def test_because_test_split_keeps_all_14_gold_relations(data_root):
+    spans, report = read_grouped_file(
+        data_root / "unicausal" / "grouped" / "splits" / "because_test.csv", "because", "raise"
+    )
+    assert sum(len(e.relations) for e in spans) == 14 and len(spans) == 16
+    # the sentence whose eg_id 0 row is a non-causal pair gets its eg_id 1 row's two relations
+    (merged,) = [e for e in spans if e.id == "Article247_327.ann_3"]
+    assert len(merged.relations) == 2
+    assert report.rows_read == report.rows_used == 17
+
+
+def test_grouped_rows_of_one_sentence_are_merged_and_repeats_kept_once(tmp_path):
+    path = tmp_path / "x_train.csv"
+    tagged = "<ARG0>a</ARG0> b <ARG1>c</ARG1> d"
+    other = "a b <ARG0>c</ARG0> <ARG1>d</ARG1>"
+    path.write_text(
+        GROUPED_HEADER
+        + f"x,d,1,0,i0,a b c d,,1,0,,1,,0\nx,d,1,1,i1,a b c d,,1,1,,1,\"['{tagged}']\",1\n"
+        + f"x,d,1,2,i2,a b c d,,1,1,,1,\"['{tagged}', '{other}']\",2\n",
+        encoding="utf-8",
+    )
+    (sentence,), report = read_grouped_file(path, "x", "raise")
+    assert len(sentence.relations) == 2
+    assert report.notes["relation repeated in another row of the sentence (kept once)"] == 1
+    assert report.rows_used == 3
 
 
 def test_sequence_examples_keep_the_eg_id_0_row(tmp_path):
@@ -214,6 +241,7 @@ def test_user_csv_corpus_trains(train_config, tmp_path):
         "data.columns.relations=tagged",
         "data.columns.pair_text=marked",
         "data.columns.pair_label=pair",
+        "data.drop_leaked=false",  # the test file is the training file here
     )
     metrics = train(cfg)
     assert {"test/seq_f1", "test/span_f1", "test/pair_f1"} <= metrics.keys()

@@ -10,7 +10,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedTokenizerBase
 
-from causalmine.data.accounting import ON_ERROR_CHOICES, ReadReport
+from causalmine.data.accounting import ON_ERROR_CHOICES, DataError, ReadReport
 from causalmine.data.collate import CausalCollator
 from causalmine.data.corpora import CorpusSplits, cnc_files, load_cnc, load_csv, load_unicausal
 from causalmine.data.encoding import EncodedExample, encode_example
@@ -18,7 +18,7 @@ from causalmine.data.formats import Example
 from causalmine.data.leakage import leaked
 from causalmine.data.mixing import SAMPLING_CHOICES, TemperatureSampler
 from causalmine.data.sampling import resumable_train_loader
-from causalmine.data.splits import split_by_document
+from causalmine.data.splits import split_for_validation
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class CausalDataModule(L.LightningDataModule):
         pad_to_multiple_of: int | None = None,
         sampling: str = "proportional",
         temperature: float = 2.0,
-        drop_leaked: bool = False,
+        drop_leaked: bool = True,
         on_error: str = "raise",
         download: bool = True,
         limit_examples: int | None = None,
@@ -102,10 +102,22 @@ class CausalDataModule(L.LightningDataModule):
         if sampling not in SAMPLING_CHOICES:
             raise ValueError(f"data.sampling must be one of {SAMPLING_CHOICES}, got {sampling!r}")
         if max_length > (tokenizer.model_max_length or max_length):
-            raise ValueError(f"data.max_length={max_length} exceeds the tokenizer's window ({tokenizer.model_max_length})")
+            raise ValueError(
+                f"data.max_length={max_length} exceeds the tokenizer's window ({tokenizer.model_max_length})"
+            )
         self.tokenizer = tokenizer
-        self.kind, self.root, self.corpora, self.cnc_root, self.pairs = kind, root, list(corpora or []), cnc_root, pairs
-        self.name, self.files, self.columns = name, {"train": train_file, "val": val_file, "test": test_file}, dict(columns or {})
+        self.kind, self.root, self.corpora, self.cnc_root, self.pairs = (
+            kind,
+            root,
+            list(corpora or []),
+            cnc_root,
+            pairs,
+        )
+        self.name, self.files, self.columns = (
+            name,
+            {"train": train_file, "val": val_file, "test": test_file},
+            dict(columns or {}),
+        )
         self.max_length = max_length
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -139,11 +151,22 @@ class CausalDataModule(L.LightningDataModule):
         if self.kind == "cnc":
             return [load_cnc(self.root, self.on_error, self.download, self.pairs)]
         if self.kind == "csv":
-            return [load_csv(self.name, self.files["train"], self.files["test"], self.files["val"], self.columns, self.on_error)]
+            return [
+                load_csv(
+                    self.name,
+                    self.files["train"],
+                    self.files["test"],
+                    self.files["val"],
+                    self.columns,
+                    self.on_error,
+                )
+            ]
         loaded = []
         for corpus in self.corpora:
             if corpus == "cnc":
-                loaded.append(load_cnc(self.cnc_root or self.root, self.on_error, self.download, pairs=True))
+                loaded.append(
+                    load_cnc(self.cnc_root or self.root, self.on_error, self.download, pairs=True)
+                )
             else:
                 loaded.append(load_unicausal(self.root, corpus, self.on_error, self.download))
         return loaded
@@ -154,11 +177,22 @@ class CausalDataModule(L.LightningDataModule):
         loaded = self._load()
         self.reports = [r for corpus in loaded for r in corpus.reports]
         parts: dict[str, list[Example]] = {split: [] for split in SPLITS}
+        self.stats["validation_split"] = {}
         for corpus in loaded:
-            train, val = (corpus.train, corpus.val) if corpus.val is not None else split_by_document(corpus.train, self.val_fraction, self.split_seed)
+            if corpus.val is not None:
+                train, val, how = corpus.train, corpus.val, "given (validation file)"
+            else:
+                train, val, how = split_for_validation(
+                    corpus.train, self.val_fraction, self.split_seed, corpus.name
+                )
+            self.stats["validation_split"][corpus.name] = how
             for split, examples in zip(SPLITS, (train, val, corpus.test), strict=True):
                 parts[split] += self._limited(examples)
         self.stats["leakage"] = self._guard_leakage(parts)
+        if not parts["train"]:
+            raise DataError(
+                "the training split is empty (after the validation split and the leakage guard): nothing to train on"
+            )
         self.datasets = {split: self._encode(examples, split) for split, examples in parts.items()}
         log.info("data set-up:\n%s", self.summary())
 
@@ -186,7 +220,9 @@ class CausalDataModule(L.LightningDataModule):
         return counts
 
     def _encode(self, examples: list[Example], split: str) -> EncodedDataset:
-        items = [encode_example(e, self.tokenizer, self.max_length, self.span_heads) for e in examples]
+        items = [
+            encode_example(e, self.tokenizer, self.max_length, self.span_heads) for e in examples
+        ]
         sentences = [e for e in examples if e.task == "sentence"]
         relation_counts = Counter(len(e.relations) for e in sentences if e.relations is not None)
         self.stats[split] = {
@@ -197,11 +233,17 @@ class CausalDataModule(L.LightningDataModule):
             "with_spans": sum(1 for e in sentences if e.relations is not None),
             "relations": sum(k * n for k, n in relation_counts.items()),
             "pairs": sum(1 for e in examples if e.task == "pair"),
-            "sentences_over_span_heads": sum(n for k, n in relation_counts.items() if k > self.span_heads),
+            "sentences_over_span_heads": sum(
+                n for k, n in relation_counts.items() if k > self.span_heads
+            ),
             # only training loses them: evaluation scores against every gold relation
-            "relations_beyond_span_heads": sum((k - self.span_heads) * n for k, n in relation_counts.items() if k > self.span_heads),
+            "relations_beyond_span_heads": sum(
+                (k - self.span_heads) * n for k, n in relation_counts.items() if k > self.span_heads
+            ),
             "truncated_examples": sum(1 for item in items if item.num_truncated_words),
-            "spans_cut_by_truncation": sum(item.spans_cut_by_truncation(self.span_heads) for item in items),
+            "spans_cut_by_truncation": sum(
+                item.spans_cut_by_truncation(self.span_heads) for item in items
+            ),
             "documents": len({(e.corpus, e.doc_id) for e in examples}),
         }
         return EncodedDataset(items)
@@ -210,17 +252,27 @@ class CausalDataModule(L.LightningDataModule):
         lines = [report.summary() for report in self.reports]
         for split in SPLITS:
             if split in self.stats:
-                lines.append(f"{split}: " + ", ".join(f"{k}={v}" for k, v in self.stats[split].items()))
+                lines.append(
+                    f"{split}: " + ", ".join(f"{k}={v}" for k, v in self.stats[split].items())
+                )
         train = self.stats.get("train", {})
         if train.get("relations_beyond_span_heads"):
             lines.append(
                 f"  {train['sentences_over_span_heads']} training sentences have more than {self.span_heads} relations; "
                 f"{train['relations_beyond_span_heads']} relations are left out of training (never out of evaluation)"
             )
+        for corpus, how in self.stats.get("validation_split", {}).items():
+            lines.append(f"  validation split of {corpus}: {how}")
         leakage = self.stats.get("leakage", {})
         if leakage.get("train") or leakage.get("val"):
-            action = "dropped from training and validation" if self.drop_leaked else "kept (data.drop_leaked=true drops them)"
-            lines.append(f"  leakage: {leakage['train']} training and {leakage['val']} validation sentences also occur in the test data; {action}")
+            action = (
+                "dropped from training and validation"
+                if self.drop_leaked
+                else "kept (data.drop_leaked=true drops them)"
+            )
+            lines.append(
+                f"  leakage: {leakage['train']} training and {leakage['val']} validation sentences also occur in the test data; {action}"
+            )
         return "\n".join(lines)
 
     def train_dataloader(self) -> DataLoader:
@@ -228,9 +280,18 @@ class CausalDataModule(L.LightningDataModule):
         sampler = None  # default: epoch-seeded, length-grouped (data.group_by_length)
         if self.sampling == "temperature":
             corpus_of = [item.example.corpus for item in dataset.items]
-            sampler = TemperatureSampler(corpus_of, dataset.lengths, self.batch_size, self.temperature, self.seed)
+            sampler = TemperatureSampler(
+                corpus_of, dataset.lengths, self.batch_size, self.temperature, self.seed
+            )
         return resumable_train_loader(
-            dataset, dataset.lengths, self.batch_size, self.group_by_length, self.collator, self.seed, self.num_workers, sampler=sampler
+            dataset,
+            dataset.lengths,
+            self.batch_size,
+            self.group_by_length,
+            self.collator,
+            self.seed,
+            self.num_workers,
+            sampler=sampler,
         )
 
     def _eval_loader(self, split: str) -> DataLoader:

@@ -1,0 +1,196 @@
+"""The defaults under the scientific protocol: choices read validation only, test is reported.
+
+    # the headline: python train.py at its defaults, 3 seeds
+    python experiments/bench_protocol.py --configs default --seeds 1 2 3
+    # the defaults' sweep, one knob at a time, read on validation
+    python experiments/bench_protocol.py --configs lr5e-5 lr2e-4 batch16 no_lstm span_weight2 --seeds 1
+    # tables from the recorded runs (markdown)
+    python experiments/bench_protocol.py --summarize experiments/results/protocol_runs.jsonl
+
+Each job is ``python train.py <overrides> seed=S`` in its own run directory, ``--parallel``
+jobs at a time with ``--threads`` intra-op threads each (2 × 1 on a 2-core machine). After each
+job one JSON line goes to ``--out``: the commit, the overrides, the wall time, the validation
+curve per epoch (from the CSV log), the epoch of the best checkpoint by ``monitor`` and its
+validation figures, and the test figures of that checkpoint (``metrics.json``). Partial results
+survive an interruption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+CONFIGS: dict[str, list[str]] = {
+    "default": [],
+    "lr5e-5": ["optim.lr=5e-5"],
+    "lr2e-4": ["optim.lr=2e-4"],
+    "batch16": ["data.batch_size=16"],
+    "no_lstm": ["model.lstm.enabled=false"],
+    "span_weight2": ["span_weight=2"],
+}
+VAL_CURVE = ("val/joint_f1", "val/seq_f1", "val/span_f1", "val/span_f1_pooled", "val/span_f1_2023")
+TEST_KEYS = (
+    "test/seq_f1",
+    "test/seq_accuracy",
+    "test/seq_mcc",
+    "test/span_f1",
+    "test/span_precision",
+    "test/span_recall",
+    "test/span_f1_pooled",
+    "test/span_f1_2023",
+    "test/span_cause_f1",
+    "test/span_effect_f1",
+    "test/span_signal_f1",
+    "test/span_multi_f1",
+    "test/span_multi_recall",
+)
+
+
+def commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def validation_curve(run_dir: Path) -> list[dict[str, float]]:
+    """One row per validation epoch of the run's CSV log (the columns of ``VAL_CURVE``)."""
+    rows = []
+    with (run_dir / "csv" / "metrics.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            if row.get("val/joint_f1"):
+                rows.append(
+                    {"epoch": int(row["epoch"])}
+                    | {k: float(row[k]) for k in VAL_CURVE if row.get(k)}
+                )
+    return rows
+
+
+def run_job(config: str, seed: int, args: argparse.Namespace) -> dict:
+    run_dir = Path(args.work_dir) / f"{config}_seed{seed}"
+    overrides = [*CONFIGS[config], f"seed={seed}", "logger=csv", f"hydra.run.dir={run_dir}"]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *overrides, *args.extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    (run_dir / "bench_protocol.log").write_text(done.stdout[-20000:] + done.stderr[-20000:])
+    record = {
+        "config": config,
+        "seed": seed,
+        "overrides": [*CONFIGS[config], *args.extra],
+        "commit": args.commit,
+        "seconds": round(seconds, 1),
+        "returncode": done.returncode,
+        "run_dir": str(run_dir),
+    }
+    if done.returncode == 0:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        curve = validation_curve(run_dir)
+        best = max(curve, key=lambda r: r["val/joint_f1"])  # what the checkpoint callback kept
+        record |= {
+            "best_epoch": best["epoch"],
+            "best_checkpoint": Path(metrics["best_checkpoint"]).name,
+            "val_curve": curve,
+            **{k: v for k, v in best.items() if k != "epoch"},
+            **{k: metrics[k] for k in TEST_KEYS if k in metrics},
+            "leakage": metrics["data"]["splits"]["leakage"],
+        }
+    return record
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {spread:.4f}"
+
+
+def summarize(runs: list[dict]) -> str:
+    """Markdown: the validation table of every configuration, then the test figures of each."""
+    ok = [r for r in runs if r["returncode"] == 0]
+    configs = list(dict.fromkeys(r["config"] for r in ok))
+    lines = [
+        "| config | seeds | best epoch | " + " | ".join(VAL_CURVE) + " | minutes |",
+        "|" + " --- |" * (len(VAL_CURVE) + 4),
+    ]
+    for config in configs:
+        mine = [r for r in ok if r["config"] == config]
+        cells = [mean_std([r[k] for r in mine if k in r]) for k in VAL_CURVE]
+        epochs = ",".join(str(r["best_epoch"]) for r in mine)
+        minutes = mean_std([r["seconds"] / 60 for r in mine]).replace("0000", "00")
+        seeds = ",".join(str(r["seed"]) for r in mine)
+        lines.append(f"| {config} | {seeds} | {epochs} | " + " | ".join(cells) + f" | {minutes} |")
+    lines += [
+        "",
+        "| config | " + " | ".join(TEST_KEYS) + " |",
+        "|" + " --- |" * (len(TEST_KEYS) + 1),
+    ]
+    for config in configs:
+        mine = [r for r in ok if r["config"] == config]
+        lines.append(
+            f"| {config} | "
+            + " | ".join(mean_std([r[k] for r in mine if k in r]) for k in TEST_KEYS)
+            + " |"
+        )
+    failed = [f"{r['config']} seed {r['seed']}" for r in runs if r["returncode"] != 0]
+    if failed:
+        lines += ["", "failed: " + ", ".join(failed)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["default"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--work-dir", default=str(ROOT / "logs" / "bench_protocol"))
+    parser.add_argument("--out", default=str(HERE / "results" / "protocol_runs.jsonl"))
+    parser.add_argument("--summarize", nargs="+", metavar="RUNS_JSONL")
+    parser.add_argument("extra", nargs="*", help="more train.py overrides for every job")
+    args = parser.parse_args()
+    if args.summarize:
+        runs = [
+            json.loads(line)
+            for path in args.summarize
+            for line in Path(path).read_text().splitlines()
+            if line.strip()
+        ]
+        print(summarize(runs))
+        return
+    args.commit = commit()
+    jobs = [(config, seed) for seed in args.seeds for config in args.configs]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+
+    def one(job: tuple[str, int]) -> None:
+        record = run_job(*job, args)
+        with open(args.out, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        print(json.dumps({k: v for k, v in record.items() if k != "val_curve"}), flush=True)
+
+    with ThreadPoolExecutor(args.parallel) as pool:
+        list(pool.map(one, jobs))
+
+
+if __name__ == "__main__":
+    main()
