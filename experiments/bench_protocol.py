@@ -4,6 +4,8 @@
     python experiments/bench_protocol.py --configs default --seeds 1 2 3
     # the defaults' sweep, one knob at a time, read on validation
     python experiments/bench_protocol.py --configs lr5e-5 lr2e-4 batch16 no_lstm span_weight2 --seeds 1
+    # the same, as one queue of explicit jobs (config:seed), two at a time
+    python experiments/bench_protocol.py --jobs default:1 default:2 default:3 no_lstm:1 batch16:1
     # tables from the recorded runs (markdown)
     python experiments/bench_protocol.py --summarize experiments/results/protocol_runs.jsonl
 
@@ -137,7 +139,7 @@ def summarize(runs: list[dict]) -> str:
         mine = [r for r in ok if r["config"] == config]
         cells = [mean_std([r[k] for r in mine if k in r]) for k in VAL_CURVE]
         epochs = ",".join(str(r["best_epoch"]) for r in mine)
-        minutes = mean_std([r["seconds"] / 60 for r in mine]).replace("0000", "00")
+        minutes = f"{statistics.mean(r['seconds'] / 60 for r in mine):.1f}"
         seeds = ",".join(str(r["seed"]) for r in mine)
         lines.append(f"| {config} | {seeds} | {epochs} | " + " | ".join(cells) + f" | {minutes} |")
     lines += [
@@ -162,6 +164,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["default"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument(
+        "--jobs",
+        nargs="+",
+        metavar="CONFIG:SEED",
+        help="explicit jobs, in this order (else all pairs)",
+    )
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work-dir", default=str(ROOT / "logs" / "bench_protocol"))
@@ -180,6 +188,11 @@ def main() -> None:
         return
     args.commit = commit()
     jobs = [(config, seed) for seed in args.seeds for config in args.configs]
+    if args.jobs:
+        jobs = [(job.split(":")[0], int(job.split(":")[1])) for job in args.jobs]
+        unknown = {config for config, _ in jobs} - CONFIGS.keys()
+        if unknown:
+            parser.error(f"unknown config(s) {sorted(unknown)}; known: {list(CONFIGS)}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     def one(job: tuple[str, int]) -> None:
