@@ -40,9 +40,13 @@ CONFIGS: dict[str, list[str]] = {
     "batch16": ["data.batch_size=16"],
     "no_lstm": ["model.lstm.enabled=false"],
     "span_weight2": ["span_weight=2"],
+    # the defaults on UniCausal's BECAUSE (sequence, span and pair tasks)
+    "because": ["data=unicausal", "data.corpora=[because]"],
 }
 VAL_CURVE = ("val/joint_f1", "val/seq_f1", "val/span_f1", "val/span_f1_pooled", "val/span_f1_2023")
 TEST_KEYS = (
+    "test/pair_f1",
+    "test/pair_mcc",
     "test/seq_f1",
     "test/seq_accuracy",
     "test/seq_mcc",
@@ -96,16 +100,23 @@ def run_job(config: str, seed: int, args: argparse.Namespace) -> dict:
     )
     seconds = time.perf_counter() - start
     (run_dir / "bench_protocol.log").write_text(done.stdout[-20000:] + done.stderr[-20000:])
+    return record_of(config, seed, args, run_dir, seconds, done.returncode)
+
+
+def record_of(
+    config: str, seed: int, args: argparse.Namespace, run_dir: Path, seconds: float, returncode: int
+) -> dict:
+    """The JSON record of a finished job (``returncode`` 0: its figures too)."""
     record = {
         "config": config,
         "seed": seed,
         "overrides": [*CONFIGS[config], *args.extra],
         "commit": args.commit,
         "seconds": round(seconds, 1),
-        "returncode": done.returncode,
+        "returncode": returncode,
         "run_dir": str(run_dir),
     }
-    if done.returncode == 0:
+    if returncode == 0:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         curve = validation_curve(run_dir)
         best = max(curve, key=lambda r: r["val/joint_f1"])  # what the checkpoint callback kept
@@ -175,6 +186,12 @@ def main() -> None:
     parser.add_argument("--work-dir", default=str(ROOT / "logs" / "bench_protocol"))
     parser.add_argument("--out", default=str(HERE / "results" / "protocol_runs.jsonl"))
     parser.add_argument("--summarize", nargs="+", metavar="RUNS_JSONL")
+    parser.add_argument(
+        "--record",
+        nargs=2,
+        metavar=("SECONDS", "COMMIT"),
+        help="record the --jobs already run in --work-dir (wall time, commit) instead of running them",
+    )
     parser.add_argument("extra", nargs="*", help="more train.py overrides for every job")
     args = parser.parse_args()
     if args.summarize:
@@ -196,7 +213,13 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     def one(job: tuple[str, int]) -> None:
-        record = run_job(*job, args)
+        if args.record:
+            args.commit = args.record[1]
+            run_dir = Path(args.work_dir) / f"{job[0]}_seed{job[1]}"
+            code = 0 if (run_dir / "metrics.json").is_file() else 1
+            record = record_of(*job, args, run_dir, float(args.record[0]), code)
+        else:
+            record = run_job(*job, args)
         with open(args.out, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         print(json.dumps({k: v for k, v in record.items() if k != "val_curve"}), flush=True)
