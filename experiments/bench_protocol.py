@@ -188,9 +188,8 @@ def main() -> None:
     parser.add_argument("--summarize", nargs="+", metavar="RUNS_JSONL")
     parser.add_argument(
         "--record",
-        nargs=2,
-        metavar=("SECONDS", "COMMIT"),
-        help="record the --jobs already run in --work-dir (wall time, commit) instead of running them",
+        metavar="COMMIT",
+        help="record the --jobs that already ran in --work-dir at COMMIT instead of running them",
     )
     parser.add_argument("extra", nargs="*", help="more train.py overrides for every job")
     args = parser.parse_args()
@@ -214,10 +213,11 @@ def main() -> None:
 
     def one(job: tuple[str, int]) -> None:
         if args.record:
-            args.commit = args.record[1]
+            args.commit = args.record
             run_dir = Path(args.work_dir) / f"{job[0]}_seed{job[1]}"
-            code = 0 if (run_dir / "metrics.json").is_file() else 1
-            record = record_of(*job, args, run_dir, float(args.record[0]), code)
+            done = run_dir / "metrics.json"
+            seconds = done.stat().st_mtime - (run_dir / ".hydra" / "config.yaml").stat().st_mtime
+            record = record_of(*job, args, run_dir, seconds, 0 if done.is_file() else 1)
         else:
             record = run_job(*job, args)
         with open(args.out, "a") as fh:
