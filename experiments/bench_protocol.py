@@ -216,7 +216,8 @@ def main() -> None:
             args.commit = args.record
             run_dir = Path(args.work_dir) / f"{job[0]}_seed{job[1]}"
             done = run_dir / "metrics.json"
-            seconds = done.stat().st_mtime - (run_dir / ".hydra" / "config.yaml").stat().st_mtime
+            started = (run_dir / ".hydra" / "config.yaml").stat().st_mtime
+            seconds = done.stat().st_mtime - started if done.is_file() else 0.0
             record = record_of(*job, args, run_dir, seconds, 0 if done.is_file() else 1)
         else:
             record = run_job(*job, args)
