@@ -67,17 +67,18 @@ def test_too_small_a_corpus_is_an_error_not_an_empty_split():
         split_for_validation(_examples(1, 1), 0.1, seed=1, corpus="tiny")
 
 
-def test_csv_corpus_without_doc_id_has_one_document_per_row(tmp_path, bert_tokenizer):
+def _csv_datamodule(tmp_path, tokenizer, **kwargs) -> CausalDataModule:
+    """30 sentences without doc_id, the same file as training and test data."""
     path = tmp_path / "c.csv"
     path.write_text("text,label\n" + "".join(f"sentence number {i} .,{i % 2}\n" for i in range(30)))
-    dm = CausalDataModule(
-        bert_tokenizer,
-        kind="csv",
-        train_file=str(path),
-        test_file=str(path),
-        columns={"text": "text", "seq_label": "label"},
-        drop_leaked=False,
+    columns = {"text": "text", "seq_label": "label"}
+    return CausalDataModule(
+        tokenizer, kind="csv", train_file=str(path), test_file=str(path), columns=columns, **kwargs
     )
+
+
+def test_csv_corpus_without_doc_id_has_one_document_per_row(tmp_path, bert_tokenizer):
+    dm = _csv_datamodule(tmp_path, bert_tokenizer, drop_leaked=False)
     dm.setup("fit")
     assert dm.stats["validation_split"]["csv"] == "by document (30 documents)"  # one per row
     assert (len(dm.datasets["train"]), len(dm.datasets["val"])) == (27, 3)
@@ -86,15 +87,7 @@ def test_csv_corpus_without_doc_id_has_one_document_per_row(tmp_path, bert_token
 def test_training_split_emptied_by_the_leakage_guard_stops_before_training(
     tmp_path, bert_tokenizer
 ):
-    path = tmp_path / "c.csv"
-    path.write_text("text,label\n" + "".join(f"sentence number {i} .,{i % 2}\n" for i in range(30)))
-    dm = CausalDataModule(
-        bert_tokenizer,
-        kind="csv",
-        train_file=str(path),
-        test_file=str(path),  # every training sentence is also a test sentence
-        columns={"text": "text", "seq_label": "label"},
-    )
+    dm = _csv_datamodule(tmp_path, bert_tokenizer)  # every training sentence is a test sentence
     with pytest.raises(DataError, match="the training split is empty"):
         dm.setup("fit")
 
