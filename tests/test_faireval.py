@@ -259,8 +259,8 @@ def test_cnc_sample_through_our_span_scorer():
 
     total = np.zeros((len(KINDS), TALLY_WIDTH))
     for relations in CNC_SAMPLE.values():
-        gold = [RelationTags(ce.split(), sig.split(), set()) for ce, sig, _, _ in relations]
-        pred = [RelationTags(ce.split(), sig.split(), set()) for _, _, ce, sig in relations]
+        gold = [RelationTags(ce.split(), sig.split()) for ce, sig, _, _ in relations]
+        pred = [RelationTags(ce.split(), sig.split()) for _, _, ce, sig in relations]
         total += tally_sentence(gold, pred)
     ours = summarize(total)
     for label, stem in (

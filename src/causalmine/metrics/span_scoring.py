@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from seqeval.metrics.sequence_labeling import get_entities
@@ -97,22 +97,19 @@ def _entities(tags: list[str]) -> Entities:
 
 @dataclass(frozen=True)
 class RelationTags:
-    """One relation as the official tagger sees it, and as parsed (for the pooled figures)."""
+    """One relation: its official tags and entities, and its spans as parsed (pooled figures)."""
 
     ce: list[str]
     sig: list[str]
-    parsed: Entities
+    parsed: Entities = field(default_factory=set)
+    official: Entities = field(init=False)
 
-    @property
-    def official(self) -> Entities:
-        return _entities(self.ce) | _entities(self.sig)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "official", _entities(self.ce) | _entities(self.sig))
 
     @classmethod
-    def of(cls, words: list[str], relation: Relation | None) -> RelationTags:
-        """A relation (``None`` = all ``O``) on a sentence's words."""
-        if relation is None:
-            n = len(words)
-            return cls(["O"] * n, ["O"] * n, set())
+    def of(cls, words: list[str], relation: Relation) -> RelationTags:
+        """A parsed relation on a sentence's words, tagged as the corpus format writes it."""
         return cls.from_tagged(render_tagged(words, relation), relation)
 
     @classmethod
@@ -179,7 +176,7 @@ def tally_sentence(gold: Sequence[RelationTags], predicted: Sequence[RelationTag
     n = len(gold)
     if n == 0:
         return tally
-    empty = RelationTags(["O"] * len(gold[0].ce), ["O"] * len(gold[0].ce), set())
+    empty = RelationTags(["O"] * len(gold[0].ce), ["O"] * len(gold[0].ce))
     preds = [*list(predicted)[:n], *[empty] * max(0, n - len(predicted))]
     gold = list(gold)
     tally[:, POOLED] = _most_true_positives(gold, preds)
