@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint on the test split: python eval.py ckpt_path=PATH  (see README)."""
+"""Evaluate a checkpoint: python eval.py ckpt_path=PATH [split=val]  (see README)."""
 
 import os
 from pathlib import Path

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+
+import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from causalmine.data.tags import CE_LABEL_TO_ID as CE
+from causalmine.data.tags import (
+    CE_LABELS,
+    SIG_LABELS,
+    Span,
+    parse_tagged,
+    render_tagged,
+    strip_tags,
+)
 from causalmine.data.tags import SIG_LABEL_TO_ID as SIG
-from causalmine.data.tags import Span, parse_tagged, render_tagged, strip_tags
-from causalmine.decode import decode_relations, word_tags
+from causalmine.decode import bio_viterbi, decode_batch, decode_relations, head_tags, word_tags
+
+from .conftest import compose_config
 
 LABELS = ("O", "B-C", "I-C", "B-E", "I-E")
 
@@ -57,3 +72,220 @@ def test_rendered_prediction_keeps_the_words():
     )
     assert strip_tags(tagged) == " ".join(words)
     assert parse_tagged(tagged).relation == relation
+
+
+# --- constrained (BIO-valid) Viterbi decoding --------------------------------------------------
+
+
+def is_valid_bio(tags: list[str]) -> bool:
+    """An ``I-X`` only after ``B-X`` or ``I-X``."""
+    before = "O"
+    for tag in tags:
+        if tag.startswith("I-") and before[2:] != tag[2:]:
+            return False
+        before = tag
+    return True
+
+
+def path_score(log_probs: torch.Tensor, tags: list[str], labels) -> float:
+    return sum(float(log_probs[w, labels.index(t)]) for w, t in enumerate(tags))
+
+
+@st.composite
+def score_matrices(draw, max_words: int = 8):
+    """A label set (Cause/Effect or Signal) and a ``[words, labels]`` matrix of scores."""
+    labels = draw(st.sampled_from([CE_LABELS, SIG_LABELS]))
+    words = draw(st.integers(1, max_words))
+    values = draw(
+        st.lists(
+            st.floats(-30, 5, allow_nan=False, width=32),
+            min_size=words * len(labels),
+            max_size=words * len(labels),
+        )
+    )
+    return labels, torch.tensor(values).reshape(words, len(labels))
+
+
+@given(score_matrices())
+@settings(max_examples=300, deadline=None)
+def test_viterbi_output_is_always_valid_bio(case):
+    labels, scores = case
+    tags = bio_viterbi(scores, labels)
+    assert len(tags) == scores.shape[0] and is_valid_bio(tags)
+    # gap filling of words without a subword keeps it valid
+    positions = [-1, *range(scores.shape[0]), -1]
+    positions.insert(len(positions) // 2, -1)
+    (filled,) = head_tags(scores[None], positions, labels, "viterbi")
+    scored = [t for p, t in zip(positions, filled, strict=True) if p >= 0]
+    assert is_valid_bio(filled) and scored == bio_viterbi(scores.log_softmax(-1), labels)
+
+
+@given(score_matrices(max_words=5))
+@settings(max_examples=150, deadline=None)
+def test_viterbi_is_exactly_optimal(case):
+    labels, scores = case
+    log_probs = scores.log_softmax(-1)
+    valid = (
+        list(tags)
+        for tags in itertools.product(labels, repeat=scores.shape[0])
+        if is_valid_bio(list(tags))
+    )
+    best = max(path_score(log_probs, tags, labels) for tags in valid)
+    tags = bio_viterbi(log_probs, labels)
+    assert path_score(log_probs, tags, labels) == pytest.approx(best, abs=1e-4)
+    # logits and log-probabilities give the same path (a per-word shift changes no ranking)
+    assert path_score(log_probs, bio_viterbi(scores, labels), labels) == pytest.approx(
+        best, abs=1e-4
+    )
+
+
+@given(
+    st.sampled_from([CE_LABELS, SIG_LABELS]).flatmap(
+        lambda labels: st.tuples(
+            st.just(labels),
+            st.lists(st.sampled_from(labels), min_size=1, max_size=8),
+            st.integers(0, 2**31),
+        )
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_viterbi_keeps_a_valid_argmax(case):
+    labels, drawn, seed = case
+    tags: list[str] = []
+    for tag in drawn:  # repair into valid BIO: an orphan I-X becomes B-X
+        before = tags[-1] if tags else "O"
+        tags.append(f"B-{tag[2:]}" if tag.startswith("I-") and before[2:] != tag[2:] else tag)
+    assert is_valid_bio(tags)
+    scores = torch.rand(len(tags), len(labels), generator=torch.Generator().manual_seed(seed))
+    for w, t in enumerate(tags):  # the (unique) argmax of each word is its tag
+        scores[w, labels.index(t)] = scores[w].max() + 0.5
+    log_probs = scores.log_softmax(-1)
+    assert [labels[i] for i in log_probs.argmax(-1).tolist()] == tags
+    assert bio_viterbi(log_probs, labels) == tags
+
+
+@pytest.mark.parametrize(
+    ("first_word", "expected", "cause"),
+    [
+        # B-C at word 0 is nearly as likely as O: the whole span wins (-2.07 vs -3.73 for O B-C I-C)
+        ([0.40, 0.35, 0.05, 0.10, 0.10], ["B-C", "I-C", "I-C"], Span(0, 3, "C")),
+        # O is far likelier at word 0: the span starts at word 1 (-2.92 vs -4.93 for B-C I-C I-C)
+        ([0.90, 0.02, 0.02, 0.03, 0.03], ["O", "B-C", "I-C"], Span(1, 3, "C")),
+    ],
+)
+def test_viterbi_repairs_an_invalid_argmax(first_word, expected, cause):
+    later = [0.20, 0.10, 0.60, 0.05, 0.05]  # O B-C I-C B-E I-E
+    log_probs = torch.tensor([first_word, later, later]).log()
+    assert [LABELS[i] for i in log_probs.argmax(-1).tolist()] == ["O", "I-C", "I-C"]
+    assert bio_viterbi(log_probs, LABELS) == expected
+    # through the decoder, from logits [batch, K, tokens, labels] with a [CLS]-like token 0
+    ce = torch.cat([torch.zeros(1, 5), log_probs + 7.0])[None, None]
+    sig = torch.tensor([[9.0, 0.0, 0.0]]).expand(4, 3)[None, None]
+    (argmax,), (viterbi,) = (
+        decode_batch(ce, sig, [[1, 2, 3]], required_kinds=("C",), method=m)
+        for m in ("argmax", "viterbi")
+    )
+    assert argmax[0].causes == (Span(1, 3, "C"),)  # the lenient reading of O I-C I-C
+    assert viterbi[0].causes == (cause,)
+
+
+def test_argmax_decoding_of_a_batch_is_unchanged():
+    """``method="argmax"`` (the default) decodes as before ``decode.method`` existed."""
+
+    def logits(rows, labels):  # the tag scores 2.0, the other labels 0.0, 0.1, 0.2…
+        out = torch.arange(len(labels)).mul(0.1).expand(len(rows), len(rows[0]), -1).clone()
+        for k, row in enumerate(rows):
+            for t, tag in enumerate(row):
+                out[k, t, labels.index(tag)] = 2.0
+        return out
+
+    ce = torch.stack(
+        [
+            logits(
+                [
+                    ["O", "I-C", "I-C", "O", "I-E", "I-E", "O"],  # I after O starts a span
+                    ["O", "B-C", "I-C", "I-C", "O", "B-E", "I-E"],
+                ],
+                LABELS,
+            ),
+            logits([["O", "B-E", "I-E", "B-C", "I-C", "O", "O"], ["O"] * 7], LABELS),
+        ]
+    )
+    sig = torch.stack(
+        [
+            logits([["O", "O", "O", "B-S", "O", "O", "O"], ["O"] * 7], SIG_LABELS),
+            logits([["O", "I-S", "O", "O", "O", "O", "O"], ["O"] * 7], SIG_LABELS),
+        ]
+    )
+    # sentence 0: word 2 has no subword (empty); sentence 1: its last word was cut off
+    positions = [[1, 2, -1, 3, 4, 5, 6], [1, 2, 3, 4, -1]]
+    default = decode_batch(ce, sig, positions)
+    assert default == decode_batch(ce, sig, positions, method="argmax")
+    assert [[(r.causes, r.effects, r.signals) for r in rs] for rs in default] == [
+        [
+            ((Span(0, 2, "C"),), (Span(4, 6, "E"),), (Span(3, 4, "S"),)),
+            ((Span(0, 4, "C"),), (Span(5, 7, "E"),), ()),  # the gap is inside the cause
+        ],
+        [((Span(2, 4, "C"),), (Span(0, 2, "E"),), (Span(0, 1, "S"),))],
+    ]
+    # viterbi agrees where the argmax tags are valid BIO
+    viterbi = decode_batch(ce, sig, positions, method="viterbi")
+    assert default[0][1] in viterbi[0] and viterbi[1] == default[1]
+
+
+def test_unknown_decode_method_fails_clearly():
+    with pytest.raises(ValueError, match="decode method must be one of"):
+        decode_batch(torch.zeros(1, 1, 2, 5), torch.zeros(1, 1, 2, 3), [[0, 1]], method="beam")
+    with pytest.raises(ValueError, match="viterbi decoding needs scores"):
+        decode_relations(
+            torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 2), [0, 1], (), "viterbi"
+        )
+
+
+def test_bad_decode_method_fails_config_validation(train_config, tmp_path):
+    from causalmine.cli import evaluate, train
+    from causalmine.config import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"decode\.method must be one of argmax, viterbi, got 'beam'"
+    ):
+        train(train_config("decode.method=beam"))
+    eval_cfg = compose_config(
+        "eval", ["ckpt_path=missing.ckpt", "decode.method=Viterbi"], tmp_path / "eval"
+    )
+    with pytest.raises(ConfigError, match=r"decode\.method must be one of"):
+        evaluate(eval_cfg)
+
+
+def test_decode_method_reaches_training_and_eval(train_config, tmp_path, monkeypatch):
+    """Validation decodes with ``decode.method``; eval.py re-decodes the validation split of the
+    checkpoint with its own method by default, or with ``decode.method=…``."""
+    from causalmine import lit
+    from causalmine.cli import evaluate, train
+
+    used = []
+
+    def recording_decode_batch(*args, **kwargs):
+        used.append(args[4])
+        return decode_batch(*args, **kwargs)
+
+    monkeypatch.setattr(lit, "decode_batch", recording_decode_batch)
+    metrics = train(
+        train_config("decode.method=viterbi", "test=false", "trainer.limit_train_batches=1")
+    )
+    assert used and set(used) == {"viterbi"}
+    best = json.loads((tmp_path / "metrics.json").read_text())["best_checkpoint"]
+    for override, method in ((None, "viterbi"), ("argmax", "argmax")):
+        used.clear()
+        out = tmp_path / f"eval-{method}"
+        options = [f"ckpt_path={best}", "split=val", "trainer.enable_progress_bar=false"]
+        evaluated = evaluate(
+            compose_config("eval", options + [f"decode.method={override}"] * bool(override), out)
+        )
+        assert used and set(used) == {method}
+        written = json.loads((out / "metrics.json").read_text())
+        assert written["split"] == "val" and written["decode_method"] == method
+        if override is None:  # the checkpoint's own method reproduces training's validation
+            assert evaluated == pytest.approx(
+                {k: v for k, v in metrics.items() if k.startswith("val/")}
+            )

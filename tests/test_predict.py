@@ -11,6 +11,7 @@ import torch
 import causalmine
 from causalmine.cli import predict, train
 from causalmine.data.tags import strip_tags
+from causalmine.decode import decode_relations
 from causalmine.export import export
 from causalmine.inference import Predictor, _stitch
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
@@ -91,6 +92,32 @@ def test_stitching_takes_each_word_from_its_most_central_window():
     assert positions[9] == -1  # no window saw word 9
 
 
+def test_viterbi_predictor_decodes_stitched_logits(predictor):
+    viterbi = Predictor(
+        predictor.network,
+        predictor.tokenizer,
+        max_length=32,
+        stride=8,
+        batch_size=4,
+        required_kinds=(),
+        decode_method="viterbi",
+    )
+    short = "Prices rose because supply fell sharply ."
+    texts = [short, " ".join(["supply", "fell", "because", "prices", "rose"] * 30)]
+    got, base = list(viterbi.predict(texts)), list(predictor.predict(texts))
+    assert [p.causal_probability for p in got] == [p.causal_probability for p in base]
+    assert got[1].windows > 1 and got[1].relations
+    # a one-window sentence: the constrained decoding of its first subwords' logits
+    words = short.split()
+    encoding = predictor.tokenizer(words, is_split_into_words=True, return_tensors="pt")
+    with torch.inference_mode():
+        out = predictor.network(encoding["input_ids"], encoding["attention_mask"])
+    word_ids = encoding.word_ids(0)
+    positions = [word_ids.index(w) for w in range(len(words))]
+    expected = decode_relations(out.ce_logits[0], out.sig_logits[0], positions, (), "viterbi")
+    assert got[0].relations == expected and expected != base[0].relations
+
+
 def test_read_texts_keeps_empty_lines(tmp_path):
     path = tmp_path / "in.txt"
     path.write_text("first\n\n  \nlast\n", encoding="utf-8")
@@ -136,6 +163,25 @@ def test_exported_directory_predicts_like_its_checkpoint(trained_checkpoint, tmp
     assert outputs[0] == outputs[1]
     loaded = causalmine.load(str(model_dir))
     assert [p.to_json() for p in loaded.predict(texts)] == outputs[0]
+
+
+def test_decode_method_of_checkpoints_and_exports(trained_checkpoint, tmp_path):
+    """The model's own method (argmax, as trained), ``decode.method=…`` over it, and exports
+    from before ``decode.method`` existed (no ``method`` key) still loading as argmax."""
+    from causalmine.cli import load_predictor
+
+    model_dir = export(trained_checkpoint, tmp_path / "export")
+    config_path = model_dir / "config.json"
+    assert json.loads(config_path.read_text())["decode"]["method"] == "argmax"
+    for source in (f"ckpt_path={trained_checkpoint}", f"model_dir={model_dir}"):
+        for override, method in (([], "argmax"), (["decode.method=viterbi"], "viterbi")):
+            cfg = compose_config("predict", [source, "input=unused", *override], tmp_path)
+            assert load_predictor(cfg).decode_method == method
+    assert causalmine.load(str(model_dir), decode_method="viterbi").decode_method == "viterbi"
+    config = json.loads(config_path.read_text())
+    del config["decode"]["method"]
+    config_path.write_text(json.dumps(config))
+    assert causalmine.load(str(model_dir)).decode_method == "argmax"
 
 
 def hostile_lines(count: int = 1000) -> list[str]:

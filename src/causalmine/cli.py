@@ -15,7 +15,13 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from omegaconf import DictConfig
 
 from causalmine.checkpoints import check_resumable, load_module, resolve_ckpt_path
-from causalmine.config import check_train_config, is_multirun, to_plain
+from causalmine.config import (
+    ConfigError,
+    check_decode_method,
+    check_train_config,
+    is_multirun,
+    to_plain,
+)
 from causalmine.data.datamodule import CausalDataModule
 from causalmine.export import load as load_model_dir
 from causalmine.inference import Predictor
@@ -176,14 +182,29 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def decode_method_override(cfg: DictConfig) -> str | None:
+    """``decode.method`` of an eval or predict config: a method, or ``None`` (the model's own)."""
+    method = (cfg.get("decode") or {}).get("method")
+    check_decode_method(method, allow_none=True)
+    return method
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Test a checkpoint on the test split of the data it was trained on (or ``data.*`` overrides)."""
+    """Score a checkpoint on the test split (or ``split=val``, the validation split carved at
+    training) of the data it was trained on (or ``data.*`` overrides), decoding spans with the
+    checkpoint's ``decode.method`` unless ``decode.method`` says otherwise."""
+    stage = cfg.get("split", "test")
+    if stage not in ("test", "val"):
+        raise ConfigError(f"split must be test or val, got {stage!r}")
+    method = decode_method_override(cfg)
     out_dir = output_dir(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir)
     if ckpt_path is None:
         raise FileNotFoundError("eval needs ckpt_path=PATH (a .ckpt written by train.py)")
     module = load_module(ckpt_path)
+    if method is not None:
+        module.decode_method = method
     hparams = module.hparams
     overrides = to_plain(cfg.get("data")) or {}
     data_cfg = {**(hparams.get("data_config") or {}), **overrides}
@@ -203,17 +224,24 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         progress_bar=cfg.trainer.get("enable_progress_bar", True),
     )
     trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks)
-    trainer.test(module, datamodule=datamodule)
-    metrics = {k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")}
+    (trainer.test if stage == "test" else trainer.validate)(module, datamodule=datamodule)
+    metrics = {k: v for k, v in final_metrics(trainer).items() if k.startswith(f"{stage}/")}
+    name = "test" if stage == "test" else "validation"
     print_results(
         metrics,
-        "test",
-        f"test split ({', '.join(datamodule.corpus_names)}), {Path(ckpt_path).name}",
+        stage,
+        f"{name} split ({', '.join(datamodule.corpus_names)}), {Path(ckpt_path).name}, "
+        f"{module.decode_method} decoding",
     )
     write_metrics(
         out_dir / "metrics.json",
         metrics,
-        {"checkpoint": str(ckpt_path), "data": {"splits": datamodule.stats}},
+        {
+            "checkpoint": str(ckpt_path),
+            "split": stage,
+            "decode_method": module.decode_method,
+            "data": {"splits": datamodule.stats},
+        },
     )
     return metrics
 
@@ -226,6 +254,8 @@ def load_predictor(cfg: DictConfig) -> Predictor:
     options = {"batch_size": cfg.batch_size, "stride": cfg.stride, "threshold": cfg.threshold}
     if cfg.max_length:
         options["max_length"] = cfg.max_length
+    if (method := decode_method_override(cfg)) is not None:
+        options["decode_method"] = method
     if bool(cfg.get("model_dir")) == bool(cfg.get("ckpt_path")):
         raise ValueError(
             "predict needs exactly one of model_dir=DIR (an export) or ckpt_path=PATH (a checkpoint)"
@@ -238,8 +268,10 @@ def load_predictor(cfg: DictConfig) -> Predictor:
     options.setdefault(
         "max_length", (module.hparams.get("data_config") or {}).get("max_length", 256)
     )
-    required = tuple((module.hparams.get("decode") or {}).get("required_kinds", ("C", "E")))
-    return Predictor(module.network, tokenizer, device=device, required_kinds=required, **options)
+    options.setdefault("decode_method", module.decode_method)
+    return Predictor(
+        module.network, tokenizer, device=device, required_kinds=module.required_kinds, **options
+    )
 
 
 def predict(cfg: DictConfig) -> Path:

@@ -87,6 +87,18 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def check_decode_method(method: Any, allow_none: bool = False) -> None:
+    """``decode.method`` names a decoding method (``None`` = keep the model's, where allowed)."""
+    from causalmine.decode import DECODE_METHODS
+
+    if method is None and allow_none:
+        return
+    _require(
+        method in DECODE_METHODS,
+        f"decode.method must be one of {', '.join(DECODE_METHODS)}, got {method!r}",
+    )
+
+
 def check_train_config(cfg: DictConfig) -> None:
     """Validate the keys a researcher sweeps, before any model or data is loaded."""
     # imported here: this module must stay light for the entry points (see model/hub.py)
@@ -152,6 +164,7 @@ def check_train_config(cfg: DictConfig) -> None:
         set(kinds) <= {"C", "E", "S"},
         f"decode.required_kinds must be drawn from C, E, S; got {kinds}",
     )
+    check_decode_method(cfg.decode.get("method", "argmax"))
     for name in cfg.get("logger") or {}:
         _require(
             name in LOGGER_CHOICES,

@@ -1,30 +1,40 @@
 """Logits → word-level BIO → relations → tagged text in the corpus format.
 
-1. each word takes the label of its first subword (words without a subword, cut by truncation
-   or empty, are filled in: inside a span when both neighbours say so, else ``O``);
-2. spans follow seqeval's lenient BIO reading (an ``I-`` after ``O`` starts a span);
-3. a head yields a relation when it has every required kind of span (default: a cause and an
+1. each word gets a tag from its first subword, by one of two methods (``decode.method``):
+
+   - ``argmax``: each word takes the most likely label of its first subword; spans then follow
+     seqeval's lenient BIO reading (an ``I-`` after ``O`` starts a span);
+   - ``viterbi``: per head and layer, the most likely *valid* BIO sequence under the first
+     subwords' log-probabilities (an ``I-X`` only after ``B-X`` or ``I-X``), found exactly;
+
+   words without a subword (cut by truncation, or empty) are filled in: inside a span when both
+   neighbours say so, else ``O``;
+2. a head yields a relation when it has every required kind of span (default: a cause and an
    effect), and relations whose cause/effect spans repeat an earlier head's are dropped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import torch
 
 from causalmine.data.tags import CE_LABELS, SIG_LABELS, Relation, relation_from_bio
 
 DEFAULT_REQUIRED_KINDS = ("C", "E")
+DECODE_METHODS = ("argmax", "viterbi")
+DEFAULT_METHOD = "argmax"
 
 
-def word_tags(
-    token_label_ids: Sequence[int], word_positions: Sequence[int], labels: Sequence[str]
-) -> list[str]:
-    """Word-level tags from token-level label ids (first subword of each word)."""
-    tags: list[str | None] = [
-        labels[token_label_ids[p]] if p >= 0 else None for p in word_positions
-    ]
+def check_method(method: str) -> str:
+    if method not in DECODE_METHODS:
+        raise ValueError(f"decode method must be one of {DECODE_METHODS}, got {method!r}")
+    return method
+
+
+def _fill_gaps(tags: list[str | None]) -> list[str]:
+    """Tags for words without a subword (``None``): inside a span when both neighbours say so."""
     for i, tag in enumerate(tags):
         if tag is None:
             before = tags[i - 1] if i > 0 else None
@@ -39,21 +49,101 @@ def word_tags(
     return tags  # type: ignore[return-value]
 
 
+def word_tags(
+    token_label_ids: Sequence[int], word_positions: Sequence[int], labels: Sequence[str]
+) -> list[str]:
+    """Word-level tags from token-level label ids (first subword of each word)."""
+    return _fill_gaps([labels[token_label_ids[p]] if p >= 0 else None for p in word_positions])
+
+
+@cache
+def _bio_constraints(labels: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Additive scores of valid BIO: ``start[j]`` and ``step[i, j]`` (label i then j) are 0 where
+    allowed and -inf where not (``I-X`` at the start, or after anything but ``B-X``/``I-X``)."""
+
+    def allowed(before: str | None, label: str) -> bool:
+        if not label.startswith("I-"):
+            return True
+        kind = label[2:]
+        return before in (f"B-{kind}", f"I-{kind}")
+
+    def score(ok: bool) -> float:
+        return 0.0 if ok else float("-inf")
+
+    start = torch.tensor([score(allowed(None, j)) for j in labels])
+    step = torch.tensor([[score(allowed(i, j)) for j in labels] for i in labels])
+    return start, step
+
+
+def _viterbi(log_probs: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
+    """Best valid label ids ``[rows, words]`` for ``log_probs [rows, words, labels]``."""
+    rows, words, _ = log_probs.shape
+    if words == 0:
+        return torch.zeros((rows, 0), dtype=torch.long)
+    start, step = (t.to(log_probs.device) for t in _bio_constraints(tuple(labels)))
+    best = log_probs[:, 0] + start  # [rows, labels]: best score of a path ending in each label
+    back = []
+    for w in range(1, words):
+        best, previous = (best[:, :, None] + step).max(1)  # over the label before
+        best = best + log_probs[:, w]
+        back.append(previous)
+    last = best.argmax(-1)
+    path = [last]
+    for previous in reversed(back):
+        last = previous.gather(1, last[:, None]).squeeze(1)
+        path.append(last)
+    return torch.stack(path[::-1], 1)
+
+
+def bio_viterbi(log_probs: torch.Tensor, labels: Sequence[str]) -> list[str]:
+    """The valid BIO sequence with the highest total log-probability (exact constrained Viterbi).
+
+    ``log_probs`` is ``[words, labels]``; a per-word shift (logits instead of log-probabilities)
+    does not change the answer.
+    """
+    ids = _viterbi(log_probs[None].float(), labels)[0]
+    return [labels[i] for i in ids.tolist()]
+
+
+def head_tags(
+    outputs: torch.Tensor,
+    word_positions: Sequence[int],
+    labels: Sequence[str],
+    method: str = DEFAULT_METHOD,
+) -> list[list[str]]:
+    """Word tags of each head from label ids ``[K, tokens]`` or scores ``[K, tokens, labels]``
+    (logits or log-probabilities; ``viterbi`` needs scores)."""
+    if check_method(method) == "argmax":
+        ids = outputs.argmax(-1) if outputs.dim() == 3 else outputs
+        return [word_tags(row, word_positions, labels) for row in ids.tolist()]
+    if outputs.dim() != 3:
+        raise ValueError("viterbi decoding needs scores [K, tokens, labels], not label ids")
+    scored = [p for p in word_positions if p >= 0]
+    log_probs = outputs[:, scored].float().log_softmax(-1)
+    tags = []
+    for path in _viterbi(log_probs, labels).tolist():
+        ids = iter(path)
+        tags.append(_fill_gaps([labels[next(ids)] if p >= 0 else None for p in word_positions]))
+    return tags
+
+
 def decode_relations(
-    ce_ids: torch.Tensor,
-    sig_ids: torch.Tensor,
+    ce: torch.Tensor,
+    sig: torch.Tensor,
     word_positions: Sequence[int],
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
+    method: str = DEFAULT_METHOD,
 ) -> list[Relation]:
-    """Relations of one sentence from per-head label ids ``[K, tokens]`` (argmax of the logits)."""
-    ce_rows, sig_rows = ce_ids.tolist(), sig_ids.tolist()
+    """Relations of one sentence from per-head label ids ``[K, tokens]`` (argmax of the logits)
+    or per-head scores ``[K, tokens, labels]`` (either method)."""
     relations: list[Relation] = []
     seen: set[tuple] = set()
-    for ce_row, sig_row in zip(ce_rows, sig_rows, strict=True):
-        relation = relation_from_bio(
-            word_tags(ce_row, word_positions, CE_LABELS),
-            word_tags(sig_row, word_positions, SIG_LABELS),
-        )
+    for ce_tags, sig_tags in zip(
+        head_tags(ce, word_positions, CE_LABELS, method),
+        head_tags(sig, word_positions, SIG_LABELS, method),
+        strict=True,
+    ):
+        relation = relation_from_bio(ce_tags, sig_tags)
         kinds = {s.kind for s in relation.spans}
         if not all(k in kinds for k in required_kinds) or not relation.spans:
             continue
@@ -70,11 +160,14 @@ def decode_batch(
     sig_logits: torch.Tensor,
     word_positions: list[list[int]],
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
+    method: str = DEFAULT_METHOD,
 ) -> list[list[Relation]]:
     """Relations for every sentence of a batch from logits ``[batch, K, tokens, labels]``."""
-    ce_ids = ce_logits.argmax(-1).cpu()
-    sig_ids = sig_logits.argmax(-1).cpu()
+    if check_method(method) == "argmax":
+        ce, sig = ce_logits.argmax(-1).cpu(), sig_logits.argmax(-1).cpu()
+    else:
+        ce, sig = ce_logits.detach().float().cpu(), sig_logits.detach().float().cpu()
     return [
-        decode_relations(ce_ids[i], sig_ids[i], positions, required_kinds)
+        decode_relations(ce[i], sig[i], positions, required_kinds, method)
         for i, positions in enumerate(word_positions)
     ]

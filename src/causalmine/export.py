@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoTokenizer
 
 from causalmine.data.tags import CE_LABELS, SIG_LABELS
+from causalmine.decode import DEFAULT_METHOD, DEFAULT_REQUIRED_KINDS
 from causalmine.inference import Predictor
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.model.network import CausalNetwork, NetworkConfig
@@ -52,7 +53,8 @@ def export(ckpt_path: str | Path, out_dir: str | Path) -> Path:
             "signal": list(SIG_LABELS),
         },
         "max_length": (hparams.get("data_config") or {}).get("max_length", 256),
-        "decode": hparams.get("decode") or {},
+        # checkpoints from before decode.method decode with argmax
+        "decode": {"method": DEFAULT_METHOD, **(hparams.get("decode") or {})},
         "source_checkpoint": str(ckpt_path),
     }
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
@@ -83,7 +85,8 @@ def load(
     tokenizer = AutoTokenizer.from_pretrained(str(directory / "tokenizer"))
     options = {
         "max_length": config["max_length"],
-        "required_kinds": tuple(config["decode"].get("required_kinds", ("C", "E"))),
+        "required_kinds": tuple(config["decode"].get("required_kinds", DEFAULT_REQUIRED_KINDS)),
+        "decode_method": config["decode"].get("method", DEFAULT_METHOD),  # older exports: argmax
     }
     return Predictor(network, tokenizer, device=device, **{**options, **predictor_options})
 

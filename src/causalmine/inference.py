@@ -24,7 +24,12 @@ from causalmine.data.tags import (
     split_words,
     strip_tags,
 )
-from causalmine.decode import DEFAULT_REQUIRED_KINDS, decode_relations
+from causalmine.decode import (
+    DEFAULT_METHOD,
+    DEFAULT_REQUIRED_KINDS,
+    check_method,
+    decode_relations,
+)
 from causalmine.model.network import CausalNetwork
 
 CHUNK_BATCHES = 32  # texts are read in chunks of this many batches, sorted by length within a chunk
@@ -97,6 +102,7 @@ class Predictor:
         threshold: float = 0.5,
         required_kinds: tuple[str, ...] = DEFAULT_REQUIRED_KINDS,
         device: str | torch.device = "cpu",
+        decode_method: str = DEFAULT_METHOD,
     ) -> None:
         if not 0 <= stride < max_length // 2:
             raise ValueError(
@@ -109,6 +115,7 @@ class Predictor:
         self.batch_size = batch_size
         self.threshold = threshold
         self.required_kinds = required_kinds
+        self.decode_method = check_method(decode_method)
         self.device = torch.device(device)
 
     def _windows(self, index: int, words: list[str]) -> list[_Window]:
@@ -135,7 +142,8 @@ class Predictor:
 
     @torch.inference_mode()
     def _run(self, windows: list[_Window]) -> list[tuple[float, float, torch.Tensor, torch.Tensor]]:
-        """Causal and pair probabilities and per-head label ids ``[K, tokens]`` for each window.
+        """Causal and pair probabilities and, for each window, per-head label ids ``[K, tokens]``
+        (``argmax``) or logits ``[K, tokens, labels]`` (``viterbi``).
 
         Windows are batched in order of length (little padding) and returned in input order.
         """
@@ -153,8 +161,10 @@ class Predictor:
             out = self.network(ids.to(self.device), mask.to(self.device))
             probs = out.seq_logits.float().softmax(-1)[:, 1].cpu()
             pair_probs = out.pair_logits.float().softmax(-1)[:, 1].cpu()
-            ce = out.ce_logits.argmax(-1).cpu()
-            sig = out.sig_logits.argmax(-1).cpu()
+            if self.decode_method == "argmax":
+                ce, sig = out.ce_logits.argmax(-1).cpu(), out.sig_logits.argmax(-1).cpu()
+            else:
+                ce, sig = out.ce_logits.float().cpu(), out.sig_logits.float().cpu()
             for row, i in enumerate(chunk):
                 results[i] = (float(probs[row]), float(pair_probs[row]), ce[row], sig[row])
         return results
@@ -198,7 +208,9 @@ class Predictor:
                 continue
             probability = max(p for _, (p, _, _) in parts)
             ce_rows, sig_rows, positions = _stitch(parts, len(words))
-            relations = decode_relations(ce_rows, sig_rows, positions, self.required_kinds)
+            relations = decode_relations(
+                ce_rows, sig_rows, positions, self.required_kinds, self.decode_method
+            )
             label = int(probability >= self.threshold)
             predictions.append(
                 SentencePrediction(text, words, probability, label, relations, len(parts), pair)
@@ -207,14 +219,14 @@ class Predictor:
 
 
 def _stitch(parts: list, num_words: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Word-level label ids from overlapping windows, laid out as one pseudo-window.
+    """Word-level label ids (or logits) from overlapping windows, laid out as one pseudo-window.
 
-    Returns ``[K, num_words]`` id matrices whose column w holds word w's labels, with word w's
-    "position" being w itself, so the usual decoder applies.
+    Returns ``[K, num_words]`` id matrices (``[K, num_words, labels]`` logits) whose column w
+    holds word w's labels, with word w's "position" being w itself, so the usual decoder applies.
     """
-    heads = parts[0][1][1].shape[0]
-    ce = torch.zeros((heads, num_words), dtype=torch.long)
-    sig = torch.zeros((heads, num_words), dtype=torch.long)
+    ce_first, sig_first = parts[0][1][1], parts[0][1][2]
+    ce = ce_first.new_zeros((ce_first.shape[0], num_words, *ce_first.shape[2:]))
+    sig = sig_first.new_zeros((sig_first.shape[0], num_words, *sig_first.shape[2:]))
     best_margin = [-1] * num_words
     found = [False] * num_words
     for window, (_, ce_ids, sig_ids) in parts:

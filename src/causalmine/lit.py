@@ -14,7 +14,7 @@ from transformers import AutoConfig
 
 from causalmine.data.encoding import IGNORE_INDEX
 from causalmine.data.tags import Relation
-from causalmine.decode import decode_batch
+from causalmine.decode import DEFAULT_METHOD, DEFAULT_REQUIRED_KINDS, check_method, decode_batch
 from causalmine.metrics.stage_metrics import StageMetrics
 from causalmine.model.freezing import FreezeConfig, apply_static_freezing
 from causalmine.model.losses import LossBreakdown, LossWeights, unified_loss
@@ -76,7 +76,9 @@ class CausalLitModule(L.LightningModule):
         self.optim_config = OptimConfig(**(optim or {}))
         self.freeze_config = FreezeConfig(**(freeze or {}))
         self.parameter_counts = apply_static_freezing(self.network, self.freeze_config)
-        self.required_kinds = tuple((decode or {}).get("required_kinds", ("C", "E")))
+        self.required_kinds = tuple((decode or {}).get("required_kinds", DEFAULT_REQUIRED_KINDS))
+        # checkpoints from before decode.method decode as they did then; eval.py may change it
+        self.decode_method = check_method((decode or {}).get("method", DEFAULT_METHOD))
         self.metrics = nn.ModuleDict(
             {stage: StageMetrics(stage, corpora or []) for stage in STAGES}
         )
@@ -151,7 +153,11 @@ class CausalLitModule(L.LightningModule):
         predicted = None
         if any(e.relations is not None for e in examples):
             predicted = decode_batch(
-                out.ce_logits, out.sig_logits, batch["meta"].word_positions, self.required_kinds
+                out.ce_logits,
+                out.sig_logits,
+                batch["meta"].word_positions,
+                self.required_kinds,
+                self.decode_method,
             )
         self.metrics[stage].update(
             examples,
