@@ -166,18 +166,18 @@ def test_exported_directory_predicts_like_its_checkpoint(trained_checkpoint, tmp
 
 
 def test_decode_method_of_checkpoints_and_exports(trained_checkpoint, tmp_path):
-    """The model's own method (argmax, as trained), ``decode.method=…`` over it, and exports
-    from before ``decode.method`` existed (no ``method`` key) still loading as argmax."""
+    """The model's own method (viterbi, the training default), ``decode.method=…`` over it, and
+    exports from before ``decode.method`` existed (no ``method`` key) loading as argmax."""
     from causalmine.cli import load_predictor
 
     model_dir = export(trained_checkpoint, tmp_path / "export")
     config_path = model_dir / "config.json"
-    assert json.loads(config_path.read_text())["decode"]["method"] == "argmax"
+    assert json.loads(config_path.read_text())["decode"]["method"] == "viterbi"
     for source in (f"ckpt_path={trained_checkpoint}", f"model_dir={model_dir}"):
-        for override, method in (([], "argmax"), (["decode.method=viterbi"], "viterbi")):
+        for override, method in (([], "viterbi"), (["decode.method=argmax"], "argmax")):
             cfg = compose_config("predict", [source, "input=unused", *override], tmp_path)
             assert load_predictor(cfg).decode_method == method
-    assert causalmine.load(str(model_dir), decode_method="viterbi").decode_method == "viterbi"
+    assert causalmine.load(str(model_dir), decode_method="argmax").decode_method == "argmax"
     config = json.loads(config_path.read_text())
     del config["decode"]["method"]
     config_path.write_text(json.dumps(config))
