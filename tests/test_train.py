@@ -196,17 +196,16 @@ def test_bad_config_values_fail_early(train_config):
 
 @pytest.mark.slow
 def test_minilm_learns_on_cnc(tmp_path, data_root):
-    """A short real run on the bundled MiniLM must clearly beat the majority baseline: always
+    """One epoch of the bundled MiniLM must clearly beat the majority baseline: always
     answering "causal" scores F1 0.7048 and MCC 0 on CNC dev."""
     done = _run(
         [
             "train.py",
             "trainer.max_epochs=1",
-            "trainer.limit_train_batches=60",
             "logger=none",
             f"paths.log_dir={tmp_path}",
         ],
-        timeout=1200,
+        timeout=2400,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     (metrics_file,) = tmp_path.glob("train/runs/*/metrics.json")
