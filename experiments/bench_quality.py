@@ -126,12 +126,16 @@ def ce_f1_of_checkpoint(module, args: argparse.Namespace) -> float:
 
 
 def cnc_split(args: argparse.Namespace) -> tuple[list, list]:
-    """The training examples our pipeline uses (train minus its validation documents) and CNC dev."""
+    """The training examples our pipeline uses (train minus its validation documents and minus
+    the sentences that also occur in dev, as ``data.drop_leaked`` does) and CNC dev."""
     from causalmine.data.corpora import load_cnc
-    from causalmine.data.splits import split_by_document
+    from causalmine.data.leakage import leaked
+    from causalmine.data.splits import split_for_validation
 
     corpus = load_cnc(args.data_root, download=False)
-    train, _ = split_by_document(corpus.train, 0.1, 1234)
+    train, _, _ = split_for_validation(corpus.train, 0.1, 1234, "cnc")
+    dropped = {id(e) for e in leaked(train, corpus.test)}
+    train = [e for e in train if id(e) not in dropped]
     limit = args.limit or None
     return train[:limit], corpus.test[:limit]
 
