@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torchmetrics import Metric
 
 from causalmine.data.tags import Relation
-from causalmine.metrics.span_scoring import KINDS, TALLY_WIDTH, summarize, tally_relations
+from causalmine.metrics.span_scoring import KINDS, TALLY_WIDTH, summarize, tally_corpus
 
 
 class SpanF1(Metric):
@@ -33,10 +32,7 @@ class SpanF1(Metric):
         predicted: Sequence[Sequence[Relation]],
     ) -> None:
         """``gold[i]`` ``None`` or empty: the sentence has no gold relation and is not scored."""
-        total = np.zeros((len(KINDS), TALLY_WIDTH))
-        for w, g, p in zip(words, gold, predicted, strict=True):
-            if g:
-                total += tally_relations(w, g, p)
+        total = tally_corpus(words, gold, predicted)
         self.tally += torch.from_numpy(total).to(self.tally.device)
 
     def compute(self) -> dict[str, float]:

@@ -207,15 +207,24 @@ def tally_sentence(gold: Sequence[RelationTags], predicted: Sequence[RelationTag
     return tally
 
 
-def tally_relations(
-    words: list[str], gold: Sequence[Relation] | None, predicted: Sequence[Relation]
+def tally_corpus(
+    words: Sequence[list[str]],
+    golds: Sequence[Sequence[Relation] | None],
+    predictions: Sequence[Sequence[Relation]],
 ) -> np.ndarray:
-    """:func:`tally_sentence` for parsed relations on a sentence's words."""
-    if not gold:
-        return np.zeros((len(KINDS), TALLY_WIDTH))
-    return tally_sentence(
-        [RelationTags.of(words, g) for g in gold], [RelationTags.of(words, p) for p in predicted]
-    )
+    """The summed :func:`tally_sentence` of parsed sentences (``gold`` ``None``/empty: not
+    scored)."""
+    if not len(words) == len(golds) == len(predictions):
+        raise ValueError(
+            f"{len(words)} sentences, {len(golds)} golds, {len(predictions)} predictions"
+        )
+    total = np.zeros((len(KINDS), TALLY_WIDTH))
+    for w, gold, predicted in zip(words, golds, predictions, strict=True):
+        if gold:
+            total += tally_sentence(
+                [RelationTags.of(w, g) for g in gold], [RelationTags.of(w, p) for p in predicted]
+            )
+    return total
 
 
 def _put(out: dict[str, float], key: str, values: Sequence[float]) -> None:
@@ -269,11 +278,4 @@ def score_corpus(
     predictions: Sequence[Sequence[Relation]],
 ) -> dict[str, float]:
     """All span figures for a corpus of parsed sentences (``gold`` ``None``/empty: not scored)."""
-    if not len(words) == len(golds) == len(predictions):
-        raise ValueError(
-            f"{len(words)} sentences, {len(golds)} golds, {len(predictions)} predictions"
-        )
-    total = np.zeros((len(KINDS), TALLY_WIDTH))
-    for w, g, p in zip(words, golds, predictions, strict=True):
-        total += tally_relations(w, g, p)
-    return summarize(total)
+    return summarize(tally_corpus(words, golds, predictions))
