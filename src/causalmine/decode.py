@@ -155,6 +155,16 @@ def decode_relations(
     return relations
 
 
+def head_outputs(
+    ce_logits: torch.Tensor, sig_logits: torch.Tensor, method: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the decoder needs from span-head logits, on the CPU: label ids (``argmax``) or
+    float scores (``viterbi``)."""
+    if check_method(method) == "argmax":
+        return ce_logits.argmax(-1).cpu(), sig_logits.argmax(-1).cpu()
+    return ce_logits.detach().float().cpu(), sig_logits.detach().float().cpu()
+
+
 def decode_batch(
     ce_logits: torch.Tensor,
     sig_logits: torch.Tensor,
@@ -163,10 +173,7 @@ def decode_batch(
     method: str = DEFAULT_METHOD,
 ) -> list[list[Relation]]:
     """Relations for every sentence of a batch from logits ``[batch, K, tokens, labels]``."""
-    if check_method(method) == "argmax":
-        ce, sig = ce_logits.argmax(-1).cpu(), sig_logits.argmax(-1).cpu()
-    else:
-        ce, sig = ce_logits.detach().float().cpu(), sig_logits.detach().float().cpu()
+    ce, sig = head_outputs(ce_logits, sig_logits, method)
     return [
         decode_relations(ce[i], sig[i], positions, required_kinds, method)
         for i, positions in enumerate(word_positions)

@@ -29,6 +29,7 @@ from causalmine.decode import (
     DEFAULT_REQUIRED_KINDS,
     check_method,
     decode_relations,
+    head_outputs,
 )
 from causalmine.model.network import CausalNetwork
 
@@ -161,10 +162,7 @@ class Predictor:
             out = self.network(ids.to(self.device), mask.to(self.device))
             probs = out.seq_logits.float().softmax(-1)[:, 1].cpu()
             pair_probs = out.pair_logits.float().softmax(-1)[:, 1].cpu()
-            if self.decode_method == "argmax":
-                ce, sig = out.ce_logits.argmax(-1).cpu(), out.sig_logits.argmax(-1).cpu()
-            else:
-                ce, sig = out.ce_logits.float().cpu(), out.sig_logits.float().cpu()
+            ce, sig = head_outputs(out.ce_logits, out.sig_logits, self.decode_method)
             for row, i in enumerate(chunk):
                 results[i] = (float(probs[row]), float(pair_probs[row]), ce[row], sig[row])
         return results
