@@ -28,6 +28,9 @@ class OptimConfig:
     layer_decay: float = 1.0  # backbone lr × layer_decay^(distance from the top layer); 1 = off
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    # AdamW's kernel: true = fused (one kernel for all parameters), false = torch's default
+    # (foreach), null = fused where torch has it for the parameters' device (CPU, CUDA, ...)
+    fused: bool | None = None
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
@@ -79,6 +82,27 @@ def linear_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], floa
     return factor
 
 
+def use_fused(groups: list[dict[str, Any]], fused: bool | None) -> bool | None:
+    """Whether AdamW runs fused: ``fused`` if set, else whether torch has a fused kernel for the
+    device of every parameter. On this project's 2-core CPU the fused step over MiniLM's 22 M
+    parameters takes ~16 ms instead of ~150 ms for the default (foreach) one
+    (experiments/RESULTS.md, speed)."""
+    if fused is not None:
+        return fused
+    devices = {p.device.type for g in groups for p in g["params"]}
+    if devices and devices <= set(_fused_devices()):
+        return True
+    return None  # torch's default
+
+
+def _fused_devices() -> list[str]:
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    except ImportError:  # a torch without the helper: keep torch's default
+        return []
+    return _get_fused_kernels_supported_devices()
+
+
 def build_optimizer(
     network: CausalNetwork,
     optim: OptimConfig,
@@ -89,7 +113,9 @@ def build_optimizer(
     """AdamW and a per-step schedule: linear warm-up then linear decay to 0; groups that thaw
     get factor 0 until ``is_thawed()``."""
     groups = parameter_groups(network, optim, freeze)
-    optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, eps=optim.eps)
+    optimizer = torch.optim.AdamW(
+        groups, lr=optim.lr, betas=optim.betas, eps=optim.eps, fused=use_fused(groups, optim.fused)
+    )
     warmup = (
         optim.warmup_steps
         if optim.warmup_steps is not None
