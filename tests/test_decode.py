@@ -20,7 +20,14 @@ from causalmine.data.tags import (
     strip_tags,
 )
 from causalmine.data.tags import SIG_LABEL_TO_ID as SIG
-from causalmine.decode import bio_viterbi, decode_batch, decode_relations, head_tags, word_tags
+from causalmine.decode import (
+    bio_viterbi,
+    decode_batch,
+    decode_relations,
+    head_tags,
+    sentence_head_tags,
+    word_tags,
+)
 
 from .conftest import compose_config
 
@@ -118,6 +125,22 @@ def test_viterbi_output_is_always_valid_bio(case):
     (filled,) = head_tags(scores[None], positions, labels, "viterbi")
     scored = [t for p, t in zip(positions, filled, strict=True) if p >= 0]
     assert is_valid_bio(filled) and scored == bio_viterbi(scores.log_softmax(-1), labels)
+
+
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=6), st.integers(0, 2**31))
+@settings(max_examples=150, deadline=None)
+def test_viterbi_of_many_sentences_at_once_equals_one_at_a_time(lengths, seed):
+    """Padding shorter sentences to the longest changes no path (the batched pass is only faster)."""
+    generator = torch.Generator().manual_seed(seed)
+    scores = [torch.randn(3, n + 1, len(LABELS), generator=generator) * 3 for n in lengths]
+    # token 0 is [CLS]-like; word w sits at token w + 1, and one word (if any) has no subword
+    positions = [[w + 1 if w != n // 2 else -1 for w in range(n)] for n in lengths]
+    batched = sentence_head_tags(scores, positions, LABELS, "viterbi")
+    for sentence, s, p in zip(batched, scores, positions, strict=True):
+        scored = [q for q in p if q >= 0]
+        alone = [bio_viterbi(row[scored].log_softmax(-1), LABELS) for row in s]
+        assert [[t for q, t in zip(p, tags, strict=True) if q >= 0] for tags in sentence] == alone
+        assert sentence == head_tags(s, p, LABELS, "viterbi")
 
 
 @given(score_matrices(max_words=5))

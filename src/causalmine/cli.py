@@ -29,6 +29,7 @@ from causalmine.lit import CausalLitModule
 from causalmine.loggers import build_loggers, finish_loggers, keep_csv_metrics, log_run_config
 from causalmine.metrics.tables import print_results
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
+from causalmine.precision import trainer_precision
 from causalmine.prediction_files import read_texts, write_predictions
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,14 @@ def build_callbacks(
             continue
         callbacks.append(callback)
     return callbacks
+
+
+def build_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> L.Trainer:
+    """The Lightning trainer of ``trainer_cfg``, its ``precision: auto`` resolved for this machine."""
+    precision = trainer_precision(
+        trainer_cfg.get("precision", "32-true"), trainer_cfg.get("accelerator", "auto")
+    )
+    return instantiate(trainer_cfg, precision=precision, **kwargs)
 
 
 def network_settings(cfg: DictConfig, vocab_size: int) -> dict[str, Any]:
@@ -135,7 +144,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = build_callbacks(
         cfg.get("callbacks"), bool(loggers), cfg.trainer.get("enable_progress_bar", True)
     )
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     log_run_config(loggers, to_plain(cfg))
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
@@ -223,7 +232,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         has_logger=False,
         progress_bar=cfg.trainer.get("enable_progress_bar", True),
     )
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=False, callbacks=callbacks)
+    trainer = build_trainer(cfg.trainer, logger=False, callbacks=callbacks)
     (trainer.test if stage == "test" else trainer.validate)(module, datamodule=datamodule)
     metrics = {k: v for k, v in final_metrics(trainer).items() if k.startswith(f"{stage}/")}
     name = "test" if stage == "test" else "validation"
@@ -251,7 +260,12 @@ def load_predictor(cfg: DictConfig) -> Predictor:
     device = (
         cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     )
-    options = {"batch_size": cfg.batch_size, "stride": cfg.stride, "threshold": cfg.threshold}
+    options = {
+        "batch_size": cfg.batch_size,
+        "stride": cfg.stride,
+        "threshold": cfg.threshold,
+        "precision": cfg.get("precision", "auto"),
+    }
     if cfg.max_length:
         options["max_length"] = cfg.max_length
     if (method := decode_method_override(cfg)) is not None:

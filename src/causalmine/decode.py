@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from functools import cache
 
@@ -75,17 +76,30 @@ def _bio_constraints(labels: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tenso
     return start, step
 
 
-def _viterbi(log_probs: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
-    """Best valid label ids ``[rows, words]`` for ``log_probs [rows, words, labels]``."""
-    rows, words, _ = log_probs.shape
+def _viterbi(
+    log_probs: torch.Tensor, labels: Sequence[str], lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Best valid label ids ``[rows, words]`` for ``log_probs [rows, words, labels]``.
+
+    With ``lengths`` (``[rows]``), row r is a path over its first ``lengths[r]`` words only: the
+    words after them are padding, which neither scores nor constrains it (their ids are
+    meaningless). So the rows of many sentences are decoded in one pass over the words.
+    """
+    rows, words, num_labels = log_probs.shape
     if words == 0:
         return torch.zeros((rows, 0), dtype=torch.long)
     start, step = (t.to(log_probs.device) for t in _bio_constraints(tuple(labels)))
+    stay = torch.arange(num_labels, device=log_probs.device).expand(rows, -1)
     best = log_probs[:, 0] + start  # [rows, labels]: best score of a path ending in each label
     back = []
     for w in range(1, words):
-        best, previous = (best[:, :, None] + step).max(1)  # over the label before
-        best = best + log_probs[:, w]
+        score, previous = (best[:, :, None] + step).max(1)  # over the label before
+        score = score + log_probs[:, w]
+        if lengths is not None:  # a finished row keeps its scores and points back to itself
+            active = (lengths > w)[:, None]
+            score = torch.where(active, score, best)
+            previous = torch.where(active, previous, stay)
+        best = score
         back.append(previous)
     last = best.argmax(-1)
     path = [last]
@@ -113,37 +127,54 @@ def head_tags(
 ) -> list[list[str]]:
     """Word tags of each head from label ids ``[K, tokens]`` or scores ``[K, tokens, labels]``
     (logits or log-probabilities; ``viterbi`` needs scores)."""
+    return sentence_head_tags([outputs], [word_positions], labels, method)[0]
+
+
+def sentence_head_tags(
+    outputs: Sequence[torch.Tensor],
+    word_positions: Sequence[Sequence[int]],
+    labels: Sequence[str],
+    method: str = DEFAULT_METHOD,
+) -> list[list[list[str]]]:
+    """:func:`head_tags` of many sentences; ``viterbi`` decodes all their heads in one pass
+    (per sentence, its Python loop over words cost more than the network's forward pass)."""
     if check_method(method) == "argmax":
-        ids = outputs.argmax(-1) if outputs.dim() == 3 else outputs
-        return [word_tags(row, word_positions, labels) for row in ids.tolist()]
-    if outputs.dim() != 3:
+        return [
+            [word_tags(row, positions, labels) for row in (o.argmax(-1) if o.dim() == 3 else o)]
+            for o, positions in zip(outputs, word_positions, strict=True)
+        ]
+    if any(o.dim() != 3 for o in outputs):
         raise ValueError("viterbi decoding needs scores [K, tokens, labels], not label ids")
-    scored = [p for p in word_positions if p >= 0]
-    log_probs = outputs[:, scored].float().log_softmax(-1)
+    scored = [[p for p in positions if p >= 0] for positions in word_positions]
+    heads = [o.shape[0] for o in outputs]
+    log_probs = torch.zeros(sum(heads), max(map(len, scored), default=0), len(labels))
+    lengths = torch.zeros(sum(heads), dtype=torch.long)
+    row = 0
+    for o, kept in zip(outputs, scored, strict=True):
+        log_probs[row : row + o.shape[0], : len(kept)] = o[:, kept].float().log_softmax(-1)
+        lengths[row : row + o.shape[0]] = len(kept)
+        row += o.shape[0]
+    paths = iter(_viterbi(log_probs, labels, lengths).tolist())
     tags = []
-    for path in _viterbi(log_probs, labels).tolist():
-        ids = iter(path)
-        tags.append(_fill_gaps([labels[next(ids)] if p >= 0 else None for p in word_positions]))
+    for k, positions in zip(heads, word_positions, strict=True):
+        sentence = []
+        for path in itertools.islice(paths, k):
+            ids = iter(path)
+            sentence.append(_fill_gaps([labels[next(ids)] if p >= 0 else None for p in positions]))
+        tags.append(sentence)
     return tags
 
 
-def decode_relations(
-    ce: torch.Tensor,
-    sig: torch.Tensor,
-    word_positions: Sequence[int],
+def relations_from_tags(
+    ce_tags: Sequence[Sequence[str]],
+    sig_tags: Sequence[Sequence[str]],
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
-    method: str = DEFAULT_METHOD,
 ) -> list[Relation]:
-    """Relations of one sentence from per-head label ids ``[K, tokens]`` (argmax of the logits)
-    or per-head scores ``[K, tokens, labels]`` (either method)."""
+    """One sentence's relations from each head's cause/effect and signal tags."""
     relations: list[Relation] = []
     seen: set[tuple] = set()
-    for ce_tags, sig_tags in zip(
-        head_tags(ce, word_positions, CE_LABELS, method),
-        head_tags(sig, word_positions, SIG_LABELS, method),
-        strict=True,
-    ):
-        relation = relation_from_bio(ce_tags, sig_tags)
+    for ce_row, sig_row in zip(ce_tags, sig_tags, strict=True):
+        relation = relation_from_bio(list(ce_row), list(sig_row))
         kinds = {s.kind for s in relation.spans}
         if not all(k in kinds for k in required_kinds) or not relation.spans:
             continue
@@ -153,6 +184,36 @@ def decode_relations(
         seen.add(key)
         relations.append(relation)
     return relations
+
+
+def decode_sentences(
+    ce: Sequence[torch.Tensor],
+    sig: Sequence[torch.Tensor],
+    word_positions: Sequence[Sequence[int]],
+    required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
+    method: str = DEFAULT_METHOD,
+) -> list[list[Relation]]:
+    """Relations of many sentences, each from per-head label ids ``[K, tokens]`` (argmax of the
+    logits) or per-head scores ``[K, tokens, labels]`` (either method)."""
+    return [
+        relations_from_tags(ce_tags, sig_tags, required_kinds)
+        for ce_tags, sig_tags in zip(
+            sentence_head_tags(ce, word_positions, CE_LABELS, method),
+            sentence_head_tags(sig, word_positions, SIG_LABELS, method),
+            strict=True,
+        )
+    ]
+
+
+def decode_relations(
+    ce: torch.Tensor,
+    sig: torch.Tensor,
+    word_positions: Sequence[int],
+    required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
+    method: str = DEFAULT_METHOD,
+) -> list[Relation]:
+    """Relations of one sentence (see :func:`decode_sentences`)."""
+    return decode_sentences([ce], [sig], [word_positions], required_kinds, method)[0]
 
 
 def head_outputs(
@@ -174,7 +235,4 @@ def decode_batch(
 ) -> list[list[Relation]]:
     """Relations for every sentence of a batch from logits ``[batch, K, tokens, labels]``."""
     ce, sig = head_outputs(ce_logits, sig_logits, method)
-    return [
-        decode_relations(ce[i], sig[i], positions, required_kinds, method)
-        for i, positions in enumerate(word_positions)
-    ]
+    return decode_sentences(list(ce), list(sig), word_positions, required_kinds, method)

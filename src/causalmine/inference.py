@@ -28,10 +28,11 @@ from causalmine.decode import (
     DEFAULT_METHOD,
     DEFAULT_REQUIRED_KINDS,
     check_method,
-    decode_relations,
+    decode_sentences,
     head_outputs,
 )
 from causalmine.model.network import CausalNetwork
+from causalmine.precision import autocast, predict_precision, quantized_int8
 
 CHUNK_BATCHES = 32  # texts are read in chunks of this many batches, sorted by length within a chunk
 
@@ -104,12 +105,18 @@ class Predictor:
         required_kinds: tuple[str, ...] = DEFAULT_REQUIRED_KINDS,
         device: str | torch.device = "cpu",
         decode_method: str = DEFAULT_METHOD,
+        precision: str = "fp32",
     ) -> None:
+        """``precision``: ``fp32``, ``bf16`` (autocast), ``int8`` (a dynamically quantized copy
+        of the network, CPU only) or ``auto`` (bf16 where the device runs it natively)."""
         if not 0 <= stride < max_length // 2:
             raise ValueError(
                 f"stride must be in [0, max_length/2), got {stride} for max_length {max_length}"
             )
-        self.network = network.to(device).eval()
+        self.device = torch.device(device)
+        self.precision = predict_precision(precision, self.device)
+        network = network.to(self.device).eval()
+        self.network = quantized_int8(network) if self.precision == "int8" else network
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.stride = stride
@@ -117,7 +124,6 @@ class Predictor:
         self.threshold = threshold
         self.required_kinds = required_kinds
         self.decode_method = check_method(decode_method)
-        self.device = torch.device(device)
 
     def _windows(self, index: int, words: list[str]) -> list[_Window]:
         encoding = self.tokenizer(
@@ -159,7 +165,8 @@ class Predictor:
             for row, i in enumerate(chunk):
                 ids[row, : len(windows[i].input_ids)] = torch.tensor(windows[i].input_ids)
                 mask[row, : len(windows[i].input_ids)] = 1
-            out = self.network(ids.to(self.device), mask.to(self.device))
+            with autocast(self.precision, self.device):
+                out = self.network(ids.to(self.device), mask.to(self.device))
             probs = out.seq_logits.float().softmax(-1)[:, 1].cpu()
             pair_probs = out.pair_logits.float().softmax(-1)[:, 1].cpu()
             ce, sig = head_outputs(out.ce_logits, out.sig_logits, self.decode_method)
@@ -193,25 +200,39 @@ class Predictor:
         per_sentence: dict[int, list] = {}
         for window, output in zip(windows, self._run(windows) if windows else [], strict=True):
             per_sentence.setdefault(window.sentence, []).append((window, output))
-        predictions = []
-        for i, (text, words) in enumerate(zip(texts, words_of, strict=True)):
+        stitched: dict[int, tuple[float, torch.Tensor, torch.Tensor, list[int]]] = {}
+        for i, words in enumerate(words_of):
             parts = [
                 (w, (p, ce, sig)) for w, (p, _, ce, sig) in per_sentence.get(i, []) if not w.pair
             ]
+            if parts:
+                stitched[i] = (max(p for _, (p, _, _) in parts), *_stitch(parts, len(words)))
+        decoded = dict(
+            zip(
+                stitched,
+                decode_sentences(
+                    [ce for _, ce, _, _ in stitched.values()],
+                    [sig for _, _, sig, _ in stitched.values()],
+                    [positions for _, _, _, positions in stitched.values()],
+                    self.required_kinds,
+                    self.decode_method,
+                ),
+                strict=True,
+            )
+        )
+        predictions = []
+        for i, (text, words) in enumerate(zip(texts, words_of, strict=True)):
             pair = next((pp for w, (_, pp, _, _) in per_sentence.get(i, []) if w.pair), None)
-            if not parts:
+            if i not in stitched:
                 predictions.append(
                     SentencePrediction(text, words, None, None, pair_probability=pair)
                 )
                 continue
-            probability = max(p for _, (p, _, _) in parts)
-            ce_rows, sig_rows, positions = _stitch(parts, len(words))
-            relations = decode_relations(
-                ce_rows, sig_rows, positions, self.required_kinds, self.decode_method
-            )
+            probability = stitched[i][0]
+            windows = sum(not w.pair for w, _ in per_sentence[i])
             label = int(probability >= self.threshold)
             predictions.append(
-                SentencePrediction(text, words, probability, label, relations, len(parts), pair)
+                SentencePrediction(text, words, probability, label, decoded[i], windows, pair)
             )
         return predictions
 
