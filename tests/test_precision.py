@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -46,7 +47,7 @@ def test_auto_precision_follows_the_hardware(
 
 
 def test_cpu_bf16_detection_reads_the_cpu_flags():
-    flags = open("/proc/cpuinfo").read().split()
+    flags = Path("/proc/cpuinfo").read_text().split()
     expected = "amx_bf16" in flags or "avx512_bf16" in flags
     assert precision.cpu_has_bf16() == expected
 

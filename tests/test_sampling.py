@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from causalmine.data.sampling import EpochSeededSampler, ResumableDataLoader
+from causalmine.data.sampling import EpochSeededSampler, ResumableDataLoader, ShardSampler
 
 _RNG = random.Random(0)
 LENGTHS = [_RNG.randint(3, 60) for _ in range(1000)]
@@ -75,3 +78,36 @@ def test_loader_state_of_a_finished_epoch_does_not_skip_the_next():
     resumed.sampler.set_epoch(1)
     loader.sampler.set_epoch(1)
     assert list(resumed) == list(loader)
+
+
+@given(st.integers(1, 40), st.integers(1, 5), st.integers(0, 3))
+@settings(max_examples=100, deadline=None)
+def test_ddp_shards_cover_the_epoch(n, world_size, epoch):
+    """Ranks share one order: evaluation shards see every example exactly once; training shards
+    are equally long (same number of steps on every rank), cover every example and repeat at
+    most world_size - 1 of them."""
+    inner = EpochSeededSampler(LENGTHS[:n], batch_size=4, seed=7)
+    inner.set_epoch(epoch)
+    order = list(inner)
+    for pad in (False, True):
+        shards = []
+        for rank in range(world_size):
+            shard = ShardSampler(EpochSeededSampler(LENGTHS[:n], 4, seed=7), rank, world_size, pad)
+            shard.set_epoch(epoch)  # Lightning sets the epoch on the loader's sampler
+            assert shard.epoch == epoch
+            shards.append(list(shard))
+            assert len(shards[-1]) == len(shard)
+        drawn = [i for shard in shards for i in shard]
+        if not pad:
+            assert sorted(drawn) == sorted(order)
+        else:
+            assert len({len(shard) for shard in shards}) == 1
+            assert set(drawn) == set(order)
+            assert len(drawn) - len(order) <= world_size - 1
+        # every rank's shard follows the shared order (length-grouped batches stay grouped)
+        assert all(shard == order[rank::world_size] for rank, shard in enumerate(shards) if not pad)
+
+
+def test_a_rank_outside_the_world_is_refused():
+    with pytest.raises(ValueError, match="rank 2 is not in"):
+        ShardSampler(EpochSeededSampler(LENGTHS, 4, seed=7), 2, 2, pad=True)

@@ -170,9 +170,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 {k: v for k, v in final_metrics(trainer).items() if k.startswith("test/")}
             )
             name = Path(best).name if use_best else "final weights"
-            print_results(
-                metrics, "test", f"test split ({', '.join(datamodule.corpus_names)}), {name}"
-            )
+            if trainer.is_global_zero:
+                print_results(
+                    metrics, "test", f"test split ({', '.join(datamodule.corpus_names)}), {name}"
+                )
         extra = {
             "parameters": module.parameter_counts,
             "best_checkpoint": best,
@@ -185,7 +186,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 "splits": datamodule.stats,
             },
         }
-        write_metrics(out_dir / "metrics.json", metrics, extra)
+        if trainer.is_global_zero:  # under DDP every rank holds the same, synced metrics
+            write_metrics(out_dir / "metrics.json", metrics, extra)
     finally:
         finish_loggers(loggers)
     return metrics

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 from transformers import PreTrainedTokenizerBase
 
 from causalmine.data.accounting import ON_ERROR_CHOICES, DataError, ReadReport
@@ -17,7 +17,7 @@ from causalmine.data.encoding import EncodedExample, encode_example
 from causalmine.data.formats import Example
 from causalmine.data.leakage import leaked
 from causalmine.data.mixing import SAMPLING_CHOICES, TemperatureSampler
-from causalmine.data.sampling import resumable_train_loader
+from causalmine.data.sampling import ShardSampler, resumable_train_loader
 from causalmine.data.splits import split_for_validation
 
 log = logging.getLogger(__name__)
@@ -292,13 +292,25 @@ class CausalDataModule(L.LightningDataModule):
             self.seed,
             self.num_workers,
             sampler=sampler,
+            **self._distribution(),
         )
 
+    def _distribution(self) -> dict[str, int]:
+        """This process's rank and the number of processes (1 outside distributed training)."""
+        trainer = self.trainer
+        if trainer is None:
+            return {"rank": 0, "world_size": 1}
+        return {"rank": trainer.global_rank, "world_size": trainer.world_size}
+
     def _eval_loader(self, split: str) -> DataLoader:
+        dataset = self.datasets[split]
+        sampler: Sampler[int] = SequentialSampler(dataset)
+        if (distribution := self._distribution())["world_size"] > 1:
+            sampler = ShardSampler(sampler, **distribution, pad=False)
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.eval_batch_size,
-            shuffle=False,
+            sampler=sampler,
             collate_fn=self.collator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

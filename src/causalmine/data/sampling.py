@@ -56,6 +56,48 @@ class EpochSeededSampler(Sampler[int]):
         return iter(indices)
 
 
+class ShardSampler(Sampler[int]):
+    """One process's share of another sampler's indices in distributed training (DDP): every
+    ``world_size``-th index of the shared order, starting at ``rank``.
+
+    Every rank draws the same order (the inner sampler is seeded by seed and epoch, not by rank),
+    so the shards never overlap. ``pad=True`` (training) repeats the first indices of the order
+    until every rank has the same count, hence the same number of optimizer steps (DDP needs
+    that; at most ``world_size - 1`` examples are seen twice in an epoch, as with torch's
+    ``DistributedSampler``); ``pad=False`` (evaluation) yields every index exactly once, so
+    synced metrics count each example once.
+    """
+
+    def __init__(self, sampler: Sampler[int], rank: int, world_size: int, pad: bool) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, {world_size})")
+        self.sampler = sampler
+        self.rank = rank
+        self.world_size = world_size
+        self.pad = pad
+
+    @property
+    def epoch(self) -> int:
+        return int(getattr(self.sampler, "epoch", 0))
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        total = len(self.sampler)  # type: ignore[arg-type]
+        if self.pad:
+            return -(-total // self.world_size)
+        return len(range(self.rank, total, self.world_size))
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(self.sampler)
+        if self.pad and indices:
+            missing = -len(indices) % self.world_size
+            indices += (indices * (missing // len(indices) + 1))[:missing]
+        return iter(indices[self.rank :: self.world_size])
+
+
 class ResumableDataLoader(DataLoader):
     """A ``DataLoader`` whose position within an epoch is saved in Lightning checkpoints.
 
@@ -108,17 +150,22 @@ def resumable_train_loader(
     seed: int,
     num_workers: int = 0,
     sampler: Sampler[int] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> ResumableDataLoader:
-    """The training loader: order seeded by (``seed``, epoch), resumable mid-epoch.
+    """The training loader: order seeded by (``seed``, epoch), resumable mid-epoch; under DDP
+    (``world_size`` > 1) each rank takes its shard of that order.
 
     ``sampler`` replaces the default length-grouped one; it must be a function of the epoch it
     is given with ``set_epoch`` (like :class:`~causalmine.data.mixing.TemperatureSampler`)."""
+    if sampler is None:
+        sampler = EpochSeededSampler(lengths, batch_size, seed, group_by_length)
+    if world_size > 1:
+        sampler = ShardSampler(sampler, rank, world_size, pad=True)
     return ResumableDataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=sampler
-        if sampler is not None
-        else EpochSeededSampler(lengths, batch_size, seed, group_by_length),
+        sampler=sampler,
         collate_fn=collate_fn,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
