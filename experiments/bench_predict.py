@@ -33,15 +33,20 @@ def _measure(args: argparse.Namespace) -> dict:
     import torch
 
     import causalmine
-    from causalmine.checkpoints import load_module
     from causalmine.data.accounting import ReadReport
     from causalmine.data.formats import iter_csv
     from causalmine.inference import Predictor
+    from causalmine.lit import CausalLitModule
     from causalmine.model.backbone import BackboneSpec, load_tokenizer
     from causalmine.prediction_files import write_predictions
 
     torch.set_num_threads(args.threads)
-    module = load_module(args.ckpt)
+    # the network alone, so that older sources read newer checkpoints (whose optimizer settings
+    # they may not know)
+    checkpoint = torch.load(args.ckpt, map_location="cpu", weights_only=True)
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k != "optim"}
+    module = CausalLitModule(**hparams)
+    module.load_state_dict(checkpoint["state_dict"])
     network = module.hparams["network"]
     tokenizer = load_tokenizer(BackboneSpec(network["name_or_path"], network.get("tiny")))
     options = {"batch_size": args.batch_size, "decode_method": "viterbi"}
