@@ -24,6 +24,8 @@ from causalmine.decode import (
     bio_viterbi,
     decode_batch,
     decode_relations,
+    decode_sentences,
+    forced_ce_tags,
     head_tags,
     sentence_head_tags,
     word_tags,
@@ -162,6 +164,38 @@ def test_viterbi_is_exactly_optimal(case):
     )
 
 
+@given(st.integers(1, 5), st.integers(0, 2**31), st.sampled_from([("C", "E"), ("C",), ("E",)]))
+@settings(max_examples=150, deadline=None)
+def test_forced_tags_are_the_best_valid_path_holding_every_kind(words, seed, kinds):
+    scores = torch.randn(2, words, len(LABELS), generator=torch.Generator().manual_seed(seed)) * 3
+    (tags,) = forced_ce_tags([scores], [list(range(words))], kinds)
+    log_probs = scores[0].log_softmax(-1)  # the first head only
+    holding = [
+        list(t)
+        for t in itertools.product(LABELS, repeat=words)
+        if is_valid_bio(list(t)) and all(f"B-{k}" in t for k in kinds)
+    ]
+    if not holding:  # one word cannot hold a cause and an effect
+        assert tags is None
+        return
+    best = max(path_score(log_probs, t, LABELS) for t in holding)
+    assert tags in holding and path_score(log_probs, tags, LABELS) == pytest.approx(best, abs=1e-4)
+
+
+def test_a_causal_sentence_without_a_relation_gets_its_best_one():
+    # head 0 puts the effect at words 3-4 only weakly (O is likelier), so plain decoding finds
+    # a cause and no effect: no relation. Forced, it takes the best path with both (word 4 stays O).
+    o, bc, ic, be, ie = (torch.eye(5)[i] for i in range(5))
+    ce = torch.stack([o * 3, bc * 3, ic * 3, o * 2 + be, o * 2 + ie]) * 2
+    ce = torch.stack([ce, (o * 5).expand(5, 5)])  # head 1: nothing
+    sig = (torch.eye(3)[0] * 5).expand(2, 5, 3)
+    positions = [list(range(5))]
+    assert decode_sentences([ce], [sig], positions, method="viterbi") == [[]]
+    assert decode_sentences([ce], [sig], positions, method="viterbi", causal=[False]) == [[]]
+    ((relation,),) = decode_sentences([ce], [sig], positions, method="viterbi", causal=[True])
+    assert relation.causes == (Span(1, 3, "C"),) and relation.effects == (Span(3, 4, "E"),)
+
+
 @given(
     st.sampled_from([CE_LABELS, SIG_LABELS]).flatmap(
         lambda labels: st.tuples(
@@ -278,6 +312,8 @@ def test_bad_decode_method_fails_config_validation(train_config, tmp_path):
     )
     with pytest.raises(ConfigError, match=r"decode\.method must be one of"):
         evaluate(eval_cfg)
+    with pytest.raises(ConfigError, match=r"force_relation=true needs decode\.method=viterbi"):
+        train(train_config("decode.method=argmax", "decode.force_relation=true"))
 
 
 def test_decode_method_reaches_training_and_eval(train_config, tmp_path, monkeypatch):
@@ -286,10 +322,11 @@ def test_decode_method_reaches_training_and_eval(train_config, tmp_path, monkeyp
     from causalmine import lit
     from causalmine.cli import evaluate, train
 
-    used = []
+    used, forced = [], []
 
     def recording_decode_batch(*args, **kwargs):
         used.append(args[4])
+        forced.append(args[5] is not None)
         return decode_batch(*args, **kwargs)
 
     monkeypatch.setattr(lit, "decode_batch", recording_decode_batch)
@@ -312,3 +349,9 @@ def test_decode_method_reaches_training_and_eval(train_config, tmp_path, monkeyp
             assert evaluated == pytest.approx(
                 {k: v for k, v in metrics.items() if k.startswith("val/")}
             )
+    # decode.force_relation=true reaches the decoder, with the sequence head's verdicts
+    forced.clear()
+    options = [f"ckpt_path={best}", "split=val", "decode.force_relation=true"]
+    evaluate(compose_config("eval", options, tmp_path / "eval-forced"))
+    assert forced and all(forced)
+    assert json.loads((tmp_path / "eval-forced" / "metrics.json").read_text())["force_relation"]

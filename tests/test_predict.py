@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 
@@ -10,7 +11,7 @@ import torch
 
 import causalmine
 from causalmine.cli import predict, train
-from causalmine.data.tags import strip_tags
+from causalmine.data.tags import CE_LABELS, strip_tags
 from causalmine.decode import decode_relations
 from causalmine.export import export
 from causalmine.inference import Predictor, _stitch
@@ -116,6 +117,36 @@ def test_viterbi_predictor_decodes_stitched_logits(predictor):
     positions = [word_ids.index(w) for w in range(len(words))]
     expected = decode_relations(out.ce_logits[0], out.sig_logits[0], positions, (), "viterbi")
     assert got[0].relations == expected and expected != base[0].relations
+
+
+def test_forced_relations_fill_only_causal_sentences(predictor):
+    network = copy.deepcopy(predictor.network)
+    with torch.no_grad():  # span heads that leave the effect out: no relation without forcing
+        for head in network.span_heads.heads:
+            head.ce.bias[CE_LABELS.index("B-E")] -= 20.0
+
+    def make(force: bool, method: str = "viterbi", threshold: float = 0.0) -> Predictor:
+        return Predictor(
+            network,
+            predictor.tokenizer,
+            required_kinds=("C", "E"),
+            decode_method=method,
+            threshold=threshold,
+            force_relation=force,
+        )
+
+    texts = ["Prices rose because supply fell sharply .", "Rain fell .", "It rained ."]
+    plain, forced = list(make(False).predict(texts)), list(make(True).predict(texts))
+    # threshold 0: every sentence is causal, and each gets a relation with a cause and an effect
+    assert all(p.label == 1 and p.relations and p.relations[0].causes for p in forced)
+    assert all(p.relations[0].effects for p in forced)
+    assert not any(p.relations for p in plain)
+    # threshold 1: no sentence is causal, nothing is forced
+    assert [p.relations for p in make(True, threshold=1.0).predict(texts)] == [
+        p.relations for p in plain
+    ]
+    with pytest.raises(ValueError, match=r"needs decode\.method=viterbi"):
+        make(True, method="argmax")
 
 
 def test_read_texts_keeps_empty_lines(tmp_path):

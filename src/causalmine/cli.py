@@ -23,6 +23,7 @@ from causalmine.config import (
     to_plain,
 )
 from causalmine.data.datamodule import CausalDataModule
+from causalmine.decode import check_force_relation
 from causalmine.export import load as load_model_dir
 from causalmine.inference import Predictor
 from causalmine.lit import CausalLitModule
@@ -216,6 +217,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     module = load_module(ckpt_path)
     if method is not None:
         module.decode_method = method
+    if (force := (cfg.get("decode") or {}).get("force_relation")) is not None:
+        module.force_relation = bool(force)
+    try:
+        check_force_relation(module.force_relation, module.decode_method)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     hparams = module.hparams
     overrides = to_plain(cfg.get("data")) or {}
     data_cfg = {**(hparams.get("data_config") or {}), **overrides}
@@ -251,6 +258,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             "checkpoint": str(ckpt_path),
             "split": stage,
             "decode_method": module.decode_method,
+            "force_relation": module.force_relation,
             "data": {"splits": datamodule.stats},
         },
     )
@@ -272,6 +280,8 @@ def load_predictor(cfg: DictConfig) -> Predictor:
         options["max_length"] = cfg.max_length
     if (method := decode_method_override(cfg)) is not None:
         options["decode_method"] = method
+    if (force := (cfg.get("decode") or {}).get("force_relation")) is not None:
+        options["force_relation"] = bool(force)
     if bool(cfg.get("model_dir")) == bool(cfg.get("ckpt_path")):
         raise ValueError(
             "predict needs exactly one of model_dir=DIR (an export) or ckpt_path=PATH (a checkpoint)"
@@ -285,6 +295,7 @@ def load_predictor(cfg: DictConfig) -> Predictor:
         "max_length", (module.hparams.get("data_config") or {}).get("max_length", 256)
     )
     options.setdefault("decode_method", module.decode_method)
+    options.setdefault("force_relation", module.force_relation)
     return Predictor(
         module.network, tokenizer, device=device, required_kinds=module.required_kinds, **options
     )

@@ -165,6 +165,10 @@ def check_train_config(cfg: DictConfig) -> None:
         f"decode.required_kinds must be drawn from C, E, S; got {kinds}",
     )
     check_decode_method(cfg.decode.get("method", "argmax"))
+    _require(
+        not cfg.decode.get("force_relation") or cfg.decode.get("method") == "viterbi",
+        "decode.force_relation=true needs decode.method=viterbi",
+    )
     for name in cfg.get("logger") or {}:
         _require(
             name in LOGGER_CHOICES,

@@ -34,6 +34,13 @@ def check_method(method: str) -> str:
     return method
 
 
+def check_force_relation(force_relation: bool, method: str) -> bool:
+    """``decode.force_relation`` searches the span heads' scores: it needs ``viterbi``."""
+    if force_relation and method != "viterbi":
+        raise ValueError("decode.force_relation=true needs decode.method=viterbi")
+    return force_relation
+
+
 def _fill_gaps(tags: list[str | None]) -> list[str]:
     """Tags for words without a subword (``None``): inside a span when both neighbours say so."""
     for i, tag in enumerate(tags):
@@ -76,37 +83,91 @@ def _bio_constraints(labels: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tenso
     return start, step
 
 
-def _viterbi(
-    log_probs: torch.Tensor, labels: Sequence[str], lengths: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Best valid label ids ``[rows, words]`` for ``log_probs [rows, words, labels]``.
+@cache
+def _bio_constraints_requiring(
+    labels: tuple[str, ...], kinds: tuple[str, ...]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Valid BIO that holds at least one span of every kind in ``kinds``, as a Viterbi over
+    states (label, kinds seen so far): ``start``, ``step`` and ``end`` scores (0 or -inf) and
+    each state's label id. A span of kind X opens with ``B-X`` (valid BIO has no other way), so
+    a state's kinds grow when it is a ``B-`` label; only states that have seen every kind end."""
+    start, step = _bio_constraints(labels)
+    opens = [
+        1 << kinds.index(t[2:]) if t.startswith("B-") and t[2:] in kinds else 0 for t in labels
+    ]
+    states = [(j, seen) for seen in range(1 << len(kinds)) for j in range(len(labels))]
+    blocked = float("-inf")
+    start_of = [start[j] if seen == opens[j] else blocked for j, seen in states]
+    step_of = [
+        [step[i, j] if seen_j == seen_i | opens[j] else blocked for j, seen_j in states]
+        for i, seen_i in states
+    ]
+    full = (1 << len(kinds)) - 1
+    end_of = [0.0 if seen == full else blocked for _, seen in states]
+    label_of = torch.tensor([j for j, _ in states])
+    return torch.tensor(start_of), torch.tensor(step_of), torch.tensor(end_of), label_of
+
+
+def _best_paths(
+    scores: torch.Tensor,
+    start: torch.Tensor,
+    step: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    end: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Viterbi: the best state ids ``[rows, words]`` for ``scores [rows, words, states]`` under
+    additive ``start``/``step``/``end`` scores, and each path's total score.
 
     With ``lengths`` (``[rows]``), row r is a path over its first ``lengths[r]`` words only: the
     words after them are padding, which neither scores nor constrains it (their ids are
     meaningless). So the rows of many sentences are decoded in one pass over the words.
     """
-    rows, words, num_labels = log_probs.shape
+    rows, words, num_states = scores.shape
     if words == 0:
-        return torch.zeros((rows, 0), dtype=torch.long)
-    start, step = (t.to(log_probs.device) for t in _bio_constraints(tuple(labels)))
-    stay = torch.arange(num_labels, device=log_probs.device).expand(rows, -1)
-    best = log_probs[:, 0] + start  # [rows, labels]: best score of a path ending in each label
+        return torch.zeros((rows, 0), dtype=torch.long), torch.zeros(rows)
+    start, step = start.to(scores.device), step.to(scores.device)
+    stay = torch.arange(num_states, device=scores.device).expand(rows, -1)
+    best = scores[:, 0] + start  # [rows, states]: best score of a path ending in each state
     back = []
     for w in range(1, words):
-        score, previous = (best[:, :, None] + step).max(1)  # over the label before
-        score = score + log_probs[:, w]
+        score, previous = (best[:, :, None] + step).max(1)  # over the state before
+        score = score + scores[:, w]
         if lengths is not None:  # a finished row keeps its scores and points back to itself
             active = (lengths > w)[:, None]
             score = torch.where(active, score, best)
             previous = torch.where(active, previous, stay)
         best = score
         back.append(previous)
-    last = best.argmax(-1)
+    if end is not None:
+        best = best + end.to(scores.device)
+    total, last = best.max(-1)
     path = [last]
     for previous in reversed(back):
         last = previous.gather(1, last[:, None]).squeeze(1)
         path.append(last)
-    return torch.stack(path[::-1], 1)
+    return torch.stack(path[::-1], 1), total
+
+
+def _viterbi(
+    log_probs: torch.Tensor, labels: Sequence[str], lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Best valid label ids ``[rows, words]`` for ``log_probs [rows, words, labels]`` (rows of
+    different ``lengths``: see :func:`_best_paths`)."""
+    start, step = _bio_constraints(tuple(labels))
+    return _best_paths(log_probs, start, step, lengths)[0]
+
+
+def _viterbi_requiring(
+    log_probs: torch.Tensor,
+    labels: Sequence[str],
+    kinds: Sequence[str],
+    lengths: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like :func:`_viterbi`, among the paths with at least one span of every kind in
+    ``kinds``; also says which rows have such a path at all (a one-word row cannot hold two)."""
+    start, step, end, label_of = _bio_constraints_requiring(tuple(labels), tuple(kinds))
+    states, total = _best_paths(log_probs[..., label_of], start, step, lengths, end)
+    return label_of[states], total > float("-inf")
 
 
 def bio_viterbi(log_probs: torch.Tensor, labels: Sequence[str]) -> list[str]:
@@ -143,6 +204,20 @@ def sentence_head_tags(
             [word_tags(row, positions, labels) for row in (o.argmax(-1) if o.dim() == 3 else o)]
             for o, positions in zip(outputs, word_positions, strict=True)
         ]
+    log_probs, lengths, heads = _padded_log_probs(outputs, word_positions, labels)
+    paths = iter(_viterbi(log_probs, labels, lengths).tolist())
+    return [
+        [_word_tags(path, positions, labels) for path in itertools.islice(paths, k)]
+        for k, positions in zip(heads, word_positions, strict=True)
+    ]
+
+
+def _padded_log_probs(
+    outputs: Sequence[torch.Tensor], word_positions: Sequence[Sequence[int]], labels: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The scored words' log-probabilities of every head of every sentence, one row per head,
+    padded to the longest sentence: ``[rows, words, labels]``, each row's length, and the
+    number of heads (rows) of each sentence."""
     if any(o.dim() != 3 for o in outputs):
         raise ValueError("viterbi decoding needs scores [K, tokens, labels], not label ids")
     scored = [[p for p in positions if p >= 0] for positions in word_positions]
@@ -154,15 +229,30 @@ def sentence_head_tags(
         log_probs[row : row + o.shape[0], : len(kept)] = o[:, kept].float().log_softmax(-1)
         lengths[row : row + o.shape[0]] = len(kept)
         row += o.shape[0]
-    paths = iter(_viterbi(log_probs, labels, lengths).tolist())
-    tags = []
-    for k, positions in zip(heads, word_positions, strict=True):
-        sentence = []
-        for path in itertools.islice(paths, k):
-            ids = iter(path)
-            sentence.append(_fill_gaps([labels[next(ids)] if p >= 0 else None for p in positions]))
-        tags.append(sentence)
-    return tags
+    return log_probs, lengths, heads
+
+
+def _word_tags(path: Sequence[int], positions: Sequence[int], labels: Sequence[str]) -> list[str]:
+    """Word tags from a path over the scored words (words without a subword filled in)."""
+    ids = iter(path)
+    return _fill_gaps([labels[next(ids)] if p >= 0 else None for p in positions])
+
+
+def forced_ce_tags(
+    outputs: Sequence[torch.Tensor],
+    word_positions: Sequence[Sequence[int]],
+    kinds: Sequence[str],
+) -> list[list[str] | None]:
+    """Each sentence's best cause/effect tags from its first head's scores ``[K, tokens, labels]``
+    among the paths holding a span of every kind in ``kinds`` (``None``: no such path fits)."""
+    log_probs, lengths, _ = _padded_log_probs([o[:1] for o in outputs], word_positions, CE_LABELS)
+    paths, feasible = _viterbi_requiring(log_probs, CE_LABELS, kinds, lengths)
+    return [
+        _word_tags(path, positions, CE_LABELS) if ok else None
+        for path, ok, positions in zip(
+            paths.tolist(), feasible.tolist(), word_positions, strict=True
+        )
+    ]
 
 
 def relations_from_tags(
@@ -192,17 +282,32 @@ def decode_sentences(
     word_positions: Sequence[Sequence[int]],
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
     method: str = DEFAULT_METHOD,
+    causal: Sequence[bool] | None = None,
 ) -> list[list[Relation]]:
     """Relations of many sentences, each from per-head label ids ``[K, tokens]`` (argmax of the
-    logits) or per-head scores ``[K, tokens, labels]`` (either method)."""
-    return [
-        relations_from_tags(ce_tags, sig_tags, required_kinds)
-        for ce_tags, sig_tags in zip(
-            sentence_head_tags(ce, word_positions, CE_LABELS, method),
-            sentence_head_tags(sig, word_positions, SIG_LABELS, method),
-            strict=True,
-        )
+    logits) or per-head scores ``[K, tokens, labels]`` (either method).
+
+    ``causal`` (``decode.force_relation``; needs scores): a sentence marked causal that no head
+    gives a relation gets the first head's best path holding every required cause/effect kind
+    (exact, by :func:`forced_ce_tags`) with that head's signal tags.
+    """
+    ce_tags = sentence_head_tags(ce, word_positions, CE_LABELS, method)
+    sig_tags = sentence_head_tags(sig, word_positions, SIG_LABELS, method)
+    relations = [
+        relations_from_tags(c, s, required_kinds) for c, s in zip(ce_tags, sig_tags, strict=True)
     ]
+    kinds = [k for k in ("C", "E") if k in required_kinds]
+    if causal is None or not kinds:
+        return relations
+    missing = [i for i, found in enumerate(relations) if causal[i] and not found]
+    if missing:
+        forced = forced_ce_tags(
+            [ce[i] for i in missing], [word_positions[i] for i in missing], kinds
+        )
+        for i, tags in zip(missing, forced, strict=True):
+            if tags is not None and sig_tags[i]:
+                relations[i] = relations_from_tags([tags], sig_tags[i][:1], required_kinds)
+    return relations
 
 
 def decode_relations(
@@ -232,7 +337,8 @@ def decode_batch(
     word_positions: list[list[int]],
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
     method: str = DEFAULT_METHOD,
+    causal: Sequence[bool] | None = None,
 ) -> list[list[Relation]]:
     """Relations for every sentence of a batch from logits ``[batch, K, tokens, labels]``."""
     ce, sig = head_outputs(ce_logits, sig_logits, method)
-    return decode_sentences(list(ce), list(sig), word_positions, required_kinds, method)
+    return decode_sentences(list(ce), list(sig), word_positions, required_kinds, method, causal)

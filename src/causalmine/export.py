@@ -87,6 +87,7 @@ def load(
         "max_length": config["max_length"],
         "required_kinds": tuple(config["decode"].get("required_kinds", DEFAULT_REQUIRED_KINDS)),
         "decode_method": config["decode"].get("method", DEFAULT_METHOD),  # older exports: argmax
+        "force_relation": bool(config["decode"].get("force_relation", False)),
     }
     return Predictor(network, tokenizer, device=device, **{**options, **predictor_options})
 

@@ -27,6 +27,7 @@ from causalmine.data.tags import (
 from causalmine.decode import (
     DEFAULT_METHOD,
     DEFAULT_REQUIRED_KINDS,
+    check_force_relation,
     check_method,
     decode_sentences,
     head_outputs,
@@ -106,8 +107,11 @@ class Predictor:
         device: str | torch.device = "cpu",
         decode_method: str = DEFAULT_METHOD,
         precision: str = "fp32",
+        force_relation: bool = False,
     ) -> None:
-        """``precision``: ``fp32``, ``bf16`` (autocast), ``int8`` (a dynamically quantized copy
+        """``force_relation``: a sentence found causal with no relation from the span heads gets
+        the first head's best relation (see :func:`causalmine.decode.decode_sentences`).
+        ``precision``: ``fp32``, ``bf16`` (autocast), ``int8`` (a dynamically quantized copy
         of the network, CPU only) or ``auto`` (bf16 where the device runs it natively)."""
         if not 0 <= stride < max_length // 2:
             raise ValueError(
@@ -124,6 +128,7 @@ class Predictor:
         self.threshold = threshold
         self.required_kinds = required_kinds
         self.decode_method = check_method(decode_method)
+        self.force_relation = check_force_relation(force_relation, self.decode_method)
 
     def _windows(self, index: int, words: list[str]) -> list[_Window]:
         encoding = self.tokenizer(
@@ -216,6 +221,9 @@ class Predictor:
                     [positions for _, _, _, positions in stitched.values()],
                     self.required_kinds,
                     self.decode_method,
+                    [p >= self.threshold for p, _, _, _ in stitched.values()]
+                    if self.force_relation
+                    else None,
                 ),
                 strict=True,
             )

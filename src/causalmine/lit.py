@@ -14,7 +14,13 @@ from transformers import AutoConfig
 
 from causalmine.data.encoding import IGNORE_INDEX
 from causalmine.data.tags import Relation
-from causalmine.decode import DEFAULT_METHOD, DEFAULT_REQUIRED_KINDS, check_method, decode_batch
+from causalmine.decode import (
+    DEFAULT_METHOD,
+    DEFAULT_REQUIRED_KINDS,
+    check_force_relation,
+    check_method,
+    decode_batch,
+)
 from causalmine.metrics.stage_metrics import StageMetrics
 from causalmine.model.freezing import FreezeConfig, apply_static_freezing
 from causalmine.model.losses import LossBreakdown, LossWeights, unified_loss
@@ -79,6 +85,9 @@ class CausalLitModule(L.LightningModule):
         self.required_kinds = tuple((decode or {}).get("required_kinds", DEFAULT_REQUIRED_KINDS))
         # checkpoints from before decode.method decode as they did then; eval.py may change it
         self.decode_method = check_method((decode or {}).get("method", DEFAULT_METHOD))
+        self.force_relation = check_force_relation(
+            bool((decode or {}).get("force_relation", False)), self.decode_method
+        )
         self.metrics = nn.ModuleDict(
             {stage: StageMetrics(stage, corpora or []) for stage in STAGES}
         )
@@ -158,6 +167,7 @@ class CausalLitModule(L.LightningModule):
                 batch["meta"].word_positions,
                 self.required_kinds,
                 self.decode_method,
+                (out.seq_logits.argmax(-1) == 1).tolist() if self.force_relation else None,
             )
         self.metrics[stage].update(
             examples,
