@@ -1,6 +1,7 @@
 """Train the unified causal model: python train.py [overrides]  (see README)."""
 
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -8,7 +9,7 @@ from omegaconf import DictConfig
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-from causalmine.config import register_resolvers
+from causalmine.config import plain_experiment_override, register_resolvers
 from causalmine.model.hub import check_backbone
 from causalmine.objective import objective, objective_keys
 
@@ -25,4 +26,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv = plain_experiment_override(sys.argv)
     main()

@@ -17,7 +17,7 @@ from causalmine.cli import train
 from causalmine.config import ConfigError, check_train_config
 from causalmine.objective import objective, objective_keys
 
-from .conftest import CONF
+from .conftest import CONF, REPO
 from .test_train import _run
 
 
@@ -81,11 +81,36 @@ def test_optuna_search_space_and_objective_compose():
     [("pooling_alpha", {"pooling", "alpha", "seed"}), ("freezing", {"freeze", "seed"})],
 )
 def test_experiments_compose_with_their_sweep_grids(name, swept):
-    cfg = _compose(f"+experiment={name}")
+    cfg = _compose(f"experiment={name}")
     assert set(cfg.hydra.sweeper.params) == swept
     assert cfg.task_name == name and cfg.model.name_or_path != "tiny-bert"
     # the command line still picks the model
-    assert _compose(f"+experiment={name}", "model=tiny_bert").model.name_or_path == "tiny-bert"
+    assert _compose(f"experiment={name}", "model=tiny_bert").model.name_or_path == "tiny-bert"
+
+
+def test_experiment_takes_the_template_form_and_the_old_plus_form(tmp_path):
+    """``experiment=NAME`` as in the lightning-hydra-template; ``+experiment=NAME`` (the older
+    form, now a second value to Hydra) still works from the command line."""
+    import subprocess
+    import sys
+
+    from causalmine.config import plain_experiment_override
+
+    argv = ["train.py", "+experiment=cnc_minilm", "+trainer.profiler=simple"]
+    assert plain_experiment_override(argv) == [
+        "train.py",
+        "experiment=cnc_minilm",
+        "+trainer.profiler=simple",
+    ]
+    for form in ("experiment=pooling_alpha", "+experiment=pooling_alpha"):
+        done = subprocess.run(
+            [sys.executable, "train.py", form, "trainer.max_epochs=7", "--cfg", "job"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "task_name: pooling_alpha" in done.stdout and "max_epochs: 7" in done.stdout
 
 
 @pytest.mark.parametrize(

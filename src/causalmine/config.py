@@ -39,6 +39,12 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("gpus_per_job", gpus_per_job, replace=True)
 
 
+def plain_experiment_override(argv: list[str]) -> list[str]:
+    """The command line with ``+experiment=NAME`` (the form before ``experiment`` was in the
+    defaults list, which Hydra now refuses as a second value) read as ``experiment=NAME``."""
+    return [a.removeprefix("+") if a.startswith("+experiment=") else a for a in argv]
+
+
 def is_multirun() -> bool:
     """True inside a job of ``python train.py -m …``."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
