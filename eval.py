@@ -10,11 +10,13 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 from causalmine.cli import evaluate
 from causalmine.config import register_resolvers
+from causalmine.entry import friendly_errors
 
 register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 from causalmine.config import plain_experiment_override, register_resolvers
+from causalmine.entry import friendly_errors
 from causalmine.model.hub import check_backbone
 from causalmine.objective import objective, objective_keys
 
@@ -17,6 +18,7 @@ register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@friendly_errors
 def main(cfg: DictConfig) -> float:
     check_backbone(cfg.model.name_or_path, cfg.model.get("tiny"))  # before the heavy imports
     from causalmine.cli import train

@@ -49,6 +49,8 @@ def trainer_precision(setting: str | int, accelerator: str = "auto") -> str | in
     if setting != "auto":
         return setting
     device = _device_type(str(accelerator))
+    if device == "cuda" and not torch.cuda.is_available():
+        return "32-true"  # no GPU here: the trainer says so itself
     if bf16_native(device):
         chosen, why = "bf16-mixed", f"this {device.upper()} computes bf16 natively"
     elif device == "cuda":

@@ -1,0 +1,67 @@
+"""User errors end a command with one line and status 1; bugs keep their traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import InstantiationException
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+from causalmine.data.accounting import DataError
+from causalmine.entry import friendly_errors, user_error
+
+from .conftest import REPO
+
+
+def _raising(error: BaseException):
+    @friendly_errors
+    def task() -> None:
+        raise error
+
+    return task
+
+
+def test_a_user_error_exits_with_its_message(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        _raising(DataError("corpus.csv, row 3: no text"))()
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err.startswith("error: DataError: corpus.csv, row 3: no text\n")
+
+
+def test_a_wrapped_user_error_is_found_and_a_bug_keeps_its_traceback():
+    device = MisconfigurationException("No supported gpu backend found!")
+    try:
+        try:
+            raise device
+        except MisconfigurationException as err:
+            raise InstantiationException("Error in call to target Trainer") from err
+    except InstantiationException as wrapped:
+        assert user_error(wrapped) is device
+    with pytest.raises(KeyError):
+        _raising(KeyError("a bug"))()
+
+
+def test_full_error_shows_the_traceback(monkeypatch):
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(DataError):
+        _raising(DataError("bad row"))()
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_the_entry_point_prints_one_line(full, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    if full:
+        env["HYDRA_FULL_ERROR"] = "1"
+    done = subprocess.run(
+        [sys.executable, "predict.py", f"input={tmp_path}/missing.txt", "ckpt_path=x.ckpt"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert f"{tmp_path}/missing.txt: input file not found" in done.stderr
+    assert ("Traceback" in done.stderr) == full
