@@ -31,6 +31,7 @@ def test_wandb_multirun_jobs_get_separate_resolved_runs_in_one_group(tmp_path, d
             "-m",
             "model=tiny_bert",
             "alpha=1,3",
+            "tags=[ablation,v2]",
             "logger=wandb",
             f"data.root={data_root}",
             "data.limit_examples=48",
@@ -60,6 +61,7 @@ def test_wandb_multirun_jobs_get_separate_resolved_runs_in_one_group(tmp_path, d
         (run,) = [r["run"] for r in records if r["type"] == "run"]
         assert run["run_group"] == f"train_{sweep}"
         assert "model=tiny_bert" in run["tags"]
+        assert run["tags"][:2] == ["ablation", "v2"] and not any("tags=" in t for t in run["tags"])
         assert not any(t.startswith(("paths.", "data.root", "logger")) for t in run["tags"])
         config = {}  # what the run's config panel shows (W&B's own chart specs left out)
         for update in [run.get("config", {})] + [

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 LOGGER_CHOICES = ("csv", "wandb")
 # overrides that say where a job runs or logs, not what it trains: never W&B tags
-_NOT_TAGS = ("paths.", "data.root", "ckpt_path", "hydra.", "hydra/", "logger", "launcher.")
+_NOT_TAGS = ("paths.", "data.root", "ckpt_path", "hydra.", "hydra/", "logger", "launcher.", "tags=")
 _WANDB_TAG_LIMIT = 64  # characters; W&B rejects longer tags
 
 
@@ -28,7 +28,8 @@ def register_resolvers() -> None:
       processes still get different output directories;
     - ``${sweep_name:PREFIX}``: ``PREFIX_<multirun directory's name>`` (``null`` in a single
       run), the W&B group;
-    - ``${override_tags:}``: this job's command-line overrides, as W&B tags;
+    - ``${override_tags:${tags}}``: the ``tags`` key's tags and this job's command-line
+      overrides, as W&B tags;
     - ``${gpus_per_job:VALUE}``: ``auto`` becomes 1 when CUDA is available, else 0.
     """
     OmegaConf.register_new_resolver(
@@ -58,11 +59,12 @@ def sweep_name(prefix: str | None = None) -> str | None:
     return f"{prefix}_{name}" if prefix else name
 
 
-def override_tags() -> list[str]:
-    """This job's overrides (``pooling=mean``, ``alpha=3``…) minus paths and logging settings."""
+def override_tags(base: Any = None) -> list[str]:
+    """The ``tags`` key's tags (``base``), then this job's overrides (``pooling=mean``,
+    ``alpha=3``…) minus paths and logging settings."""
+    tags = [str(t)[:_WANDB_TAG_LIMIT] for t in (base or [])]
     if not HydraConfig.initialized():
-        return []
-    tags = []
+        return tags
     for override in HydraConfig.get().overrides.task:
         override = override.lstrip("+~")
         if not override.startswith(_NOT_TAGS):
