@@ -149,6 +149,11 @@ def test_entry_point_smoke_run(tmp_path):
     weighted = sum(metrics[f"{k}_f1"] * metrics[f"{k}_support"] for k in kinds)
     assert metrics["test/span_f1"] == pytest.approx(weighted / metrics["test/span_support"])
     assert metrics["data"]["splits"]["leakage"]["dropped"] is True
+    # the resolved config was printed as a tree at start and saved beside the metrics
+    tree = (metrics_file.parent / "config_tree.log").read_text()
+    assert "${" not in tree and "optim" in tree and "lr: 0.0001" in tree
+    assert tree.index("data") < tree.index("model") < tree.index("optim")
+    assert "lr: 0.0001" in done.stdout
 
 
 def test_hub_backbone_offline_fails_fast_with_a_clear_message(tmp_path):

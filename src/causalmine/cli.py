@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,13 @@ from causalmine.decode import check_force_relation
 from causalmine.export import load as load_model_dir
 from causalmine.inference import Predictor
 from causalmine.lit import CausalLitModule
-from causalmine.loggers import build_loggers, finish_loggers, keep_csv_metrics, log_run_config
+from causalmine.loggers import (
+    build_loggers,
+    finish_loggers,
+    keep_csv_metrics,
+    log_run_config,
+    print_config_tree,
+)
 from causalmine.metrics.tables import print_results
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.precision import trainer_precision
@@ -122,6 +129,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_train_config(cfg)
     out_dir = output_dir(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("LOCAL_RANK", 0)) == 0:  # DDP's other ranks say nothing
+        print_config_tree(cfg, out_dir / "config_tree.log", show=cfg.get("print_config", True))
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
 

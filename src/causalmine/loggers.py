@@ -7,6 +7,7 @@ write into each other's runs.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
@@ -53,6 +54,37 @@ def keep_csv_metrics(loggers: list[Logger]) -> Path | None:
             log.info("the interrupted run's CSV log is kept as %s", kept)
             return kept
     return None
+
+
+# the config tree's sections in reading order; the others follow alphabetically
+_TREE_FIRST = ("data", "model", "freeze", "optim", "decode", "trainer", "callbacks", "logger")
+
+
+def print_config_tree(cfg: DictConfig, save_to: Path | None = None, show: bool = True) -> str:
+    """The resolved config as a rich tree, one branch per top-level key (printed unless
+    ``show`` is false, and written to ``save_to``); returns the plain text."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+    from rich.tree import Tree
+
+    tree = Tree("config", guide_style="dim")
+    keys = [k for k in _TREE_FIRST if k in cfg] + sorted(k for k in cfg if k not in _TREE_FIRST)
+    for key in keys:
+        value = cfg[key]
+        text = (
+            OmegaConf.to_yaml(value, resolve=True)
+            if OmegaConf.is_config(value)
+            else f"{OmegaConf.to_yaml({key: value}, resolve=True).split(': ', 1)[1]}"
+        )
+        tree.add(key).add(Syntax(text.rstrip(), "yaml", theme="ansi_dark"))
+    if show:
+        Console().print(tree)
+    recorder = Console(record=True, width=120, file=io.StringIO())
+    recorder.print(tree)
+    plain = recorder.export_text()
+    if save_to is not None:
+        save_to.write_text(plain)
+    return plain
 
 
 def log_run_config(loggers: list[Logger], resolved: dict[str, Any]) -> None:
