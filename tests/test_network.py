@@ -99,3 +99,28 @@ def test_every_parameter_gets_a_gradient():
 def test_vocab_is_resized_for_added_tokens():
     net = _network(vocab_size=130)
     assert net.backbone.get_input_embeddings().num_embeddings == 130
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    """``model.gradient_checkpointing`` trades memory for recomputation, nothing else."""
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        network = CausalNetwork(
+            NetworkConfig(
+                name_or_path="tiny-bert",
+                tiny={**TINY_BERT, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+                dropout=0.0,
+                head_dropout=0.0,
+                gradient_checkpointing=checkpointing,
+                vocab_size=128,
+            )
+        ).train()
+        assert network.backbone.is_gradient_checkpointing == checkpointing
+        ids = torch.randint(5, 100, (2, 9), generator=torch.Generator().manual_seed(1))
+        out = network(ids, torch.ones_like(ids))
+        (out.seq_logits.sum() + out.ce_logits.sum()).backward()
+        grads.append(
+            torch.cat([p.grad.flatten() for p in network.parameters() if p.grad is not None])
+        )
+    torch.testing.assert_close(grads[0], grads[1])

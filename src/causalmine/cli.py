@@ -92,6 +92,7 @@ def network_settings(cfg: DictConfig, vocab_size: int) -> dict[str, Any]:
         "dropout": model["dropout"],
         "head_dropout": model["head_dropout"],
         "lstm": model["lstm"],
+        "gradient_checkpointing": model.get("gradient_checkpointing", False),
         "vocab_size": vocab_size,
     }
 

@@ -40,6 +40,8 @@ class NetworkConfig:
     head_dropout: float = 0.1
     lstm: LstmConfig = field(default_factory=LstmConfig)
     vocab_size: int | None = None  # set from the tokenizer (added marker tokens included)
+    # recompute the backbone's activations in the backward pass: less memory, ~30% more compute
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.lstm, dict):
@@ -83,6 +85,8 @@ class CausalNetwork(nn.Module):
             and self.backbone.get_input_embeddings().num_embeddings != config.vocab_size
         ):
             self.backbone.resize_token_embeddings(config.vocab_size, mean_resizing=True)
+        if config.gradient_checkpointing:
+            self.backbone.gradient_checkpointing_enable({"use_reentrant": False})
         hidden = self.backbone.config.hidden_size
 
         pretrained_dense = (
