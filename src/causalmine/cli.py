@@ -211,6 +211,22 @@ def decode_method_override(cfg: DictConfig) -> str | None:
     return method
 
 
+def checkpoint_datamodule(
+    module: CausalLitModule, overrides: dict[str, Any], data_dir: str
+) -> CausalDataModule:
+    """The data a checkpoint was trained on (its ``data_config``, with ``overrides``), read from
+    ``data_dir`` when the checkpoint's ``data.root`` is not on this machine."""
+    hparams = module.hparams
+    data_cfg = {**(hparams.get("data_config") or {}), **overrides}
+    if "root" not in overrides and not Path(str(data_cfg.get("root"))).is_dir():
+        log.info(
+            "the checkpoint's data.root %s is not here; using %s", data_cfg.get("root"), data_dir
+        )
+        data_cfg["root"] = data_dir
+    spec = BackboneSpec(hparams["network"]["name_or_path"], hparams["network"].get("tiny"))
+    return build_datamodule(data_cfg, load_tokenizer(spec), hparams["network"]["span_heads"])
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Score a checkpoint on the test split (or ``split=val``, the validation split carved at
     training) of the data it was trained on (or ``data.*`` overrides), decoding spans with the
@@ -233,19 +249,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         check_force_relation(module.force_relation, module.decode_method)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    hparams = module.hparams
-    overrides = to_plain(cfg.get("data")) or {}
-    data_cfg = {**(hparams.get("data_config") or {}), **overrides}
-    if "root" not in overrides and not Path(str(data_cfg.get("root"))).is_dir():
-        log.info(
-            "the checkpoint's data.root %s is not here; using %s",
-            data_cfg.get("root"),
-            cfg.paths.data_dir,
-        )
-        data_cfg["root"] = cfg.paths.data_dir
-    spec = BackboneSpec(hparams["network"]["name_or_path"], hparams["network"].get("tiny"))
-    tokenizer = load_tokenizer(spec)
-    datamodule = build_datamodule(data_cfg, tokenizer, hparams["network"]["span_heads"])
+    datamodule = checkpoint_datamodule(module, to_plain(cfg.get("data")) or {}, cfg.paths.data_dir)
     callbacks = build_callbacks(
         cfg.get("callbacks"),
         has_logger=False,
