@@ -77,3 +77,42 @@ def test_wandb_multirun_jobs_get_separate_resolved_runs_in_one_group(tmp_path, d
         for media in ("val/seq_confusion_matrix_table", "val/span_samples", "val/span_by_kind"):
             assert any(f.startswith(f"media/table/{media}_") for f in files), (media, files)
     assert sorted(seen) == ["alpha=1", "alpha=3"]
+
+
+def test_wandb_run_keeps_its_id_on_resume_and_gets_the_results_as_artifacts(tmp_path, data_root):
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    env.update(WANDB_MODE="offline", NETRC=str(tmp_path / "no-netrc"), WANDB_SILENT="true")
+    run_dir = tmp_path / "run"
+    for epochs, resume in ((1, []), (2, ["ckpt_path=last"])):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "train.py",
+                "model=tiny_bert",
+                "logger=wandb",
+                f"data.root={data_root}",
+                "data.limit_examples=32",
+                f"trainer.max_epochs={epochs}",
+                "trainer.enable_progress_bar=false",
+                "print_config=false",
+                f"hydra.run.dir={run_dir}",
+                *resume,
+            ],
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    first, resumed = sorted(run_dir.glob("wandb/offline-run-*"))
+    run_id = first.name.rsplit("-", 1)[1]
+    assert resumed.name.rsplit("-", 1)[1] == run_id  # the same W&B run, continued
+    artifacts = {
+        (r["artifact"]["name"], r["artifact"]["type"])
+        for r in _records(resumed)
+        if r["type"] == "artifact"
+    }
+    for kind in ("metrics", "config", "model"):
+        assert (f"{kind}-{run_id}", kind) in artifacts
+    assert (run_dir / "model" / "model.safetensors").is_file()  # the best model, exported

@@ -13,6 +13,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ProgressBar
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
 from causalmine.checkpoints import check_resumable, load_module, resolve_ckpt_path
@@ -25,6 +26,7 @@ from causalmine.config import (
 )
 from causalmine.data.datamodule import CausalDataModule
 from causalmine.decode import check_force_relation
+from causalmine.export import export as export_model
 from causalmine.export import load as load_model_dir
 from causalmine.inference import Predictor
 from causalmine.lit import CausalLitModule
@@ -32,6 +34,7 @@ from causalmine.loggers import (
     build_loggers,
     finish_loggers,
     keep_csv_metrics,
+    log_artifacts,
     log_run_config,
     print_config_tree,
 )
@@ -109,13 +112,18 @@ def final_metrics(trainer: L.Trainer) -> dict[str, float]:
     }
 
 
+def resumes_in(out_dir: Path, resume_from: str | None) -> bool:
+    """Whether a run resumes from a checkpoint of its own directory (not a sibling run's)."""
+    return resume_from is not None and out_dir.resolve() in Path(resume_from).resolve().parents
+
+
 def resume_checkpoint(ckpt_path: str | None, out_dir: Path) -> str | None:
     """The checkpoint a training run resumes from (``None``: a fresh run), checked to be whole."""
     resume_from = resolve_ckpt_path(ckpt_path, out_dir, search_siblings=not is_multirun())
     if resume_from is None:
         return None
     check_resumable(resume_from)
-    if out_dir.resolve() not in Path(resume_from).resolve().parents:
+    if not resumes_in(out_dir, resume_from):
         log.warning(
             "resuming from another run's checkpoint %s: the best-checkpoint record and the logs "
             "start afresh in %s; for an exact resume rerun with hydra.run.dir=<that run>",
@@ -149,7 +157,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         corpora=datamodule.corpus_names,
     )
     resume_from = resume_checkpoint(cfg.get("ckpt_path"), out_dir)
-    loggers = build_loggers(cfg.get("logger"))
+    loggers = build_loggers(cfg.get("logger"), resuming=resumes_in(out_dir, resume_from))
     if resume_from is not None:
         keep_csv_metrics(loggers)
     callbacks = build_callbacks(
@@ -199,6 +207,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         }
         if trainer.is_global_zero:  # under DDP every rank holds the same, synced metrics
             write_metrics(out_dir / "metrics.json", metrics, extra)
+            if any(isinstance(lg, WandbLogger) for lg in loggers):
+                files = {"metrics": out_dir / "metrics.json", "config": out_dir / "config_tree.log"}
+                if best:
+                    files["model"] = export_model(best, out_dir / "model")
+                log_artifacts(loggers, cfg.get("logger"), files)
     finally:
         finish_loggers(loggers)
     return metrics

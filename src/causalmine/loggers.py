@@ -27,11 +27,24 @@ def wandb_key_configured() -> bool:
     return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
-def build_loggers(cfg: DictConfig | None) -> list[Logger]:
+def previous_wandb_id(save_dir: str | Path) -> str | None:
+    """The id of the newest W&B run (online or offline) recorded under ``save_dir``."""
+    runs = sorted(Path(save_dir).glob("wandb/*run-*-*"), key=lambda p: p.name.split("run-")[-1])
+    return runs[-1].name.rsplit("-", 1)[-1] if runs else None
+
+
+def build_loggers(cfg: DictConfig | None, resuming: bool = False) -> list[Logger]:
+    """The loggers of ``cfg``; ``resuming`` (a resume in the same run directory) continues the
+    directory's W&B run (same id) instead of starting a new one."""
     loggers: list[Logger] = []
     for name, settings in (cfg or {}).items():
         settings = OmegaConf.to_container(settings, resolve=True)
         if name == "wandb":
+            settings.pop("artifacts", None)  # ours, read by log_artifacts
+            run_id = previous_wandb_id(settings["save_dir"]) if resuming else None
+            if run_id is not None and settings.get("id") is None:
+                settings.update(id=run_id, resume="allow")
+                log.info("resuming W&B run %s", run_id)
             if settings.get("offline") is None:
                 settings["offline"] = not wandb_key_configured()
             if settings["offline"]:
@@ -90,6 +103,28 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None, show: bool =
 def log_run_config(loggers: list[Logger], resolved: dict[str, Any]) -> None:
     for logger in loggers:
         logger.log_hyperparams(resolved)
+
+
+def log_artifacts(loggers: list[Logger], cfg: DictConfig | None, files: dict[str, Path]) -> None:
+    """Attach the run's results to its W&B run (``logger.wandb.artifacts``, on by default):
+    each entry of ``files`` (``metrics.json``, the exported model directory …) as an artifact
+    named ``<key>-<run id>`` of type ``<key>``."""
+    settings = (cfg or {}).get("wandb") or {}
+    if not settings.get("artifacts", True):
+        return
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        import wandb
+
+        run = logger.experiment
+        for kind, path in files.items():
+            artifact = wandb.Artifact(f"{kind}-{run.id}", type=kind)
+            if path.is_dir():
+                artifact.add_dir(str(path))
+            else:
+                artifact.add_file(str(path))
+            run.log_artifact(artifact)
 
 
 def finish_loggers(loggers: list[Logger]) -> None:
