@@ -14,6 +14,10 @@ scripts do):
 - ``hf_token``: ``AutoModelForTokenClassification`` trained one relation per example on
   Cause/Effect BIO (the CNC span baseline); it predicts one relation per sentence and has no
   signals, so it is scored on Cause/Effect only (column ``span C/E F1``).
+
+Interrupted, the same command picks up where it stopped: jobs recorded in ``<out>.runs.jsonl``
+with the same settings (epochs, lr, batch size, model, limit) are not run again, and a job of
+ours that was killed resumes from its ``last.ckpt`` (exact resume).
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) ->
         "test_checkpoint=last",
         *weights,
         *([f"data.limit_examples={args.limit}"] if args.limit else []),
+        # an interrupted job continues exactly where it stopped (train.py's exact resume)
+        *(["ckpt_path=last"] if (out_dir / "checkpoints" / "last.ckpt").is_file() else []),
     ]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -264,6 +270,17 @@ def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str
     return {"span_ce_f1": span_ce_f1(scored, predictions)}
 
 
+# what makes two runs comparable; a resumed benchmark reuses only runs with the same settings
+SETTINGS = ("epochs", "lr", "batch_size", "model", "limit")
+
+
+def read_runs(path: Path) -> list[dict]:
+    """The runs recorded in a JSONL file, one per line (none when the file does not exist)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -291,12 +308,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.summarize:
-        runs = [
-            json.loads(line)
-            for path in args.summarize
-            for line in Path(path).read_text().splitlines()
-            if line.strip()
-        ]
+        runs = [run for path in args.summarize for run in read_runs(Path(path))]
         summary = summarize(sorted(runs, key=lambda r: (r["seed"], SYSTEMS.index(r["system"]))))
         Path(args.out).write_text(
             json.dumps({"sources": args.summarize, "runs": runs, "summary": summary}, indent=2)
@@ -311,8 +323,19 @@ def main() -> None:
 
     runs = []
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    settings = {k: getattr(args, k) for k in SETTINGS}
+    # a rerun of the same command skips the jobs it already recorded with the same settings
+    recorded = {
+        (r["system"], r["seed"]): r
+        for r in read_runs(Path(f"{args.out}.runs.jsonl"))
+        if all(r.get(k) == v for k, v in settings.items())
+    }
     for seed in args.seeds:
         for system in args.systems:  # interleaved by seed, so drift affects every system alike
+            if (system, seed) in recorded:
+                runs.append(recorded[system, seed])
+                print(f"recorded earlier: {system} seed {seed}", flush=True)
+                continue
             out_dir = Path(args.work_dir) / f"{system}_seed{seed}"
             start = time.perf_counter()
             if system in ("unified", "seq_only", "span_only"):
@@ -322,9 +345,8 @@ def main() -> None:
 
                 set_seed(seed)  # before the model exists: its new classifier head is random
                 metrics = (run_hf_seq if system == "hf_seq" else run_hf_token)(seed, args, out_dir)
-            runs.append(
-                {"system": system, "seed": seed, "seconds": time.perf_counter() - start, **metrics}
-            )
+            seconds = time.perf_counter() - start
+            runs.append({"system": system, "seed": seed, "seconds": seconds, **settings, **metrics})
             print(json.dumps(runs[-1]), flush=True)
             with open(
                 f"{args.out}.runs.jsonl", "a"
