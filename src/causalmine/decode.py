@@ -167,7 +167,10 @@ def _viterbi_requiring(
     ``kinds``; also says which rows have such a path at all (a one-word row cannot hold two)."""
     start, step, end, label_of = _bio_constraints_requiring(tuple(labels), tuple(kinds))
     states, total = _best_paths(log_probs[..., label_of], start, step, lengths, end)
-    return label_of[states], total > float("-inf")
+    feasible = total > float("-inf")
+    if lengths is not None:  # a sentence without scored words holds no span
+        feasible &= lengths > 0
+    return label_of[states], feasible
 
 
 def bio_viterbi(log_probs: torch.Tensor, labels: Sequence[str]) -> list[str]:
@@ -207,7 +210,7 @@ def sentence_head_tags(
     log_probs, lengths, heads = _padded_log_probs(outputs, word_positions, labels)
     paths = iter(_viterbi(log_probs, labels, lengths).tolist())
     return [
-        [_word_tags(path, positions, labels) for path in itertools.islice(paths, k)]
+        [_path_tags(path, positions, labels) for path in itertools.islice(paths, k)]
         for k, positions in zip(heads, word_positions, strict=True)
     ]
 
@@ -232,7 +235,7 @@ def _padded_log_probs(
     return log_probs, lengths, heads
 
 
-def _word_tags(path: Sequence[int], positions: Sequence[int], labels: Sequence[str]) -> list[str]:
+def _path_tags(path: Sequence[int], positions: Sequence[int], labels: Sequence[str]) -> list[str]:
     """Word tags from a path over the scored words (words without a subword filled in)."""
     ids = iter(path)
     return _fill_gaps([labels[next(ids)] if p >= 0 else None for p in positions])
@@ -248,7 +251,7 @@ def forced_ce_tags(
     log_probs, lengths, _ = _padded_log_probs([o[:1] for o in outputs], word_positions, CE_LABELS)
     paths, feasible = _viterbi_requiring(log_probs, CE_LABELS, kinds, lengths)
     return [
-        _word_tags(path, positions, CE_LABELS) if ok else None
+        _path_tags(path, positions, CE_LABELS) if ok else None
         for path, ok, positions in zip(
             paths.tolist(), feasible.tolist(), word_positions, strict=True
         )

@@ -237,10 +237,10 @@ class Predictor:
                 )
                 continue
             probability = stitched[i][0]
-            windows = sum(not w.pair for w, _ in per_sentence[i])
+            count = sum(not w.pair for w, _ in per_sentence[i])
             label = int(probability >= self.threshold)
             predictions.append(
-                SentencePrediction(text, words, probability, label, decoded[i], windows, pair)
+                SentencePrediction(text, words, probability, label, decoded[i], count, pair)
             )
         return predictions
 
