@@ -11,15 +11,19 @@ TORCH_SPEC ?= torch==2.13.0
 DATA_SOURCE ?= ../shared/data
 PYTEST_ARGS ?=
 
-.PHONY: install train test test-all lint format bench bench-speed bench-quality clean
+.PHONY: install lock train test test-all lint format bench bench-speed bench-quality clean
 
 install:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e ".[dev,sweeps,bench]"
+	$(PY) -m pip install --quiet -e ".[dev,sweeps,bench]" -c constraints.txt
 	@if [ ! -e data ] && [ -d "$(DATA_SOURCE)" ]; then ln -s "$(DATA_SOURCE)" data && echo "linked ./data -> $(DATA_SOURCE)"; fi
 	@$(PY) -c "import torch, lightning, transformers; print('torch', torch.__version__, '| lightning', lightning.__version__, '| transformers', transformers.__version__, '| cuda', torch.cuda.is_available())"
+
+# constraints.txt: the versions the tests passed with (torch excepted: TORCH_SPEC picks its build)
+lock:
+	$(PY) -m pip freeze --exclude-editable | grep -v -i -E '^(torch|triton|nvidia-[^=]*|causalmine)==' > constraints.txt
 
 train:
 	$(PY) train.py $(ARGS)
