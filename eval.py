@@ -1,6 +1,7 @@
 """Evaluate a checkpoint: python eval.py ckpt_path=PATH [split=val]  (see README)."""
 
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -10,7 +11,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 from causalmine.cli import evaluate
 from causalmine.config import register_resolvers
-from causalmine.entry import friendly_errors
+from causalmine.entry import check_override_keys, friendly_errors
 
 register_resolvers()
 
@@ -22,4 +23,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_override_keys(sys.argv[1:], Path(__file__).parent / "conf", "eval")
     main()

@@ -1,6 +1,7 @@
 """Predict causal labels and relations for new text: python predict.py ckpt_path=… input=FILE  (see README)."""
 
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -10,7 +11,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 from causalmine.cli import predict
 from causalmine.config import register_resolvers
-from causalmine.entry import friendly_errors
+from causalmine.entry import check_override_keys, friendly_errors
 
 register_resolvers()
 
@@ -22,4 +23,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_override_keys(sys.argv[1:], Path(__file__).parent / "conf", "predict")
     main()

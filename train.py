@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 from causalmine.config import plain_experiment_override, register_resolvers
-from causalmine.entry import friendly_errors
+from causalmine.entry import check_override_keys, friendly_errors
 from causalmine.model.hub import check_backbone
 from causalmine.objective import objective, objective_keys
 
@@ -29,4 +29,5 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     sys.argv = plain_experiment_override(sys.argv)
+    check_override_keys(sys.argv[1:], Path(__file__).parent / "conf", "train")
     main()

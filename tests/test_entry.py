@@ -65,3 +65,37 @@ def test_the_entry_point_prints_one_line(full, tmp_path):
     assert done.returncode == 1
     assert f"{tmp_path}/missing.txt: input file not found" in done.stderr
     assert ("Traceback" in done.stderr) == full
+
+
+def test_unknown_keys_are_named_with_the_closest_valid_ones():
+    from causalmine.entry import unknown_keys
+
+    conf = REPO / "conf"
+    valid = [
+        "model=roberta",
+        "model.lstm.hidden=128",
+        "data=unicausal",
+        "data.corpora=[because]",
+        "optim.lr=3e-5",
+        "alpha=1,3",
+        "logger=wandb",
+        "logger.wandb.project=x",
+        "+trainer.profiler=simple",
+        "hydra/launcher=ray_gpus",
+        "-m",
+    ]
+    assert unknown_keys(valid, conf, "train") == {}
+    found = unknown_keys(["optim.lrr=1e-4", "alpah=3", "model=roberta"], conf, "train")
+    assert found["optim.lrr"][0] == "optim.lr" and found["alpah"][0] == "alpha"
+    assert unknown_keys(["input=a.txt", "precision=int8"], conf, "predict") == {}
+
+
+def test_a_misspelt_key_stops_the_command_with_a_suggestion():
+    done = subprocess.run(
+        [sys.executable, "train.py", "data.batchsize=4"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "unknown config key data.batchsize; did you mean data.batch_size" in done.stderr

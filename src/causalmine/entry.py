@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from causalmine.config import ConfigError, is_multirun
@@ -64,3 +65,62 @@ def friendly_errors(task: Task) -> Task:
             sys.exit(1)
 
     return run  # type: ignore[return-value]
+
+
+def _flat_keys(node: Any, prefix: str = "") -> list[str]:
+    from omegaconf import DictConfig
+
+    keys = []
+    for key in node.keys() if isinstance(node, DictConfig) else []:
+        path = f"{prefix}{key}"
+        keys.append(path)
+        keys += _flat_keys(node._get_node(key), f"{path}.")
+    return keys
+
+
+def unknown_keys(overrides: list[str], config_dir: Path, config_name: str) -> dict[str, list[str]]:
+    """Override keys that the composed config does not have, each with its closest valid keys.
+
+    The config is composed with the overrides that select a config group (``model=roberta``),
+    so keys that a group adds count as known; ``+key=`` (add), ``~key`` (delete), ``hydra.*``
+    and command-line flags are left to Hydra.
+    """
+    import difflib
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    groups = {p.name for p in config_dir.iterdir() if p.is_dir()}
+    assignments = [o for o in overrides if "=" in o and not o.startswith(("+", "~", "-", "hydra"))]
+    selections = [o for o in assignments if o.split("=", 1)[0] in groups]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=selections)
+    except Exception:  # a bad group choice: Hydra's own message says which options exist
+        return {}
+    finally:
+        GlobalHydra.instance().clear()
+    known = set(_flat_keys(cfg))
+    unknown = {}
+    for override in assignments:
+        key = override.split("=", 1)[0]
+        if key not in groups and key not in known:
+            unknown[key] = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+    return unknown
+
+
+def check_override_keys(argv: list[str], config_dir: Path, config_name: str) -> None:
+    """Stop a command whose overrides name a key the config lacks, saying what was meant
+    (``optim.lrr`` → ``optim.lr``), before Hydra's longer message."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return
+    unknown = unknown_keys(argv, config_dir, config_name)
+    for key, close in unknown.items():
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        print(
+            f"error: unknown config key {key}{hint} (a new key is added with +{key}=…)",
+            file=sys.stderr,
+        )
+    if unknown:
+        sys.exit(1)
