@@ -171,6 +171,36 @@ def summarize(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot_curves(runs: list[dict], out: Path) -> None:
+    """Validation F1 per epoch (sequence, official span, span under CNC 2023 rules) of every
+    configuration: one thin line per seed, the mean over seeds thick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    ok = [r for r in runs if r["returncode"] == 0]
+    configs = list(dict.fromkeys(r["config"] for r in ok))
+    keys = ("val/seq_f1", "val/span_f1", "val/span_f1_2023")
+    figure, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), sharex=True)
+    for ax, key in zip(axes, keys, strict=True):
+        for i, config in enumerate(configs):
+            color = f"C{i}"
+            curves = [[p[key] for p in r["val_curve"]] for r in ok if r["config"] == config]
+            for curve in curves:
+                ax.plot(range(len(curve)), curve, color=color, alpha=0.3, linewidth=0.8)
+            width = min(map(len, curves))
+            mean = [statistics.mean(c[e] for c in curves) for e in range(width)]
+            ax.plot(range(width), mean, color=color, linewidth=2, marker="o", label=config)
+        ax.set(title=key, xlabel="epoch", ylabel="F1")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.legend()
+    figure.tight_layout()
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=["default"])
@@ -186,6 +216,7 @@ def main() -> None:
     parser.add_argument("--work-dir", default=str(ROOT / "logs" / "bench_protocol"))
     parser.add_argument("--out", default=str(HERE / "results" / "protocol_runs.jsonl"))
     parser.add_argument("--summarize", nargs="+", metavar="RUNS_JSONL")
+    parser.add_argument("--plot", metavar="PNG", help="with --summarize: validation curves")
     parser.add_argument(
         "--record",
         metavar="COMMIT",
@@ -201,6 +232,8 @@ def main() -> None:
             if line.strip()
         ]
         print(summarize(runs))
+        if args.plot:
+            plot_curves(runs, Path(args.plot))
         return
     args.commit = commit()
     jobs = [(config, seed) for seed in args.seeds for config in args.configs]
