@@ -21,29 +21,12 @@ def _records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
-def test_wandb_multirun_jobs_get_separate_resolved_runs_in_one_group(tmp_path, data_root):
+def _train_offline(tmp_path: Path, *overrides: str) -> None:
+    """``train.py`` with W&B offline and no API key; it must succeed."""
     env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
     env.update(WANDB_MODE="offline", NETRC=str(tmp_path / "no-netrc"), WANDB_SILENT="true")
     done = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "-m",
-            "model=tiny_bert",
-            "alpha=1,3",
-            "tags=[ablation,v2]",
-            "logger=wandb",
-            f"data.root={data_root}",
-            "data.limit_examples=48",
-            "data.eval_batch_size=16",
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=1",
-            "trainer.limit_val_batches=1",
-            "trainer.limit_test_batches=1",
-            "trainer.num_sanity_val_steps=0",
-            "trainer.enable_progress_bar=false",
-            f"paths.log_dir={tmp_path}",
-        ],
+        [sys.executable, "train.py", *overrides],
         cwd=Path(__file__).resolve().parents[1],
         env=env,
         capture_output=True,
@@ -51,6 +34,27 @@ def test_wandb_multirun_jobs_get_separate_resolved_runs_in_one_group(tmp_path, d
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_wandb_multirun_jobs_get_separate_resolved_runs_in_one_group(tmp_path, data_root):
+    _train_offline(
+        tmp_path,
+        "-m",
+        "model=tiny_bert",
+        "alpha=1,3",
+        "tags=[ablation,v2]",
+        "logger=wandb",
+        f"data.root={data_root}",
+        "data.limit_examples=48",
+        "data.eval_batch_size=16",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.enable_progress_bar=false",
+        f"paths.log_dir={tmp_path}",
+    )
     runs = sorted(tmp_path.glob("train/multiruns/*/*/wandb/offline-run-*"))
     assert len(runs) == 2 and runs[0].parents[1] != runs[1].parents[1]  # one per job dir
 
@@ -80,31 +84,20 @@ def test_wandb_multirun_jobs_get_separate_resolved_runs_in_one_group(tmp_path, d
 
 
 def test_wandb_run_keeps_its_id_on_resume_and_gets_the_results_as_artifacts(tmp_path, data_root):
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
-    env.update(WANDB_MODE="offline", NETRC=str(tmp_path / "no-netrc"), WANDB_SILENT="true")
     run_dir = tmp_path / "run"
     for epochs, resume in ((1, []), (2, ["ckpt_path=last"])):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "train.py",
-                "model=tiny_bert",
-                "logger=wandb",
-                f"data.root={data_root}",
-                "data.limit_examples=32",
-                f"trainer.max_epochs={epochs}",
-                "trainer.enable_progress_bar=false",
-                "print_config=false",
-                f"hydra.run.dir={run_dir}",
-                *resume,
-            ],
-            cwd=Path(__file__).resolve().parents[1],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+        _train_offline(
+            tmp_path,
+            "model=tiny_bert",
+            "logger=wandb",
+            f"data.root={data_root}",
+            "data.limit_examples=32",
+            f"trainer.max_epochs={epochs}",
+            "trainer.enable_progress_bar=false",
+            "print_config=false",
+            f"hydra.run.dir={run_dir}",
+            *resume,
         )
-        assert done.returncode == 0, done.stderr[-3000:]
     first, resumed = sorted(run_dir.glob("wandb/offline-run-*"))
     run_id = first.name.rsplit("-", 1)[1]
     assert resumed.name.rsplit("-", 1)[1] == run_id  # the same W&B run, continued

@@ -240,6 +240,12 @@ def checkpoint_datamodule(
     return build_datamodule(data_cfg, load_tokenizer(spec), hparams["network"]["span_heads"])
 
 
+def force_relation_override(cfg: DictConfig) -> bool | None:
+    """``decode.force_relation`` of an eval or predict config (``None``: the model's own)."""
+    force = (cfg.get("decode") or {}).get("force_relation")
+    return None if force is None else bool(force)
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Score a checkpoint on the test split (or ``split=val``, the validation split carved at
     training) of the data it was trained on (or ``data.*`` overrides), decoding spans with the
@@ -256,8 +262,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     module = load_module(ckpt_path)
     if method is not None:
         module.decode_method = method
-    if (force := (cfg.get("decode") or {}).get("force_relation")) is not None:
-        module.force_relation = bool(force)
+    if (force := force_relation_override(cfg)) is not None:
+        module.force_relation = force
     try:
         check_force_relation(module.force_relation, module.decode_method)
     except ValueError as err:
@@ -307,8 +313,8 @@ def load_predictor(cfg: DictConfig) -> Predictor:
         options["max_length"] = cfg.max_length
     if (method := decode_method_override(cfg)) is not None:
         options["decode_method"] = method
-    if (force := (cfg.get("decode") or {}).get("force_relation")) is not None:
-        options["force_relation"] = bool(force)
+    if (force := force_relation_override(cfg)) is not None:
+        options["force_relation"] = force
     if bool(cfg.get("model_dir")) == bool(cfg.get("ckpt_path")):
         raise ValueError(
             "predict needs exactly one of model_dir=DIR (an export) or ckpt_path=PATH (a checkpoint)"
