@@ -99,3 +99,12 @@ def test_a_misspelt_key_stops_the_command_with_a_suggestion():
     )
     assert done.returncode == 1
     assert "unknown config key data.batchsize; did you mean data.batch_size" in done.stderr
+
+
+def test_the_key_check_leaves_other_primary_configs_to_hydra(monkeypatch):
+    from causalmine.entry import check_override_keys
+
+    # "input" is no key of train.yaml, but the command names another config
+    check_override_keys(["--config-name=predict", "input=x.txt"], REPO / "conf", "train")
+    with pytest.raises(SystemExit):
+        check_override_keys(["input=x.txt"], REPO / "conf", "train")

@@ -113,8 +113,9 @@ def unknown_keys(overrides: list[str], config_dir: Path, config_name: str) -> di
 def check_override_keys(argv: list[str], config_dir: Path, config_name: str) -> None:
     """Stop a command whose overrides name a key the config lacks, saying what was meant
     (``optim.lrr`` → ``optim.lr``), before Hydra's longer message."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        return
+    other_config = ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd")
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or any(a.startswith(other_config) for a in argv):
+        return  # another primary config than the one checked against: Hydra judges
     unknown = unknown_keys(argv, config_dir, config_name)
     for key, close in unknown.items():
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
