@@ -81,7 +81,8 @@ def learning_curves(metrics_csv: Path, out: Path) -> None:
         rows = list(csv.DictReader(fh))
     loss = [(int(r["step"]), float(r["train/loss"])) for r in rows if r.get("train/loss")]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.plot(*zip(*loss, strict=True), linewidth=0.8) if loss else None
+    if loss:
+        left.plot(*zip(*loss, strict=True), linewidth=0.8)
     left.set(xlabel="step", ylabel="training loss", title="training loss")
     for key in ("val/seq_f1", "val/span_f1", "val/span_f1_2023", "val/joint_f1"):
         points = [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key)]

@@ -20,12 +20,12 @@ from causalmine.checkpoints import check_resumable, load_module, resolve_ckpt_pa
 from causalmine.config import (
     ConfigError,
     check_decode_method,
+    check_force_relation_setting,
     check_train_config,
     is_multirun,
     to_plain,
 )
 from causalmine.data.datamodule import CausalDataModule
-from causalmine.decode import check_force_relation
 from causalmine.export import export as export_model
 from causalmine.export import load as load_model_dir
 from causalmine.inference import Predictor
@@ -264,10 +264,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         module.decode_method = method
     if (force := force_relation_override(cfg)) is not None:
         module.force_relation = force
-    try:
-        check_force_relation(module.force_relation, module.decode_method)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    check_force_relation_setting(module.force_relation, module.decode_method)
     datamodule = checkpoint_datamodule(module, to_plain(cfg.get("data")) or {}, cfg.paths.data_dir)
     callbacks = build_callbacks(
         cfg.get("callbacks"),

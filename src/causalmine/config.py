@@ -107,6 +107,17 @@ def check_decode_method(method: Any, allow_none: bool = False) -> None:
     )
 
 
+def check_force_relation_setting(force_relation: bool, method: str) -> None:
+    """``decode.force_relation`` with this ``decode.method`` (the decoder's own rule, as a
+    config error)."""
+    from causalmine.decode import check_force_relation
+
+    try:
+        check_force_relation(force_relation, method)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 def check_train_config(cfg: DictConfig) -> None:
     """Validate the keys a researcher sweeps, before any model or data is loaded."""
     # imported here: this module must stay light for the entry points (see model/hub.py)
@@ -173,9 +184,8 @@ def check_train_config(cfg: DictConfig) -> None:
         f"decode.required_kinds must be drawn from C, E, S; got {kinds}",
     )
     check_decode_method(cfg.decode.get("method", "argmax"))
-    _require(
-        not cfg.decode.get("force_relation") or cfg.decode.get("method") == "viterbi",
-        "decode.force_relation=true needs decode.method=viterbi",
+    check_force_relation_setting(
+        bool(cfg.decode.get("force_relation")), cfg.decode.get("method", "argmax")
     )
     for name in cfg.get("logger") or {}:
         _require(

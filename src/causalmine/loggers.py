@@ -87,7 +87,7 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None, show: bool =
         text = (
             OmegaConf.to_yaml(value, resolve=True)
             if OmegaConf.is_config(value)
-            else f"{OmegaConf.to_yaml({key: value}, resolve=True).split(': ', 1)[1]}"
+            else OmegaConf.to_yaml({key: value}, resolve=True).split(": ", 1)[1]
         )
         tree.add(key).add(Syntax(text.rstrip(), "yaml", theme="ansi_dark"))
     if show:
