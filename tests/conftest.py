@@ -91,3 +91,28 @@ def train_config(tmp_path, data_root):
         return compose_config("train", base + list(overrides), tmp_path)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, data_root) -> Path:
+    """A tiny BERT trained for two steps on a slice of CNC (its best checkpoint)."""
+    from causalmine.cli import train
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = compose_config(
+        "train",
+        [
+            "model=tiny_bert",
+            f"data.root={data_root}",
+            "data.limit_examples=32",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.enable_progress_bar=false",
+            "logger=none",
+            "test=false",
+        ],
+        out,
+    )
+    train(cfg)
+    return next(out.glob("checkpoints/best-*.ckpt"))

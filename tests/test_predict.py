@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import causalmine
-from causalmine.cli import predict, train
+from causalmine.cli import predict
 from causalmine.data.tags import CE_LABELS, strip_tags
 from causalmine.decode import decode_relations
 from causalmine.export import export
-from causalmine.inference import Predictor, _stitch
+from causalmine.inference.predictor import Predictor, _stitch
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.model.network import CausalNetwork, NetworkConfig
 from causalmine.prediction_files import read_texts
@@ -30,28 +30,6 @@ def predictor() -> Predictor:
         NetworkConfig(name_or_path="tiny-bert", tiny=TINY_BERT, vocab_size=len(tokenizer))
     )
     return Predictor(network, tokenizer, max_length=32, stride=8, batch_size=4, required_kinds=())
-
-
-@pytest.fixture(scope="module")
-def trained_checkpoint(tmp_path_factory, data_root):
-    out = tmp_path_factory.mktemp("run")
-    cfg = compose_config(
-        "train",
-        [
-            "model=tiny_bert",
-            f"data.root={data_root}",
-            "data.limit_examples=32",
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=2",
-            "trainer.num_sanity_val_steps=0",
-            "trainer.enable_progress_bar=false",
-            "logger=none",
-            "test=false",
-        ],
-        out,
-    )
-    train(cfg)
-    return next(out.glob("checkpoints/best-*.ckpt"))
 
 
 def test_hostile_lines_each_get_one_prediction(predictor):

@@ -1,4 +1,4 @@
-"""The recipes behind ``train.py``, ``eval.py`` and ``predict.py``: config in, results out."""
+"""The recipes behind ``train.py``, ``eval.py``, ``predict.py`` and ``mine.py``: config in, results out."""
 
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ from causalmine.data.datamodule import CausalDataModule
 from causalmine.export import export as export_model
 from causalmine.export import load as load_model_dir
 from causalmine.inference import Predictor
+from causalmine.inference.documents import ReadSettings, input_files, plan_shards
+from causalmine.inference.mining import (
+    MineSettings,
+    ShardMiner,
+    finished,
+    mine_locally,
+    mining_progress,
+    start_run,
+    write_summary,
+)
+from causalmine.inference.mining_ray import RaySettings, mine_on_ray
 from causalmine.lit import CausalLitModule
 from causalmine.loggers import (
     build_loggers,
@@ -351,3 +362,91 @@ def predict(cfg: DictConfig) -> Path:
     log.info("%d predictions written to %s", written, out_path)
     print(out_path)
     return out_path
+
+
+def shard_miner(cfg: DictConfig) -> ShardMiner:
+    """A :class:`ShardMiner` with the model of a mine config (built once per process or actor)."""
+    return ShardMiner(load_predictor(cfg), cfg.output, *mining_settings(cfg))
+
+
+def mining_settings(cfg: DictConfig) -> tuple[ReadSettings, MineSettings]:
+    """The reading and output settings of a mine config, checked."""
+    try:
+        return (
+            ReadSettings(
+                text_column=cfg.text_column,
+                id_column=cfg.id_column,
+                txt_mode=cfg.txt_mode,
+                max_document_chars=cfg.max_document_chars,
+            ),
+            MineSettings(output_format=cfg.output_format, min_probability=cfg.min_probability),
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def mine(cfg: DictConfig) -> dict[str, Any]:
+    """Mine every document of ``cfg.input`` into shards under ``cfg.output``; resume a run
+    there that was stopped; return the summary (also ``_summary.json``)."""
+    import time
+    from functools import partial
+
+    from omegaconf import OmegaConf
+
+    if cfg.launcher not in ("local", "ray"):
+        raise ConfigError(f"launcher must be local or ray, got {cfg.launcher!r}")
+    if cfg.launcher == "ray":
+        ray_settings = RaySettings(**OmegaConf.to_container(cfg.ray))
+    read, _ = mining_settings(cfg)  # checked before any file is read
+    started = time.perf_counter()
+    root, files = input_files(cfg.input)
+    specs = plan_shards(root, files, read, cfg.shard_size)
+    output = Path(cfg.output)
+    start_run(output, mining_fingerprint(cfg, files, root))
+    todo = [spec for spec in specs if finished(output, spec) is None]
+    total = sum(spec.count for spec in specs)
+    done = total - sum(spec.count for spec in todo)
+    log.info(
+        "%d records in %d files: %d shards, %d already mined",
+        total,
+        len(files),
+        len(specs),
+        len(specs) - len(todo),
+    )
+    with mining_progress(total, done, enabled=cfg.progress_bar) as advance:
+        if cfg.launcher == "ray":
+            plain = OmegaConf.create(to_plain(cfg))
+            for manifest in mine_on_ray(partial(shard_miner, plain), todo, ray_settings):
+                advance(manifest["records"], manifest["sentences"])
+        else:
+            for _ in mine_locally(shard_miner(cfg), todo, advance):
+                pass
+    summary = write_summary(output, specs, time.perf_counter() - started)
+    print(
+        f"documents {summary['records']:,} = mined {summary['documents']:,} + errors "
+        f"{summary['errored']:,} | sentences {summary['sentences']:,} | causal "
+        f"{summary['causal_sentences']:,} | relations {summary['relations']:,} | rows written "
+        f"{summary['rows']:,} → {output}"
+    )
+    if summary["errored"]:
+        print(f"{summary['errored']:,} records were not documents; why: {output / '_errors.jsonl'}")
+    return summary
+
+
+def mining_fingerprint(cfg: DictConfig, files: list[Path], root: Path) -> dict[str, Any]:
+    """What the output of a mining run depends on: the input files and every setting that
+    changes rows (not the launcher, device or batch size)."""
+    keys = (
+        "model_dir", "ckpt_path", "text_column", "id_column", "txt_mode", "max_document_chars",
+        "shard_size", "output_format", "min_probability", "threshold", "max_length", "stride",
+        "precision",
+    )  # fmt: skip
+    model = cfg.get("model_dir") or cfg.get("ckpt_path")
+    return {
+        **{key: cfg.get(key) for key in keys},
+        "model": str(Path(model).resolve()) if model else None,
+        "decode": to_plain(cfg.get("decode") or {}),
+        "files": [
+            [p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files
+        ],
+    }

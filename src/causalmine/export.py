@@ -7,7 +7,7 @@
     DIR/tokenizer/          the tokenizer files (added marker tokens included)
 
 :func:`load` (also ``causalmine.load``) turns such a directory back into a
-:class:`~causalmine.inference.Predictor` without Hydra, checkpoints or unpickling.
+:class:`~causalmine.inference.predictor.Predictor` without Hydra, checkpoints or unpickling.
 """
 
 from __future__ import annotations

@@ -1,0 +1,27 @@
+"""Mine a document collection: python mine.py model_dir=DIR input=DIR output=DIR  (see README)."""
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+
+from causalmine.cli import mine
+from causalmine.config import register_resolvers
+from causalmine.entry import check_override_keys, friendly_errors
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="mine")
+@friendly_errors
+def main(cfg: DictConfig) -> None:
+    mine(cfg)
+
+
+if __name__ == "__main__":
+    check_override_keys(sys.argv[1:], Path(__file__).parent / "conf", "mine")
+    main()

@@ -1,0 +1,89 @@
+"""Mining on Ray Data: the same shards, mined by a pool of actors that each hold one model.
+
+The driver plans the shards (cheap: it counts records) and hands the unfinished ones to
+``Dataset.map_batches`` with an actor pool; every actor builds its :class:`ShardMiner` once
+and writes whole shards to the shared output directory, exactly as the single-process run
+does, so both give the same files. ``address=auto`` joins a running cluster (the output
+directory must then be on storage every node can write, and causalmine installed on them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from causalmine.inference.documents import ShardSpec
+from causalmine.inference.mining import ShardMiner
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """The actor pool: ``workers`` actors with ``cpus_per_worker`` / ``gpus_per_worker`` each."""
+
+    address: str | None = None  # None: start a local Ray instance; auto: join a cluster
+    workers: int = 2
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"ray.workers must be >= 1, got {self.workers}")
+        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+            raise ValueError(
+                "ray.cpus_per_worker must be > 0 and ray.gpus_per_worker >= 0, got "
+                f"{self.cpus_per_worker} and {self.gpus_per_worker}"
+            )
+
+
+class _MiningActor:
+    """One model per actor; each call mines the shards of its batch."""
+
+    def __init__(self, make_miner: Callable[[], ShardMiner], threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)  # as many intra-op threads as CPUs reserved, no more
+        self.miner = make_miner()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        manifests = []
+        for spec_json in batch["spec"]:
+            manifest = self.miner.mine_shard(ShardSpec(**json.loads(spec_json)))
+            manifests.append(json.dumps(manifest))
+        return {"manifest": manifests}
+
+
+def mine_on_ray(
+    make_miner: Callable[[], ShardMiner], specs: list[ShardSpec], settings: RaySettings
+) -> Iterator[dict[str, Any]]:
+    """Mine ``specs`` on a Ray actor pool; yield each shard's manifest as it is finished."""
+    import ray
+
+    if not specs:
+        return
+    if not ray.is_initialized():
+        init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if settings.address:
+            init["address"] = settings.address
+        else:  # a local instance sized for the pool (plus the driver's own reading)
+            init["num_cpus"] = max(1, int(settings.workers * settings.cpus_per_worker))
+        ray.init(**init)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ours counts documents and sentences
+    dataset = ray.data.from_items(
+        [{"spec": json.dumps(spec.to_dict())} for spec in specs], override_num_blocks=len(specs)
+    )
+    mined = dataset.map_batches(
+        _MiningActor,
+        fn_constructor_kwargs={
+            "make_miner": make_miner,
+            "threads": max(1, int(settings.cpus_per_worker)),
+        },
+        batch_size=1,
+        concurrency=settings.workers,
+        num_cpus=settings.cpus_per_worker,
+        num_gpus=settings.gpus_per_worker,
+    )
+    for row in mined.iter_rows():
+        yield json.loads(row["manifest"])
