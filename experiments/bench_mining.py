@@ -95,7 +95,9 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--units", type=int, default=10)
-    parser.add_argument("--shard-size", type=int, default=50, help="documents per shard (Ray spreads shards)")
+    parser.add_argument(
+        "--shard-size", type=int, default=50, help="documents per shard (Ray spreads shards)"
+    )
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--data", default=str(ROOT / "data" / "cnc_v2"))
     parser.add_argument("--work-dir", default="/tmp/causalmine-bench-mining")

@@ -14,7 +14,7 @@ from causalmine.callbacks import (
 )
 from causalmine.data.formats import Example
 from causalmine.data.tags import parse_tagged
-from causalmine.lit import EvalBatchOutput
+from causalmine.metrics.stage_metrics import EvalBatchOutput
 
 GOLD = "<ARG1>Prices rose</ARG1> <SIG0>because</SIG0> <ARG0>supply fell</ARG0> ."
 PREDICTED = "<ARG1>Prices rose</ARG1> because <ARG0>supply</ARG0> fell ."

@@ -16,6 +16,7 @@ from causalmine.lit import CausalLitModule
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.model.freezing import FreezeConfig, parameter_depths
 from causalmine.optim import OptimConfig, build_optimizer, parameter_groups
+from causalmine.training import training_callbacks
 
 TINY = {
     "arch": "bert",
@@ -78,6 +79,7 @@ def _train(module: CausalLitModule, loader: DataLoader, epochs: int) -> dict[str
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=training_callbacks(),
     )
     trainer.fit(module, train_dataloaders=loader)
     return before

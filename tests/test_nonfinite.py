@@ -13,8 +13,9 @@ from causalmine.data.collate import CausalCollator
 from causalmine.data.corpora import load_cnc
 from causalmine.data.datamodule import EncodedDataset
 from causalmine.data.encoding import encode_example
-from causalmine.lit import CausalLitModule, NonFiniteLossError
-from causalmine.nonfinite import replay_nonfinite
+from causalmine.lit import CausalLitModule
+from causalmine.training import NonFiniteLossError, training_callbacks
+from causalmine.training.nonfinite import replay_nonfinite
 
 
 class PoisonSequenceHead(L.Callback):
@@ -53,7 +54,7 @@ def test_nonfinite_loss_is_saved_then_stops_the_run(tmp_path, data_root, bert_to
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[PoisonSequenceHead(step=1)],
+        callbacks=[PoisonSequenceHead(step=1), *training_callbacks()],
     )
     with pytest.raises(NonFiniteLossError) as raised:
         trainer.fit(module, train_dataloaders=loader)

@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from causalmine.cli import train
 from causalmine.loggers import keep_csv_metrics
-from causalmine.rng import capture_rng_states, restore_rng_states
+from causalmine.training.rng import capture_rng_states, restore_rng_states
 
 from .conftest import REPO
 

@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from causalmine.data.formats import Example
 from causalmine.data.tags import Relation, render_tagged
-from causalmine.lit import EvalBatchOutput
+from causalmine.metrics.stage_metrics import EvalBatchOutput
 
 CLASS_NAMES = ("not causal", "causal")
 SPAN_KINDS = (

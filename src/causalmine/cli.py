@@ -53,6 +53,7 @@ from causalmine.metrics.tables import print_results
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.precision import trainer_precision
 from causalmine.prediction_files import read_texts, write_predictions
+from causalmine.training import training_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = build_loggers(cfg.get("logger"), resuming=resumes_in(out_dir, resume_from))
     if resume_from is not None:
         keep_csv_metrics(loggers)
-    callbacks = build_callbacks(
+    callbacks = training_callbacks() + build_callbacks(
         cfg.get("callbacks"), bool(loggers), cfg.trainer.get("enable_progress_bar", True)
     )
     trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)

@@ -1,19 +1,18 @@
-"""The ``LightningModule``: the unified network, its loss, optimizer, schedule and metrics."""
+"""The ``LightningModule``: the unified network, its loss, optimizer, schedule and metrics.
+
+What keeps a run honest (exact resume, the non-finite guard, gradual unfreezing) lives in
+:mod:`causalmine.training` as callbacks; every fit runs with ``training_callbacks()``.
+"""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from transformers import AutoConfig
 
-from causalmine.data.encoding import IGNORE_INDEX
-from causalmine.data.tags import Relation
 from causalmine.decode import (
     DEFAULT_METHOD,
     DEFAULT_REQUIRED_KINDS,
@@ -21,32 +20,13 @@ from causalmine.decode import (
     check_method,
     decode_batch,
 )
-from causalmine.metrics.stage_metrics import StageMetrics
+from causalmine.metrics.stage_metrics import EvalBatchOutput, StageMetrics
 from causalmine.model.freezing import FreezeConfig, apply_static_freezing
 from causalmine.model.losses import LossBreakdown, LossWeights, unified_loss
 from causalmine.model.network import CausalNetwork, NetworkConfig, NetworkOutput
-from causalmine.nonfinite import dump_nonfinite, nonfinite_dir
 from causalmine.optim import OptimConfig, build_optimizer
-from causalmine.resume import ResumePoint
-from causalmine.rng import capture_rng_states
-
-log = logging.getLogger(__name__)
 
 STAGES = ("val", "test")
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-
-@dataclass
-class EvalBatchOutput:
-    """What an evaluation step predicted; callbacks receive it as ``outputs``."""
-
-    # task (seq, pair) -> (gold, predicted class) for the batch rows labelled for that task
-    labels: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    # decoded relations per sentence; None when no sentence of the batch has span labels
-    relations: list[list[Relation]] | None
 
 
 class CausalLitModule(L.LightningModule):
@@ -82,85 +62,40 @@ class CausalLitModule(L.LightningModule):
         self.optim_config = OptimConfig(**(optim or {}))
         self.freeze_config = FreezeConfig(**(freeze or {}))
         self.parameter_counts = apply_static_freezing(self.network, self.freeze_config)
-        self.required_kinds = tuple((decode or {}).get("required_kinds", DEFAULT_REQUIRED_KINDS))
+        decode = decode or {}
+        self.required_kinds = tuple(decode.get("required_kinds", DEFAULT_REQUIRED_KINDS))
         # checkpoints from before decode.method decode as they did then; eval.py may change it
-        self.decode_method = check_method((decode or {}).get("method", DEFAULT_METHOD))
+        self.decode_method = check_method(decode.get("method", DEFAULT_METHOD))
         self.force_relation = check_force_relation(
-            bool((decode or {}).get("force_relation", False)), self.decode_method
+            bool(decode.get("force_relation", False)), self.decode_method
         )
-        self.metrics = nn.ModuleDict(
-            {stage: StageMetrics(stage, corpora or []) for stage in STAGES}
-        )
-        self._resume_point: ResumePoint | None = None  # set by a resumed fit
+        self.metrics = nn.ModuleDict({s: StageMetrics(s, corpora or []) for s in STAGES})
+        self.last_losses: LossBreakdown | None = None  # the last training step's, for the guard
 
     def forward(self, batch: dict[str, Any]) -> NetworkOutput:
         return self.network(
             batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
         )
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        # before dropout draws: a replay of a non-finite step gets the same masks
-        rng_states = capture_rng_states(torch_only=True)
-        out = self(batch)
-        losses = unified_loss(
+    def _losses(self, out: NetworkOutput, batch: dict[str, Any]) -> LossBreakdown:
+        return unified_loss(
             out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, self.loss_weights
         )
-        if not torch.isfinite(losses.total):
-            self._stop_on_nonfinite(batch, losses, rng_states)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        losses = self.last_losses = self._losses(self(batch), batch)
         size = batch["input_ids"].shape[0]
         self.log("train/loss", losses.total, prog_bar=True, batch_size=size)
-        self.log_dict(
-            {
-                "train/seq_loss": losses.seq,
-                "train/span_loss": losses.span,
-                "train/pair_loss": losses.pair,
-            },
-            batch_size=size,
-        )
+        parts = {f"train/{part}_loss": getattr(losses, part) for part in ("seq", "span", "pair")}
+        self.log_dict(parts, batch_size=size)
         return losses.total
-
-    def _stop_on_nonfinite(
-        self, batch: dict[str, Any], losses: LossBreakdown, rng_states: dict[str, Any]
-    ) -> None:
-        trainer = self.trainer
-        saved = dump_nonfinite(
-            nonfinite_dir(
-                trainer.default_root_dir, self.global_step, trainer.global_rank, trainer.world_size
-            ),
-            batch,
-            self,
-            rng_states,
-            losses,
-        )
-        ids = [e.id for e in batch["meta"].examples]
-        raise NonFiniteLossError(
-            f"non-finite training loss {losses.total.item()} at global step {self.global_step} "
-            f"(seq {losses.seq.item()}, span {losses.span.item()}, pair {losses.pair.item()}); "
-            f"batch example ids: {ids}. The batch, its random state and the model/optimizer "
-            f"state are saved in {saved}; replay: "
-            f"python -c \"from causalmine.nonfinite import replay_nonfinite; print(replay_nonfinite('{saved}'))\""
-        )
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> EvalBatchOutput:
         out = self(batch)
-        losses = unified_loss(
-            out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, self.loss_weights
-        )
-        self.log(
-            f"{stage}/loss", losses.total, batch_size=batch["input_ids"].shape[0], sync_dist=True
-        )
-        labelled = {}
-        for task, logits, labels in (
-            ("seq", out.seq_logits, batch["seq_labels"]),
-            ("pair", out.pair_logits, batch["pair_labels"]),
-        ):
-            keep = labels != IGNORE_INDEX
-            if keep.any():
-                # argmax = probability above 0.5, the threshold the F1 metrics use
-                labelled[task] = (labels[keep], logits[keep].argmax(-1))
-        examples = batch["meta"].examples
+        size = batch["input_ids"].shape[0]
+        self.log(f"{stage}/loss", self._losses(out, batch).total, batch_size=size, sync_dist=True)
         predicted = None
-        if any(e.relations is not None for e in examples):
+        if any(e.relations is not None for e in batch["meta"].examples):
             predicted = decode_batch(
                 out.ce_logits,
                 out.sig_logits,
@@ -169,16 +104,7 @@ class CausalLitModule(L.LightningModule):
                 self.decode_method,
                 (out.seq_logits.argmax(-1) == 1).tolist() if self.force_relation else None,
             )
-        self.metrics[stage].update(
-            examples,
-            {
-                "seq": out.seq_logits.float().softmax(-1)[:, 1],
-                "pair": out.pair_logits.float().softmax(-1)[:, 1],
-            },
-            {"seq": batch["seq_labels"], "pair": batch["pair_labels"]},
-            predicted,
-        )
-        return EvalBatchOutput(labelled, predicted)
+        return self.metrics[stage].update_batch(out, batch, predicted)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> EvalBatchOutput:
         return self._eval_step(batch, "val")
@@ -205,41 +131,6 @@ class CausalLitModule(L.LightningModule):
         """False while a ``gradual`` backbone is still frozen."""
         policy = self.freeze_config
         return policy.policy != "gradual" or self.current_epoch >= policy.unfreeze_at_epoch
-
-    def on_fit_start(self) -> None:
-        counts = {f"params/{k}": v for k, v in self.parameter_counts.items()}
-        log.info("parameters: %s", ", ".join(f"{k.split('/')[1]} {v:,}" for k, v in counts.items()))
-        for logger in self.loggers:
-            logger.log_hyperparams(counts)
-
-    def on_train_epoch_start(self) -> None:
-        # the schedule's factors for thawing groups changed with the epoch: apply them now,
-        # not one optimizer step late
-        for config in self.trainer.lr_scheduler_configs:
-            scheduler = config.scheduler
-            for group, lr in zip(scheduler.optimizer.param_groups, scheduler.get_lr(), strict=True):
-                group["lr"] = lr
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if not self.backbone_thawed():
-            # no gradient, no AdamW update or weight decay: the frozen backbone stays bit-identical
-            for group in optimizer.param_groups:
-                if group.get("thaws"):
-                    for param in group["params"]:
-                        param.grad = None
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rng_states"] = capture_rng_states()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # only a resumed fit restores them (not eval, predict or a fine-tune from the weights)
-        fitting = self._trainer is not None and self._trainer.state.fn == TrainerFn.FITTING
-        self._resume_point = ResumePoint.from_checkpoint(checkpoint) if fitting else None
-
-    def on_train_start(self) -> None:
-        if self._resume_point is not None:
-            self._resume_point.apply(self.trainer)
-            self._resume_point = None
 
     def configure_optimizers(self) -> dict[str, Any]:
         total = int(self.trainer.estimated_stepping_batches)

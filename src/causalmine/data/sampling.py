@@ -3,7 +3,7 @@
 ``EpochSeededSampler`` draws its permutation (length-grouped or plain shuffled) from a generator
 seeded by the run's seed and the epoch that Lightning sets with ``set_epoch``, so the batches of
 epoch e are the same whether the run was interrupted or not. ``ResumableDataLoader`` has a
-``state_dict``/``load_state_dict`` (Lightning saves it in every checkpoint; ``causalmine.resume``
+``state_dict``/``load_state_dict`` (Lightning saves it in every checkpoint; ``causalmine.training.resume``
 gives it back on ``ckpt_path=``); on a resume in the middle of an epoch it skips the batches that
 epoch had already delivered, so training continues with exactly the next batch.
 """

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from seqeval.metrics.sequence_labeling import get_entities
 
+import causalmine.metrics.faireval as faireval
 from causalmine.data.tags import Relation, render_tagged
-from causalmine.metrics import faireval
 
 KINDS = ("C", "E", "S")
 KIND_NAMES = {"C": "cause", "E": "effect", "S": "signal"}

@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from causalmine.data.encoding import IGNORE_INDEX
 from causalmine.data.formats import Example
 from causalmine.data.tags import Relation
 from causalmine.metrics.classification import binary_metrics
@@ -23,6 +26,16 @@ CLASSIFICATION_TASKS = ("seq", "pair")
 
 def _key(scope: str) -> str:
     return "all" if not scope else "c_" + re.sub(r"\W", "_", scope)
+
+
+@dataclass
+class EvalBatchOutput:
+    """What an evaluation step predicted; callbacks receive it as ``outputs``."""
+
+    # task (seq, pair) -> (gold, predicted class) for the batch rows labelled for that task
+    labels: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    # decoded relations per sentence; None when no sentence of the batch has span labels
+    relations: list[list[Relation]] | None
 
 
 class StageMetrics(nn.Module):
@@ -44,6 +57,29 @@ class StageMetrics(nn.Module):
 
     def _prefix(self, scope: str) -> str:
         return f"{self.stage}/{scope}/" if scope else f"{self.stage}/"
+
+    def update_batch(
+        self, out: Any, batch: dict[str, Any], predicted: list[list[Relation]] | None
+    ) -> EvalBatchOutput:
+        """Update with one evaluation batch: the network's output ``out``, the batch, and the
+        decoded relations (None when no row has span labels); return what was predicted."""
+        labelled = {}
+        for task, logits in (("seq", out.seq_logits), ("pair", out.pair_logits)):
+            labels = batch[f"{task}_labels"]
+            keep = labels != IGNORE_INDEX
+            if keep.any():
+                # argmax = probability above 0.5, the threshold the F1 metrics use
+                labelled[task] = (labels[keep], logits[keep].argmax(-1))
+        self.update(
+            batch["meta"].examples,
+            {
+                "seq": out.seq_logits.float().softmax(-1)[:, 1],
+                "pair": out.pair_logits.float().softmax(-1)[:, 1],
+            },
+            {"seq": batch["seq_labels"], "pair": batch["pair_labels"]},
+            predicted,
+        )
+        return EvalBatchOutput(labelled, predicted)
 
     def update(
         self,

@@ -1,6 +1,7 @@
-"""What a non-finite training loss leaves behind, and how to replay it.
+"""The non-finite guard: a NaN or infinite training loss stops the run and leaves its evidence.
 
-When the loss of a training step is NaN or infinite, :func:`dump_nonfinite` writes into
+When the loss of a training step is NaN or infinite, :class:`NonFiniteGuard` stops the run
+before the backward pass with :class:`NonFiniteLossError`, and :func:`dump_nonfinite` writes into
 ``<output dir>/nonfinite/step<N>/``:
 
 - ``batch.pt``: the batch's tensors (input ids, masks, labels), its example ids, texts and
@@ -22,9 +23,59 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 
+from causalmine.checkpoints import load_module
 from causalmine.model.losses import LossBreakdown, LossWeights, unified_loss
-from causalmine.rng import restore_rng_states
+from causalmine.training.rng import capture_rng_states, restore_rng_states
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class NonFiniteGuard(Callback):
+    """Stops training at the first non-finite loss, after saving what is needed to replay it.
+
+    The random states are captured when the batch starts, before dropout draws, so the replay
+    gets the same masks. The module keeps the step's loss terms as ``last_losses``.
+    """
+
+    def __init__(self) -> None:
+        self._batch: dict[str, Any] | None = None
+        self._rng_states: dict[str, Any] | None = None
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._batch, self._rng_states = batch, capture_rng_states(torch_only=True)
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
+        if torch.isfinite(loss):
+            return
+        losses: LossBreakdown = pl_module.last_losses
+        saved = dump_nonfinite(
+            nonfinite_dir(
+                trainer.default_root_dir,
+                trainer.global_step,
+                trainer.global_rank,
+                trainer.world_size,
+            ),
+            self._batch,
+            pl_module,
+            self._rng_states,
+            losses,
+        )
+        ids = [e.id for e in self._batch["meta"].examples]
+        raise NonFiniteLossError(
+            f"non-finite training loss {losses.total.item()} at global step {trainer.global_step} "
+            f"(seq {losses.seq.item()}, span {losses.span.item()}, pair {losses.pair.item()}); "
+            f"batch example ids: {ids}. The batch, its random state and the model/optimizer "
+            f'state are saved in {saved}; replay: python -c "from causalmine.training.nonfinite '
+            f"import replay_nonfinite; print(replay_nonfinite('{saved}'))\""
+        )
 
 
 def nonfinite_dir(output_dir: str | Path, step: int, rank: int = 0, world_size: int = 1) -> Path:
@@ -77,9 +128,6 @@ def dump_nonfinite(
 
 def replay_nonfinite(directory: str | Path) -> LossBreakdown:
     """Recompute the failing step's loss from what :func:`dump_nonfinite` saved (on the CPU)."""
-    # imported here: checkpoints imports lit, which imports this module
-    from causalmine.checkpoints import load_module
-
     directory = Path(directory)
     saved = torch.load(directory / "batch.pt", map_location="cpu", weights_only=True)
     module = load_module(directory / "state.ckpt").train()

@@ -1,7 +1,7 @@
 """What an exact resume restores besides Lightning's own loop, optimizer and callback states.
 
-The checkpoint holds the random states (saved by the LightningModule's ``on_save_checkpoint``)
-and the training loader's position (Lightning saves it because ``ResumableDataLoader`` has a
+The checkpoint holds the random states (saved by the :class:`ExactResume` callback) and the
+training loader's position (Lightning saves it because ``ResumableDataLoader`` has a
 ``state_dict``). Both are applied at train start, right before the first resumed batch:
 
 - the random states, because the sanity check and the loaders' set-up come between the
@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 
-from causalmine.rng import restore_rng_states
+from causalmine.training.rng import capture_rng_states, restore_rng_states
 
 
 @dataclass
@@ -48,3 +50,28 @@ class ResumePoint:
                 loader.load_state_dict(state)
         if self.rng_states is not None:
             restore_rng_states(self.rng_states)
+
+
+class ExactResume(Callback):
+    """Saves the random states in every checkpoint and, when a fit resumes from one, restores
+    them and the training loaders' positions right before the first resumed batch."""
+
+    def __init__(self) -> None:
+        self._resume_point: ResumePoint | None = None
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint["rng_states"] = capture_rng_states()
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # only a resumed fit restores them (not eval, predict or a fine-tune from the weights)
+        fitting = trainer.state.fn == TrainerFn.FITTING
+        self._resume_point = ResumePoint.from_checkpoint(checkpoint) if fitting else None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._resume_point is not None:
+            self._resume_point.apply(trainer)
+            self._resume_point = None
