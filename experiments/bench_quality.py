@@ -40,7 +40,7 @@ SYSTEMS = ("unified", "seq_only", "span_only", "hf_seq", "hf_token")
 
 def ce_only(relations: list) -> list:
     """The same relations without their signal spans (to score Cause/Effect only)."""
-    from causalmine.data.tags import Relation
+    from causalmine.schema import Relation
 
     return [Relation.from_spans([s for s in r.spans if s.kind != "S"]) for r in relations]
 
@@ -230,7 +230,8 @@ def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str
     )
 
     from causalmine.data.encoding import first_subword_positions
-    from causalmine.data.tags import CE_LABEL_TO_ID, CE_LABELS, relation_from_bio
+    from causalmine.data.tags import relation_from_bio
+    from causalmine.schema import CE_LABEL_TO_ID, CE_LABELS
 
     path, tokenizer, (train, test) = hf_backbone(args), hf_tokenizer(args), cnc_split(args)
 

@@ -7,7 +7,7 @@ import json
 from causalmine.analyze import CATEGORIES, PREDICTED_CATEGORIES, main, span_errors
 from causalmine.cli import train
 from causalmine.data.corpora import load_cnc
-from causalmine.data.tags import Relation, Span
+from causalmine.schema import Relation, Span
 
 
 def _relation(*spans: tuple[int, int, str]) -> Relation:

@@ -45,3 +45,11 @@ def test_the_graph_sees_real_imports():
     assert graph.has_edge("causalmine.lit", "causalmine.model.network")
     assert graph.has_edge("causalmine.training.nonfinite", "causalmine.checkpoints")
     assert not graph.has_edge("causalmine.lit", "causalmine.training")
+
+
+def test_the_schema_is_the_bottom_and_the_model_does_not_read_data():
+    graph = import_graph()
+    assert list(graph.successors("causalmine.schema")) == []
+    for module in graph:
+        if module.startswith("causalmine.model"):
+            assert not [t for t in graph.successors(module) if t.startswith("causalmine.data")], module

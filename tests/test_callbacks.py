@@ -12,9 +12,9 @@ from causalmine.callbacks import (
     confusion_matrix_chart,
     span_kind_rows,
 )
-from causalmine.data.formats import Example
 from causalmine.data.tags import parse_tagged
 from causalmine.metrics.stage_metrics import EvalBatchOutput
+from causalmine.schema import Example
 
 GOLD = "<ARG1>Prices rose</ARG1> <SIG0>because</SIG0> <ARG0>supply fell</ARG0> ."
 PREDICTED = "<ARG1>Prices rose</ARG1> because <ARG0>supply</ARG0> fell ."

@@ -6,8 +6,8 @@ import pytest
 
 from causalmine.data.accounting import DataError
 from causalmine.data.datamodule import CausalDataModule
-from causalmine.data.formats import Example
 from causalmine.data.splits import split_for_validation
+from causalmine.schema import Example
 
 
 def _examples(n_docs: int, per_doc: int) -> list[Example]:

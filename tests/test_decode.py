@@ -10,16 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from causalmine.data.tags import CE_LABEL_TO_ID as CE
-from causalmine.data.tags import (
-    CE_LABELS,
-    SIG_LABELS,
-    Span,
-    parse_tagged,
-    render_tagged,
-    strip_tags,
-)
-from causalmine.data.tags import SIG_LABEL_TO_ID as SIG
+from causalmine.data.tags import parse_tagged, render_tagged, strip_tags
 from causalmine.decode import (
     bio_viterbi,
     decode_batch,
@@ -30,6 +21,9 @@ from causalmine.decode import (
     sentence_head_tags,
     word_tags,
 )
+from causalmine.schema import CE_LABEL_TO_ID as CE
+from causalmine.schema import CE_LABELS, SIG_LABELS, Span
+from causalmine.schema import SIG_LABEL_TO_ID as SIG
 
 from .conftest import compose_config
 

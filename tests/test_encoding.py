@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from causalmine.data.collate import CausalCollator
-from causalmine.data.encoding import IGNORE_INDEX, encode_example, first_subword_positions
-from causalmine.data.formats import Example
-from causalmine.data.tags import CE_LABEL_TO_ID, SIG_LABEL_TO_ID, parse_tagged
+from causalmine.data.encoding import encode_example, first_subword_positions
+from causalmine.data.tags import parse_tagged
+from causalmine.schema import CE_LABEL_TO_ID, IGNORE_INDEX, SIG_LABEL_TO_ID, Example
 
 
 def _example(tagged: str, seq_label: int | None = 1) -> Example:

@@ -10,12 +10,12 @@ from torch.utils.data import DataLoader
 from causalmine.data.collate import CausalCollator
 from causalmine.data.datamodule import EncodedDataset
 from causalmine.data.encoding import encode_example
-from causalmine.data.formats import Example
 from causalmine.data.tags import parse_tagged
 from causalmine.lit import CausalLitModule
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.model.freezing import FreezeConfig, parameter_depths
 from causalmine.optim import OptimConfig, build_optimizer, parameter_groups
+from causalmine.schema import Example
 from causalmine.training import training_callbacks
 
 TINY = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from causalmine.data.encoding import IGNORE_INDEX
 from causalmine.model.losses import LossWeights, masked_cross_entropy, unified_loss
+from causalmine.schema import IGNORE_INDEX
 
 
 def _batch(seq, pair, ce, sig):

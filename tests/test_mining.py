@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from causalmine.cli import mine
 from causalmine.config import ConfigError
 from causalmine.data.accounting import DataError
-from causalmine.data.tags import Relation, Span
 from causalmine.export import export
 from causalmine.inference.documents import (
     ReadSettings,
@@ -31,6 +30,7 @@ from causalmine.inference.documents import (
 from causalmine.inference.mining import sentence_row
 from causalmine.inference.predictor import SentencePrediction
 from causalmine.inference.sentences import split_sentences
+from causalmine.schema import Relation, Span
 
 from .conftest import REPO, compose_config
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from causalmine.data.tags import CE_LABELS, SIG_LABELS
 from causalmine.model.heads import ChainedSpanHeads
 from causalmine.model.network import CausalNetwork, NetworkConfig
 from causalmine.model.pooling import Pooling
+from causalmine.schema import CE_LABELS, SIG_LABELS
 
 from .conftest import TINY_BERT
 

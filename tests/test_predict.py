@@ -11,13 +11,14 @@ import torch
 
 import causalmine
 from causalmine.cli import predict
-from causalmine.data.tags import CE_LABELS, strip_tags
+from causalmine.data.tags import strip_tags
 from causalmine.decode import decode_relations
 from causalmine.export import export
 from causalmine.inference.predictor import Predictor, _stitch
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.model.network import CausalNetwork, NetworkConfig
 from causalmine.prediction_files import read_texts
+from causalmine.schema import CE_LABELS
 
 from .conftest import TINY_BERT, compose_config
 

@@ -10,16 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from causalmine.data.tags import (
-    Relation,
-    Span,
     TagError,
     bio_to_spans,
     parse_tagged,
     relation_from_bio,
     render_tagged,
-    spans_to_bio,
     strip_tags,
 )
+from causalmine.schema import Relation, Span, spans_to_bio
 
 
 def test_parse_simple_relation():

@@ -11,12 +11,13 @@ import torch
 from causalmine.cli import train
 from causalmine.data.collate import CausalCollator
 from causalmine.data.corpora import load_unicausal
-from causalmine.data.encoding import IGNORE_INDEX, encode_example
-from causalmine.data.formats import Example, read_grouped_file, read_pair_file
+from causalmine.data.encoding import encode_example
+from causalmine.data.formats import read_grouped_file, read_pair_file
 from causalmine.data.leakage import leaked
 from causalmine.data.mixing import TemperatureSampler, corpus_probabilities
-from causalmine.data.tags import PAIR_MARKERS, TagError, pair_input
+from causalmine.data.tags import TagError, pair_input
 from causalmine.model.losses import LossWeights, unified_loss
+from causalmine.schema import IGNORE_INDEX, PAIR_MARKERS, Example
 
 BOM = "\ufeff"
 PAIR_HEADER = (

@@ -30,7 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from causalmine.data.tags import Relation, Span, render_tagged
+from causalmine.data.tags import render_tagged
+from causalmine.schema import Relation, Span
 
 KIND_NAMES = {"C": "cause", "E": "effect", "S": "signal"}
 PREDICTED_CATEGORIES = ("exact", "boundary", "wrong_kind", "spurious")

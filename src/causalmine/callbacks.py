@@ -12,9 +12,9 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from causalmine.data.formats import Example
-from causalmine.data.tags import Relation, render_tagged
+from causalmine.data.tags import render_tagged
 from causalmine.metrics.stage_metrics import EvalBatchOutput
+from causalmine.schema import Example, Relation
 
 CLASS_NAMES = ("not causal", "causal")
 SPAN_KINDS = (

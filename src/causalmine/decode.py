@@ -21,7 +21,8 @@ from functools import cache
 
 import torch
 
-from causalmine.data.tags import CE_LABELS, SIG_LABELS, Relation, relation_from_bio
+from causalmine.data.tags import relation_from_bio
+from causalmine.schema import CE_LABELS, SIG_LABELS, Relation
 
 DEFAULT_REQUIRED_KINDS = ("C", "E")
 DECODE_METHODS = ("argmax", "viterbi")

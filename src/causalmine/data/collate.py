@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from causalmine.data.encoding import IGNORE_INDEX, EncodedExample
-from causalmine.data.formats import Example
+from causalmine.data.encoding import EncodedExample
+from causalmine.schema import IGNORE_INDEX, Example
 
 
 class CausalCollator:

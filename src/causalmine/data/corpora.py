@@ -15,7 +15,6 @@ from pathlib import Path
 
 from causalmine.data.accounting import OnError, ReadReport
 from causalmine.data.formats import (
-    Example,
     join_by_sentence,
     read_grouped_file,
     read_pair_file,
@@ -23,6 +22,7 @@ from causalmine.data.formats import (
     read_user_csv,
 )
 from causalmine.data.sources import ensure_file
+from causalmine.schema import Example
 
 # UniCausal publishes span annotations (grouped files) for these corpora only
 SPAN_CORPORA = frozenset({"altlex", "because", "pdtb"})

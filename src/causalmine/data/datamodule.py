@@ -14,11 +14,11 @@ from causalmine.data.accounting import ON_ERROR_CHOICES, DataError, ReadReport
 from causalmine.data.collate import CausalCollator
 from causalmine.data.corpora import CorpusSplits, cnc_files, load_cnc, load_csv, load_unicausal
 from causalmine.data.encoding import EncodedExample, encode_example
-from causalmine.data.formats import Example
 from causalmine.data.leakage import leaked
 from causalmine.data.mixing import SAMPLING_CHOICES, TemperatureSampler
 from causalmine.data.sampling import ShardSampler, resumable_train_loader
 from causalmine.data.splits import split_for_validation
+from causalmine.schema import Example
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from causalmine.data.formats import Example
-from causalmine.data.tags import CE_LABEL_TO_ID, SIG_LABEL_TO_ID, Relation
-
-IGNORE_INDEX = -100
+from causalmine.schema import CE_LABEL_TO_ID, IGNORE_INDEX, SIG_LABEL_TO_ID, Example, Relation
 
 
 @dataclass

@@ -13,43 +13,12 @@ import io
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from causalmine.data.accounting import DataError, OnError, ReadReport
-from causalmine.data.tags import (
-    Relation,
-    TagError,
-    pair_input,
-    parse_tagged,
-    split_words,
-    strip_tags,
-)
-
-
-@dataclass
-class Example:
-    """One sentence with whatever gold labels its corpus has (``None`` = no label for a task)."""
-
-    id: str
-    text: str
-    doc_id: str
-    corpus: str = "cnc"
-    seq_label: int | None = None
-    relations: list[Relation] | None = None  # sorted by position; [] = annotated, no relation
-    pair_label: int | None = None
-    source: str = ""  # "file, row N" for messages
-    # "sentence": text is a plain sentence (sequence and span labels); "pair": text is a
-    # sentence with one candidate pair marked by <ARG0>…</ARG0> <ARG1>…</ARG1> (pair label)
-    task: str = "sentence"
-    words: list[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.words = split_words(self.text)
-
-    @property
-    def has_spans(self) -> bool:
-        return self.relations is not None
+from causalmine.data.tags import TagError, pair_input, parse_tagged, strip_tags
+from causalmine.schema import Example, Relation
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from causalmine.data.formats import Example
 from causalmine.data.tags import strip_tags
+from causalmine.schema import Example
 
 _SPACE = re.compile(r"\s+")
 

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 
 from causalmine.data.accounting import DataError
-from causalmine.data.formats import Example
+from causalmine.schema import Example
 
 # Fewer documents than this and a split by document is too coarse to hit the fraction
 MIN_DOCUMENTS = 20

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from seqeval.metrics.sequence_labeling import get_entities
 
-CE_LABELS: tuple[str, ...] = ("O", "B-C", "I-C", "B-E", "I-E")
-SIG_LABELS: tuple[str, ...] = ("O", "B-S", "I-S")
-CE_LABEL_TO_ID = {label: i for i, label in enumerate(CE_LABELS)}
-SIG_LABEL_TO_ID = {label: i for i, label in enumerate(SIG_LABELS)}
+from causalmine.schema import PAIR_MARKERS, Relation, Span, split_words
 
 # Anything shaped like a tag; known tags are checked against it so that `<ARG2>` or
 # `<ARG0 >` are reported instead of being left in the words.
@@ -29,8 +26,6 @@ _TAG_LIKE = re.compile(r"</?\s*[A-Za-z]+\d*\s*>")
 _KNOWN_TAG = re.compile(r"<(/?)(ARG0|ARG1|SIG\d+)>")
 _KIND_OF = {"ARG0": "C", "ARG1": "E"}
 _SIGNAL_TAG = re.compile(r"</?SIG\d+>")
-# The candidate-pair markers of the pair task; tokenizers get them as added special tokens.
-PAIR_MARKERS: tuple[str, ...] = ("<ARG0>", "</ARG0>", "<ARG1>", "</ARG1>")
 
 
 class TagError(ValueError):
@@ -41,66 +36,6 @@ class TagError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, order=True)
-class Span:
-    """A word span ``[start, end)`` of one kind: ``C`` cause, ``E`` effect, ``S`` signal.
-
-    ``tag`` and the ranks remember how a parsed text wrote the span (``SIG1``, the order of
-    tags that meet at one word) so rendering gives back the original string; they take no
-    part in equality, so scoring compares boundaries and kinds only.
-    """
-
-    start: int
-    end: int
-    kind: str
-    tag: str | None = field(default=None, compare=False)
-    open_rank: int | None = field(default=None, compare=False)
-    close_rank: int | None = field(default=None, compare=False)
-
-    def words(self, words: list[str]) -> str:
-        return " ".join(words[self.start : self.end])
-
-
-@dataclass(frozen=True)
-class Relation:
-    """One cause–effect relation of a sentence, as word spans (signals optional)."""
-
-    spans: tuple[Span, ...]
-
-    def of_kind(self, kind: str) -> tuple[Span, ...]:
-        return tuple(s for s in self.spans if s.kind == kind)
-
-    @property
-    def causes(self) -> tuple[Span, ...]:
-        return self.of_kind("C")
-
-    @property
-    def effects(self) -> tuple[Span, ...]:
-        return self.of_kind("E")
-
-    @property
-    def signals(self) -> tuple[Span, ...]:
-        return self.of_kind("S")
-
-    @property
-    def first_word(self) -> int:
-        return min((s.start for s in self.spans), default=0)
-
-    def sort_key(self) -> tuple:
-        """Deterministic order of relations: first tagged word, then the spans themselves."""
-        return (self.first_word, tuple(sorted((s.start, s.end, s.kind) for s in self.spans)))
-
-    def ce_tags(self, n_words: int) -> list[str]:
-        return spans_to_bio([s for s in self.spans if s.kind in "CE"], n_words)
-
-    def sig_tags(self, n_words: int) -> list[str]:
-        return spans_to_bio(list(self.signals), n_words)
-
-    @classmethod
-    def from_spans(cls, spans: list[Span] | tuple[Span, ...]) -> Relation:
-        return cls(tuple(sorted(spans)))
-
-
 @dataclass(frozen=True)
 class ParsedText:
     """The result of parsing one tagged text."""
@@ -108,11 +43,6 @@ class ParsedText:
     words: list[str]
     relation: Relation
     tags_inside_words: bool  # True when some tag is glued inside a word, not at its edge
-
-
-def split_words(text: str) -> list[str]:
-    """Words as the corpora and the CNC scorer see them: split on single spaces."""
-    return text.split(" ")
 
 
 def strip_tags(tagged: str) -> str:
@@ -221,15 +151,6 @@ def _resolve_shared_words(spans: list[Span], shares: dict[tuple[Span, int], floa
                 )
             result = [replaced[1] if s is replaced[0] else s for s in result]
     return result
-
-
-def spans_to_bio(spans: list[Span], n_words: int) -> list[str]:
-    tags = ["O"] * n_words
-    for s in spans:
-        tags[s.start] = f"B-{s.kind}"
-        for i in range(s.start + 1, s.end):
-            tags[i] = f"I-{s.kind}"
-    return tags
 
 
 def bio_to_spans(tags: list[str]) -> list[Span]:

@@ -15,15 +15,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from causalmine.data.tags import (
-    Relation,
-    TagError,
-    has_pair_markers,
-    pair_input,
-    render_tagged,
-    split_words,
-    strip_tags,
-)
+from causalmine.data.tags import TagError, has_pair_markers, pair_input, render_tagged, strip_tags
 from causalmine.decode import (
     DEFAULT_METHOD,
     DEFAULT_REQUIRED_KINDS,
@@ -34,6 +26,7 @@ from causalmine.decode import (
 )
 from causalmine.model.network import CausalNetwork
 from causalmine.precision import autocast, predict_precision, quantized_int8
+from causalmine.schema import Relation, split_words
 
 CHUNK_BATCHES = 32  # texts are read in chunks of this many batches, sorted by length within a chunk
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 from torchmetrics import Metric
 
-from causalmine.data.tags import Relation
 from causalmine.metrics.span_scoring import KINDS, TALLY_WIDTH, summarize, tally_corpus
+from causalmine.schema import Relation
 
 
 class SpanF1(Metric):

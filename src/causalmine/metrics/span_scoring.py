@@ -39,7 +39,8 @@ import numpy as np
 from seqeval.metrics.sequence_labeling import get_entities
 
 import causalmine.metrics.faireval as faireval
-from causalmine.data.tags import Relation, render_tagged
+from causalmine.data.tags import render_tagged
+from causalmine.schema import Relation
 
 KINDS = ("C", "E", "S")
 KIND_NAMES = {"C": "cause", "E": "effect", "S": "signal"}

@@ -15,11 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from causalmine.data.encoding import IGNORE_INDEX
-from causalmine.data.formats import Example
-from causalmine.data.tags import Relation
 from causalmine.metrics.classification import binary_metrics
 from causalmine.metrics.span_metric import SpanF1
+from causalmine.schema import IGNORE_INDEX, Example, Relation
 
 CLASSIFICATION_TASKS = ("seq", "pair")
 

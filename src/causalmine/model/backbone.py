@@ -24,13 +24,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from causalmine.data.tags import PAIR_MARKERS
 from causalmine.model.hub import (  # noqa: F401 (re-exported: the backbone's public names)
     BUNDLED_MINILM_NAMES,
     BackboneUnavailable,
     bundled_minilm_path,
     resolve_name_or_path,
 )
+from causalmine.schema import PAIR_MARKERS
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from causalmine.data.encoding import IGNORE_INDEX
+from causalmine.schema import IGNORE_INDEX
 
 
 @dataclass

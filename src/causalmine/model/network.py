@@ -14,10 +14,10 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from causalmine.data.tags import CE_LABELS, SIG_LABELS
 from causalmine.model.backbone import BackboneSpec, load_backbone
 from causalmine.model.heads import ChainedSpanHeads, ClassificationHead
 from causalmine.model.pooling import Pooling
+from causalmine.schema import CE_LABELS, SIG_LABELS
 
 
 @dataclass
