@@ -9,9 +9,9 @@ from omegaconf import DictConfig
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-from causalmine.cli import evaluate
 from causalmine.config import register_resolvers
 from causalmine.entry import check_override_keys, friendly_errors
+from causalmine.recipes import evaluate
 
 register_resolvers()
 

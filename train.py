@@ -21,7 +21,7 @@ register_resolvers()
 @friendly_errors
 def main(cfg: DictConfig) -> float:
     check_backbone(cfg.model.name_or_path, cfg.model.get("tiny"))  # before the heavy imports
-    from causalmine.cli import train
+    from causalmine.recipes import train
 
     metrics = train(cfg)
     return objective(metrics, objective_keys(cfg))

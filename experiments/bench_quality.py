@@ -47,7 +47,7 @@ def ce_only(relations: list) -> list:
 
 def span_ce_f1(examples: list, predictions: list) -> float:
     """Cause/Effect span F1 (pooled counts, signals left out) of predictions for ``examples``."""
-    from causalmine.metrics.span_scoring import score_corpus
+    from causalmine.scoring.span_scoring import score_corpus
 
     golds = [ce_only(e.relations) for e in examples]
     ce = score_corpus([e.words for e in examples], golds, [ce_only(p) for p in predictions])
@@ -76,8 +76,8 @@ def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) ->
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    from causalmine.cli import train
     from causalmine.config import register_resolvers
+    from causalmine.recipes import train
 
     register_resolvers()
     weights = {"unified": [], "seq_only": ["span_weight=0"], "span_only": ["alpha=0"]}[system]

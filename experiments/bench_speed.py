@@ -85,7 +85,12 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
         with autocast:
             out = network(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
             loss = unified_loss(
-                out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, LossWeights()
+                out.seq_logits,
+                out.pair_logits,
+                out.cause_effect_logits,
+                out.signal_logits,
+                batch,
+                LossWeights(),
             ).total
         loss.backward()
         optimizer.step()
@@ -148,8 +153,8 @@ def _pad_to(batch: dict, length: int, pad_id: int) -> dict:
         ("input_ids", pad_id),
         ("attention_mask", 0),
         ("token_type_ids", 0),
-        ("ce_labels", -100),
-        ("sig_labels", -100),
+        ("cause_effect_labels", -100),
+        ("signal_labels", -100),
     ):
         if key not in batch:
             continue

@@ -96,7 +96,7 @@ def train_config(tmp_path, data_root):
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory, data_root) -> Path:
     """A tiny BERT trained for two steps on a slice of CNC (its best checkpoint)."""
-    from causalmine.cli import train
+    from causalmine.recipes import train
 
     out = tmp_path_factory.mktemp("run")
     cfg = compose_config(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from causalmine.analyze import CATEGORIES, PREDICTED_CATEGORIES, main, span_errors
-from causalmine.cli import train
 from causalmine.data.corpora import load_cnc
+from causalmine.recipes import train
 from causalmine.schema import Relation, Span
 
 

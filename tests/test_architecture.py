@@ -52,4 +52,42 @@ def test_the_schema_is_the_bottom_and_the_model_does_not_read_data():
     assert list(graph.successors("causalmine.schema")) == []
     for module in graph:
         if module.startswith("causalmine.model"):
-            assert not [t for t in graph.successors(module) if t.startswith("causalmine.data")], module
+            assert not [t for t in graph.successors(module) if t.startswith("causalmine.data")], (
+                module
+            )
+
+
+# The data path, top to bottom: a module may import its own layer and the layers before it.
+LAYERS = (
+    ("causalmine.schema",),
+    ("causalmine.data",),
+    ("causalmine.model",),
+    ("causalmine.scoring",),
+    ("causalmine.optim", "causalmine.lit"),
+    ("causalmine.training", "causalmine.checkpoints"),
+    (
+        "causalmine.precision",
+        "causalmine.export",
+        "causalmine.inference",
+        "causalmine.prediction_files",
+    ),
+    ("causalmine",),  # recipes, config, loggers, entry points' helpers, reports
+)
+
+
+def layer_of(module: str) -> int:
+    """The layer of the longest prefix that names ``module``."""
+    matches = [
+        (len(prefix), index)
+        for index, group in enumerate(LAYERS)
+        for prefix in group
+        if module == prefix or module.startswith(prefix + ".")
+    ]
+    return max(matches)[1]
+
+
+def test_imports_run_down_the_data_path():
+    graph = import_graph()
+    upward = [(a, b) for a, b in graph.edges if layer_of(b) > layer_of(a)]
+    assert upward == [], f"modules importing a later layer: {upward}"
+    assert layer_of("causalmine.recipes") == 7 and layer_of("causalmine.scoring.decode") == 3

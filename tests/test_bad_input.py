@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from causalmine.cli import train
 from causalmine.data.accounting import DataError
+from causalmine.recipes import train
 
 GOOD = [
     "g{i},d{d},Prices rose because supply fell .,1,\"['<ARG1>Prices rose</ARG1> <SIG0>because</SIG0> <ARG0>supply fell</ARG0> .']\"",

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from causalmine.callbacks import (
+from causalmine.data.tags import parse_tagged
+from causalmine.schema import Example
+from causalmine.scoring.stage_metrics import EvalBatchOutput
+from causalmine.wandb_media import (
     CLASS_NAMES,
     SAMPLE_COLUMNS,
     ValidationRecord,
     confusion_matrix_chart,
     span_kind_rows,
 )
-from causalmine.data.tags import parse_tagged
-from causalmine.metrics.stage_metrics import EvalBatchOutput
-from causalmine.schema import Example
 
 GOLD = "<ARG1>Prices rose</ARG1> <SIG0>because</SIG0> <ARG0>supply fell</ARG0> ."
 PREDICTED = "<ARG1>Prices rose</ARG1> because <ARG0>supply</ARG0> fell ."

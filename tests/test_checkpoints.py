@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from causalmine.checkpoints import CheckpointError, load_module, resolve_ckpt_path
-from causalmine.cli import evaluate, predict, train
 from causalmine.lit import CausalLitModule
+from causalmine.recipes import evaluate, predict, train
 
 from .conftest import REPO, compose_config
 

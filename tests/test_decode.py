@@ -11,7 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from causalmine.data.tags import parse_tagged, render_tagged, strip_tags
-from causalmine.decode import (
+from causalmine.schema import CE_LABEL_TO_ID as CE
+from causalmine.schema import CE_LABELS, SIG_LABELS, Span
+from causalmine.schema import SIG_LABEL_TO_ID as SIG
+from causalmine.scoring.decode import (
     bio_viterbi,
     decode_batch,
     decode_relations,
@@ -21,9 +24,6 @@ from causalmine.decode import (
     sentence_head_tags,
     word_tags,
 )
-from causalmine.schema import CE_LABEL_TO_ID as CE
-from causalmine.schema import CE_LABELS, SIG_LABELS, Span
-from causalmine.schema import SIG_LABEL_TO_ID as SIG
 
 from .conftest import compose_config
 
@@ -294,8 +294,8 @@ def test_unknown_decode_method_fails_clearly():
 
 
 def test_bad_decode_method_fails_config_validation(train_config, tmp_path):
-    from causalmine.cli import evaluate, train
     from causalmine.config import ConfigError
+    from causalmine.recipes import evaluate, train
 
     with pytest.raises(
         ConfigError, match=r"decode\.method must be one of argmax, viterbi, got 'beam'"
@@ -314,7 +314,7 @@ def test_decode_method_reaches_training_and_eval(train_config, tmp_path, monkeyp
     """Validation decodes with ``decode.method``; eval.py re-decodes the validation split of the
     checkpoint with its own method by default, or with ``decode.method=…``."""
     from causalmine import lit
-    from causalmine.cli import evaluate, train
+    from causalmine.recipes import evaluate, train
 
     used, forced = [], []
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from causalmine.cli import evaluate
+from causalmine.recipes import evaluate
 
 from .conftest import REPO, compose_config
 

@@ -37,13 +37,13 @@ def test_labels_sit_on_first_subwords_only(tokenizer):
     positions = encoded.word_positions
     assert all(p >= 0 for p in positions)
     for w, p in enumerate(positions):
-        assert encoded.ce_labels[0, p] == CE_LABEL_TO_ID[ce_words[w]]
-        assert encoded.sig_labels[0, p] == SIG_LABEL_TO_ID[sig_words[w]]
-        assert encoded.ce_labels[1, p] == 0  # missing second relation: all-O target
+        assert encoded.cause_effect_labels[0, p] == CE_LABEL_TO_ID[ce_words[w]]
+        assert encoded.signal_labels[0, p] == SIG_LABEL_TO_ID[sig_words[w]]
+        assert encoded.cause_effect_labels[1, p] == 0  # missing second relation: all-O target
     others = [t for t in range(len(encoded.input_ids)) if t not in positions]
     assert others, "some word must split into several subwords for this test to mean anything"
-    assert (encoded.ce_labels[:, others] == IGNORE_INDEX).all()
-    assert (encoded.sig_labels[:, others] == IGNORE_INDEX).all()
+    assert (encoded.cause_effect_labels[:, others] == IGNORE_INDEX).all()
+    assert (encoded.signal_labels[:, others] == IGNORE_INDEX).all()
 
 
 def test_roberta_tokenizer_adds_prefix_space(roberta_tokenizer):
@@ -66,7 +66,9 @@ def test_example_without_labels_is_all_ignored(tokenizer):
     example = Example(id="x", text="no labels here", doc_id="x")
     encoded = encode_example(example, tokenizer, max_length=32, num_heads=3)
     assert encoded.seq_label == IGNORE_INDEX
-    assert (encoded.ce_labels == IGNORE_INDEX).all() and (encoded.sig_labels == IGNORE_INDEX).all()
+    assert (encoded.cause_effect_labels == IGNORE_INDEX).all() and (
+        encoded.signal_labels == IGNORE_INDEX
+    ).all()
 
 
 def test_empty_word_from_double_space_has_no_position(bert_tokenizer):
@@ -87,9 +89,9 @@ def test_collator_pads_to_the_longest_in_batch(tokenizer):
     batch = CausalCollator(tokenizer)([short, long])
     length = len(long.input_ids)
     assert batch["input_ids"].shape == (2, length)
-    assert batch["ce_labels"].shape == (2, 2, length)
+    assert batch["cause_effect_labels"].shape == (2, 2, length)
     assert batch["attention_mask"][0].sum() == len(short.input_ids)
-    assert (batch["ce_labels"][0, :, len(short.input_ids) :] == IGNORE_INDEX).all()
+    assert (batch["cause_effect_labels"][0, :, len(short.input_ids) :] == IGNORE_INDEX).all()
     assert batch["seq_labels"].tolist() == [1, 0]
     assert batch["pair_labels"].tolist() == [IGNORE_INDEX, IGNORE_INDEX]
     assert batch["meta"].word_positions[1] == long.word_positions

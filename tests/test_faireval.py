@@ -1,4 +1,4 @@
-"""FairEval counting and scoring (:mod:`causalmine.metrics.faireval`).
+"""FairEval counting and scoring (:mod:`causalmine.scoring.faireval`).
 
 Figures taken from published reference outputs (transcribed, sources named at each table):
 
@@ -34,7 +34,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from seqeval.scheme import IOB2, Tokens
 
-from causalmine.metrics import faireval as fe
+from causalmine.scoring import faireval as fe
 
 FIXTURES = Path(__file__).parent / "fixtures" / "faireval"
 LABELS = ("LOC", "ORG", "OTH", "PER")
@@ -249,7 +249,7 @@ def test_cnc_sample_through_our_span_scorer():
     ``python -m causalmine.score`` report as ``span_*_2023``)."""
     import numpy as np
 
-    from causalmine.metrics.span_scoring import (
+    from causalmine.scoring.span_scoring import (
         KINDS,
         TALLY_WIDTH,
         RelationTags,

@@ -13,8 +13,8 @@ def _batch(seq, pair, ce, sig):
     return {
         "seq_labels": torch.tensor(seq),
         "pair_labels": torch.tensor(pair),
-        "ce_labels": torch.tensor(ce),
-        "sig_labels": torch.tensor(sig),
+        "cause_effect_labels": torch.tensor(ce),
+        "signal_labels": torch.tensor(sig),
     }
 
 

@@ -17,7 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from causalmine.cli import mine
 from causalmine.config import ConfigError
 from causalmine.data.accounting import DataError
 from causalmine.export import export
@@ -30,6 +29,7 @@ from causalmine.inference.documents import (
 from causalmine.inference.mining import sentence_row
 from causalmine.inference.predictor import SentencePrediction
 from causalmine.inference.sentences import split_sentences
+from causalmine.recipes import mine
 from causalmine.schema import Relation, Span
 
 from .conftest import REPO, compose_config

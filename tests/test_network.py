@@ -79,8 +79,8 @@ def test_network_output_shapes(pooling, lstm):
     mask[0, 6:] = 0
     out = net(ids, mask)
     assert out.seq_logits.shape == (3, 2) and out.pair_logits.shape == (3, 2)
-    assert out.ce_logits.shape == (3, 2, 9, len(CE_LABELS))
-    assert out.sig_logits.shape == (3, 2, 9, len(SIG_LABELS))
+    assert out.cause_effect_logits.shape == (3, 2, 9, len(CE_LABELS))
+    assert out.signal_logits.shape == (3, 2, 9, len(SIG_LABELS))
     dim = 32 if pooling == "pooler" or not lstm else 16
     assert out.pooled.shape == (3, dim)
     assert net.backbone.pooler is None  # owned by the pooling layer, never an unused parameter
@@ -90,7 +90,10 @@ def test_every_parameter_gets_a_gradient():
     net = _network(pooling="mean", lstm={"enabled": True, "hidden": 8})
     out = net(torch.randint(5, 100, (2, 6)), torch.ones(2, 6, dtype=torch.long))
     (
-        out.seq_logits.sum() + out.pair_logits.sum() + out.ce_logits.sum() + out.sig_logits.sum()
+        out.seq_logits.sum()
+        + out.pair_logits.sum()
+        + out.cause_effect_logits.sum()
+        + out.signal_logits.sum()
     ).backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None]
     assert not missing
@@ -119,7 +122,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         assert network.backbone.is_gradient_checkpointing == checkpointing
         ids = torch.randint(5, 100, (2, 9), generator=torch.Generator().manual_seed(1))
         out = network(ids, torch.ones_like(ids))
-        (out.seq_logits.sum() + out.ce_logits.sum()).backward()
+        (out.seq_logits.sum() + out.cause_effect_logits.sum()).backward()
         grads.append(
             torch.cat([p.grad.flatten() for p in network.parameters() if p.grad is not None])
         )

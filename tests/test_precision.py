@@ -53,7 +53,7 @@ def test_cpu_bf16_detection_reads_the_cpu_flags():
 
 
 def test_train_config_resolves_auto_before_the_trainer_sees_it(monkeypatch, tmp_path):
-    from causalmine.cli import build_trainer
+    from causalmine.recipes import build_trainer
 
     cfg = compose_config("train", ["model=tiny_bert", "logger=none"], tmp_path)
     assert cfg.trainer.precision == "auto"

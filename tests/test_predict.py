@@ -10,15 +10,15 @@ import pytest
 import torch
 
 import causalmine
-from causalmine.cli import predict
 from causalmine.data.tags import strip_tags
-from causalmine.decode import decode_relations
 from causalmine.export import export
 from causalmine.inference.predictor import Predictor, _stitch
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.model.network import CausalNetwork, NetworkConfig
 from causalmine.prediction_files import read_texts
+from causalmine.recipes import predict
 from causalmine.schema import CE_LABELS
+from causalmine.scoring.decode import decode_relations
 
 from .conftest import TINY_BERT, compose_config
 
@@ -94,7 +94,9 @@ def test_viterbi_predictor_decodes_stitched_logits(predictor):
         out = predictor.network(encoding["input_ids"], encoding["attention_mask"])
     word_ids = encoding.word_ids(0)
     positions = [word_ids.index(w) for w in range(len(words))]
-    expected = decode_relations(out.ce_logits[0], out.sig_logits[0], positions, (), "viterbi")
+    expected = decode_relations(
+        out.cause_effect_logits[0], out.signal_logits[0], positions, (), "viterbi"
+    )
     assert got[0].relations == expected and expected != base[0].relations
 
 
@@ -167,7 +169,7 @@ def test_exported_directory_predicts_like_its_checkpoint(trained_checkpoint, tmp
             [f"{k}={v}" for k, v in source.items()] + ["input=unused", "progress_bar=false"],
             tmp_path,
         )
-        from causalmine.cli import load_predictor
+        from causalmine.recipes import load_predictor
 
         outputs.append([p.to_json() for p in load_predictor(cfg).predict(texts)])
     assert outputs[0] == outputs[1]
@@ -178,7 +180,7 @@ def test_exported_directory_predicts_like_its_checkpoint(trained_checkpoint, tmp
 def test_decode_method_of_checkpoints_and_exports(trained_checkpoint, tmp_path):
     """The model's own method (viterbi, the training default), ``decode.method=…`` over it, and
     exports from before ``decode.method`` existed (no ``method`` key) loading as argmax."""
-    from causalmine.cli import load_predictor
+    from causalmine.recipes import load_predictor
 
     model_dir = export(trained_checkpoint, tmp_path / "export")
     config_path = model_dir / "config.json"

@@ -17,8 +17,8 @@ import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
-from causalmine.cli import train
 from causalmine.loggers import keep_csv_metrics
+from causalmine.recipes import train
 from causalmine.training.rng import capture_rng_states, restore_rng_states
 
 from .conftest import REPO

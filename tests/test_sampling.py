@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from causalmine.data.sampling import EpochSeededSampler, ResumableDataLoader, ShardSampler
+from causalmine.data.samplers import EpochSeededSampler, ResumableDataLoader, ShardSampler
 
 _RNG = random.Random(0)
 LENGTHS = [_RNG.randint(3, 60) for _ in range(1000)]

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from seqeval.metrics import classification_report
 
 from causalmine.data.tags import parse_tagged, relation_from_bio
-from causalmine.metrics.span_metric import SpanF1
-from causalmine.metrics.span_scoring import official_tags, score_corpus
 from causalmine.schema import Relation, Span
+from causalmine.scoring.span_metric import SpanF1
+from causalmine.scoring.span_scoring import official_tags, score_corpus
 
 CAUSE, EFFECT, SIGNAL = "C", "E", "S"
 WORDS = ["w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "w10", "w11", "w12"]

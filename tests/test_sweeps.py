@@ -13,9 +13,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from causalmine.cli import train
 from causalmine.config import ConfigError, check_train_config
 from causalmine.objective import objective, objective_keys
+from causalmine.recipes import train
 
 from .conftest import CONF, REPO
 from .test_train import _run

@@ -16,13 +16,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from causalmine.checkpoints import load_module
-from causalmine.cli import evaluate, train
 from causalmine.data.collate import CausalCollator
 from causalmine.data.corpora import load_cnc
 from causalmine.data.datamodule import EncodedDataset
 from causalmine.data.encoding import encode_example
 from causalmine.lit import CausalLitModule
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
+from causalmine.recipes import evaluate, train
 
 from .conftest import REPO, compose_config
 

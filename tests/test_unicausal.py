@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from causalmine.cli import train
 from causalmine.data.collate import CausalCollator
 from causalmine.data.corpora import load_unicausal
 from causalmine.data.encoding import encode_example
 from causalmine.data.formats import read_grouped_file, read_pair_file
 from causalmine.data.leakage import leaked
-from causalmine.data.mixing import TemperatureSampler, corpus_probabilities
+from causalmine.data.samplers import TemperatureSampler, corpus_probabilities
 from causalmine.data.tags import TagError, pair_input
 from causalmine.model.losses import LossWeights, unified_loss
+from causalmine.recipes import train
 from causalmine.schema import IGNORE_INDEX, PAIR_MARKERS, Example
 
 BOM = "\ufeff"
@@ -140,8 +140,8 @@ def test_mixed_task_batch_masks_each_task(bert_tokenizer):
         IGNORE_INDEX,
         0,
     ]
-    assert (batch["ce_labels"][1] == IGNORE_INDEX).all() and (
-        batch["ce_labels"][0] != IGNORE_INDEX
+    assert (batch["cause_effect_labels"][1] == IGNORE_INDEX).all() and (
+        batch["cause_effect_labels"][0] != IGNORE_INDEX
     ).any()
     seq = torch.randn(2, 2, requires_grad=True)
     pair_logits = torch.randn(2, 2, requires_grad=True)

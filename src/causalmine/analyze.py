@@ -143,8 +143,8 @@ def analyze(
 ) -> Path:
     """Write the analysis of ``run_dir`` into ``run_dir/analysis``; returns that directory."""
     from causalmine.checkpoints import load_module
-    from causalmine.cli import checkpoint_datamodule
     from causalmine.inference import Predictor
+    from causalmine.recipes import checkpoint_datamodule
 
     out_dir = run_dir / "analysis"
     out_dir.mkdir(exist_ok=True)

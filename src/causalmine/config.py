@@ -97,7 +97,7 @@ def _require(condition: bool, message: str) -> None:
 
 def check_decode_method(method: Any, allow_none: bool = False) -> None:
     """``decode.method`` names a decoding method (``None`` = keep the model's, where allowed)."""
-    from causalmine.decode import DECODE_METHODS
+    from causalmine.scoring.decode import DECODE_METHODS
 
     if method is None and allow_none:
         return
@@ -110,7 +110,7 @@ def check_decode_method(method: Any, allow_none: bool = False) -> None:
 def check_force_relation_setting(force_relation: bool, method: str) -> None:
     """``decode.force_relation`` with this ``decode.method`` (the decoder's own rule, as a
     config error)."""
-    from causalmine.decode import check_force_relation
+    from causalmine.scoring.decode import check_force_relation
 
     try:
         check_force_relation(force_relation, method)

@@ -21,11 +21,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoTokenizer
 
-from causalmine.decode import DEFAULT_METHOD, DEFAULT_REQUIRED_KINDS
 from causalmine.inference import Predictor
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.model.network import CausalNetwork, NetworkConfig
 from causalmine.schema import CE_LABELS, SIG_LABELS
+from causalmine.scoring.decode import DEFAULT_METHOD, DEFAULT_REQUIRED_KINDS
 
 FORMAT = "causalmine-model"
 FORMAT_VERSION = 1

@@ -13,18 +13,18 @@ import torch
 from torch import nn
 from transformers import AutoConfig
 
-from causalmine.decode import (
+from causalmine.model.freezing import FreezeConfig, apply_static_freezing
+from causalmine.model.losses import LossBreakdown, LossWeights, unified_loss
+from causalmine.model.network import CausalNetwork, NetworkConfig, NetworkOutput
+from causalmine.optim import OptimConfig, build_optimizer
+from causalmine.scoring.decode import (
     DEFAULT_METHOD,
     DEFAULT_REQUIRED_KINDS,
     check_force_relation,
     check_method,
     decode_batch,
 )
-from causalmine.metrics.stage_metrics import EvalBatchOutput, StageMetrics
-from causalmine.model.freezing import FreezeConfig, apply_static_freezing
-from causalmine.model.losses import LossBreakdown, LossWeights, unified_loss
-from causalmine.model.network import CausalNetwork, NetworkConfig, NetworkOutput
-from causalmine.optim import OptimConfig, build_optimizer
+from causalmine.scoring.stage_metrics import EvalBatchOutput, StageMetrics
 
 STAGES = ("val", "test")
 
@@ -79,7 +79,12 @@ class CausalLitModule(L.LightningModule):
 
     def _losses(self, out: NetworkOutput, batch: dict[str, Any]) -> LossBreakdown:
         return unified_loss(
-            out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, self.loss_weights
+            out.seq_logits,
+            out.pair_logits,
+            out.cause_effect_logits,
+            out.signal_logits,
+            batch,
+            self.loss_weights,
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -97,8 +102,8 @@ class CausalLitModule(L.LightningModule):
         predicted = None
         if any(e.relations is not None for e in batch["meta"].examples):
             predicted = decode_batch(
-                out.ce_logits,
-                out.sig_logits,
+                out.cause_effect_logits,
+                out.signal_logits,
                 batch["meta"].word_positions,
                 self.required_kinds,
                 self.decode_method,

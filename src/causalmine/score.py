@@ -26,14 +26,14 @@ import numpy as np
 from causalmine.data.accounting import DataError, ReadReport
 from causalmine.data.formats import iter_csv, parse_relation_list
 from causalmine.data.tags import TagError, parse_tagged
-from causalmine.metrics.span_scoring import (
+from causalmine.scoring.span_scoring import (
     KINDS,
     TALLY_WIDTH,
     RelationTags,
     summarize,
     tally_sentence,
 )
-from causalmine.metrics.tables import print_span_table
+from causalmine.scoring.tables import print_span_table
 
 
 @dataclass
@@ -101,7 +101,7 @@ def read_submission(path: Path, gold: list[GoldRow]) -> list[list[RelationTags]]
 
 
 def score_files(gold_path: str | Path, submission_path: str | Path) -> dict[str, float]:
-    """All span figures of a submission file (see :mod:`causalmine.metrics.span_scoring`)."""
+    """All span figures of a submission file (see :mod:`causalmine.scoring.span_scoring`)."""
     gold = read_gold(Path(gold_path))
     predictions = read_submission(Path(submission_path), gold)
     total = np.zeros((len(KINDS), TALLY_WIDTH))

@@ -37,8 +37,10 @@ class CausalCollator:
         length = batch["input_ids"].shape[1]
         batch["seq_labels"] = torch.tensor([item.seq_label for item in items], dtype=torch.long)
         batch["pair_labels"] = torch.tensor([item.pair_label for item in items], dtype=torch.long)
-        batch["ce_labels"] = _pad_stack([item.ce_labels for item in items], length)
-        batch["sig_labels"] = _pad_stack([item.sig_labels for item in items], length)
+        batch["cause_effect_labels"] = _pad_stack(
+            [item.cause_effect_labels for item in items], length
+        )
+        batch["signal_labels"] = _pad_stack([item.signal_labels for item in items], length)
         batch["meta"] = BatchMeta(
             [item.example for item in items], [item.word_positions for item in items]
         )

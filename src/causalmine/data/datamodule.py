@@ -15,14 +15,18 @@ from causalmine.data.collate import CausalCollator
 from causalmine.data.corpora import CorpusSplits, cnc_files, load_cnc, load_csv, load_unicausal
 from causalmine.data.encoding import EncodedExample, encode_example
 from causalmine.data.leakage import leaked
-from causalmine.data.mixing import SAMPLING_CHOICES, TemperatureSampler
-from causalmine.data.sampling import ShardSampler, resumable_train_loader
+from causalmine.data.samplers import (
+    SAMPLING_CHOICES,
+    ShardSampler,
+    TemperatureSampler,
+    resumable_train_loader,
+)
 from causalmine.data.splits import split_for_validation
 from causalmine.schema import Example
 
 log = logging.getLogger(__name__)
 
-KINDS = ("cnc", "unicausal", "csv")
+LAYOUTS = ("cnc", "unicausal", "csv")
 SPLITS = ("train", "val", "test")
 
 
@@ -91,8 +95,8 @@ class CausalDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"data.kind must be one of {KINDS}, got {kind!r}")
+        if kind not in LAYOUTS:
+            raise ValueError(f"data.kind must be one of {LAYOUTS}, got {kind!r}")
         if kind == "unicausal" and not corpora:
             raise ValueError("data=unicausal needs data.corpora, e.g. data.corpora=[because]")
         if kind == "csv" and not train_file:

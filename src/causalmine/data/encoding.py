@@ -22,8 +22,10 @@ class EncodedExample:
     input_ids: list[int]
     attention_mask: list[int]
     seq_label: int  # IGNORE_INDEX when the example has no sequence label
-    ce_labels: torch.Tensor  # [heads, tokens], IGNORE_INDEX off first subwords / without spans
-    sig_labels: torch.Tensor
+    cause_effect_labels: (
+        torch.Tensor
+    )  # [heads, tokens], IGNORE_INDEX off first subwords / without spans
+    signal_labels: torch.Tensor
     word_positions: list[
         int
     ]  # token index of each word's first subword, -1 if none (truncated or empty)
@@ -89,8 +91,8 @@ def encode_example(
     num_tokens = len(encoding["input_ids"])
     positions = first_subword_positions(encoding.word_ids(), len(example.words))
 
-    ce_labels = torch.full((num_heads, num_tokens), IGNORE_INDEX, dtype=torch.long)
-    sig_labels = torch.full((num_heads, num_tokens), IGNORE_INDEX, dtype=torch.long)
+    cause_effect_labels = torch.full((num_heads, num_tokens), IGNORE_INDEX, dtype=torch.long)
+    signal_labels = torch.full((num_heads, num_tokens), IGNORE_INDEX, dtype=torch.long)
     if example.relations is not None:
         ce_rows, sig_rows = relation_label_rows(
             example.relations[:num_heads], len(example.words), num_heads
@@ -99,16 +101,16 @@ def encode_example(
         if kept:
             words = torch.tensor([w for w, _ in kept])
             tokens = torch.tensor([p for _, p in kept])
-            ce_labels[:, tokens] = torch.tensor(ce_rows)[:, words]
-            sig_labels[:, tokens] = torch.tensor(sig_rows)[:, words]
+            cause_effect_labels[:, tokens] = torch.tensor(ce_rows)[:, words]
+            signal_labels[:, tokens] = torch.tensor(sig_rows)[:, words]
 
     return EncodedExample(
         input_ids=encoding["input_ids"],
         attention_mask=encoding["attention_mask"],
         token_type_ids=encoding.get("token_type_ids"),
         seq_label=example.seq_label if example.seq_label is not None else IGNORE_INDEX,
-        ce_labels=ce_labels,
-        sig_labels=sig_labels,
+        cause_effect_labels=cause_effect_labels,
+        signal_labels=signal_labels,
         word_positions=positions,
         example=example,
         pair_label=example.pair_label if example.pair_label is not None else IGNORE_INDEX,
@@ -125,8 +127,8 @@ def _encode_pair(
         attention_mask=encoding["attention_mask"],
         token_type_ids=encoding.get("token_type_ids"),
         seq_label=IGNORE_INDEX,
-        ce_labels=ignored,
-        sig_labels=ignored.clone(),
+        cause_effect_labels=ignored,
+        signal_labels=ignored.clone(),
         word_positions=[],
         example=example,
         pair_label=example.pair_label if example.pair_label is not None else IGNORE_INDEX,

@@ -16,7 +16,10 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from causalmine.data.tags import TagError, has_pair_markers, pair_input, render_tagged, strip_tags
-from causalmine.decode import (
+from causalmine.model.network import CausalNetwork
+from causalmine.precision import autocast, predict_precision, quantized_int8
+from causalmine.schema import Relation, split_words
+from causalmine.scoring.decode import (
     DEFAULT_METHOD,
     DEFAULT_REQUIRED_KINDS,
     check_force_relation,
@@ -24,9 +27,6 @@ from causalmine.decode import (
     decode_sentences,
     head_outputs,
 )
-from causalmine.model.network import CausalNetwork
-from causalmine.precision import autocast, predict_precision, quantized_int8
-from causalmine.schema import Relation, split_words
 
 CHUNK_BATCHES = 32  # texts are read in chunks of this many batches, sorted by length within a chunk
 
@@ -103,7 +103,7 @@ class Predictor:
         force_relation: bool = False,
     ) -> None:
         """``force_relation``: a sentence found causal with no relation from the span heads gets
-        the first head's best relation (see :func:`causalmine.decode.decode_sentences`).
+        the first head's best relation (see :func:`causalmine.scoring.decode.decode_sentences`).
         ``precision``: ``fp32``, ``bf16`` (autocast), ``int8`` (a dynamically quantized copy
         of the network, CPU only) or ``auto`` (bf16 where the device runs it natively)."""
         if not 0 <= stride < max_length // 2:
@@ -167,7 +167,7 @@ class Predictor:
                 out = self.network(ids.to(self.device), mask.to(self.device))
             probs = out.seq_logits.float().softmax(-1)[:, 1].cpu()
             pair_probs = out.pair_logits.float().softmax(-1)[:, 1].cpu()
-            ce, sig = head_outputs(out.ce_logits, out.sig_logits, self.decode_method)
+            ce, sig = head_outputs(out.cause_effect_logits, out.signal_logits, self.decode_method)
             for row, i in enumerate(chunk):
                 results[i] = (float(probs[row]), float(pair_probs[row]), ce[row], sig[row])
         return results

@@ -12,6 +12,7 @@ class SpanTagger(nn.Module):
     def __init__(self, in_dim: int, num_ce: int, num_sig: int, dropout: float) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
+        # "ce" (cause/effect) and "sig" name the weights in every saved checkpoint and export
         self.ce = nn.Linear(in_dim, num_ce)
         self.sig = nn.Linear(in_dim, num_sig)
 
@@ -37,7 +38,7 @@ class ChainedSpanHeads(nn.Module):
         )
 
     def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``ce_logits [batch, K, tokens, num_ce]`` and ``sig_logits [batch, K, tokens, num_sig]``."""
+        """Return ``cause_effect_logits [batch, K, tokens, num_ce]`` and ``signal_logits [batch, K, tokens, num_sig]``."""
         features = states
         ce_all, sig_all = [], []
         for head in self.heads:

@@ -48,8 +48,8 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
 def unified_loss(
     seq_logits: torch.Tensor,
     pair_logits: torch.Tensor,
-    ce_logits: torch.Tensor,
-    sig_logits: torch.Tensor,
+    cause_effect_logits: torch.Tensor,
+    signal_logits: torch.Tensor,
     batch: dict,
     weights: LossWeights,
 ) -> LossBreakdown:
@@ -57,9 +57,9 @@ def unified_loss(
     seq = masked_cross_entropy(seq_logits, batch["seq_labels"])
     pair = masked_cross_entropy(pair_logits, batch["pair_labels"])
     per_head = [
-        masked_cross_entropy(ce_logits[:, k], batch["ce_labels"][:, k])
-        + masked_cross_entropy(sig_logits[:, k], batch["sig_labels"][:, k])
-        for k in range(ce_logits.shape[1])
+        masked_cross_entropy(cause_effect_logits[:, k], batch["cause_effect_labels"][:, k])
+        + masked_cross_entropy(signal_logits[:, k], batch["signal_labels"][:, k])
+        for k in range(cause_effect_logits.shape[1])
     ]
     span = torch.stack(per_head).sum()
     total = weights.alpha * seq + weights.span_weight * span + weights.pair_weight * pair

@@ -57,8 +57,8 @@ class NetworkOutput:
 
     seq_logits: torch.Tensor  # [batch, 2]
     pair_logits: torch.Tensor  # [batch, 2]
-    ce_logits: torch.Tensor  # [batch, K, tokens, 5]  Cause/Effect BIO
-    sig_logits: torch.Tensor  # [batch, K, tokens, 3]  Signal BIO
+    cause_effect_logits: torch.Tensor  # [batch, K, tokens, 5]  Cause/Effect BIO
+    signal_logits: torch.Tensor  # [batch, K, tokens, 3]  Signal BIO
     pooled: torch.Tensor  # [batch, dim]
 
 
@@ -141,13 +141,13 @@ class CausalNetwork(nn.Module):
             states, _ = nn.utils.rnn.pad_packed_sequence(
                 out, batch_first=True, total_length=input_ids.shape[1]
             )
-        ce_logits, sig_logits = self.span_heads(states)
+        cause_effect_logits, signal_logits = self.span_heads(states)
         pool_input = backbone_states if self.config.pooling == "pooler" else states
         pooled = self.pooling(pool_input, attention_mask)
         return NetworkOutput(
             seq_logits=self.seq_head(pooled),
             pair_logits=self.pair_head(pooled),
-            ce_logits=ce_logits,
-            sig_logits=sig_logits,
+            cause_effect_logits=cause_effect_logits,
+            signal_logits=signal_logits,
             pooled=pooled,
         )

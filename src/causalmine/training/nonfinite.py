@@ -136,5 +136,5 @@ def replay_nonfinite(directory: str | Path) -> LossBreakdown:
     out = module.network(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
     weights = LossWeights(**(module.hparams.get("loss") or {}))
     return unified_loss(
-        out.seq_logits, out.pair_logits, out.ce_logits, out.sig_logits, batch, weights
+        out.seq_logits, out.pair_logits, out.cause_effect_logits, out.signal_logits, batch, weights
     )

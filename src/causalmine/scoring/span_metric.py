@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 from torchmetrics import Metric
 
-from causalmine.metrics.span_scoring import KINDS, TALLY_WIDTH, summarize, tally_corpus
 from causalmine.schema import Relation
+from causalmine.scoring.span_scoring import KINDS, TALLY_WIDTH, summarize, tally_corpus
 
 
 class SpanF1(Metric):

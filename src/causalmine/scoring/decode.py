@@ -326,23 +326,23 @@ def decode_relations(
 
 
 def head_outputs(
-    ce_logits: torch.Tensor, sig_logits: torch.Tensor, method: str
+    cause_effect_logits: torch.Tensor, signal_logits: torch.Tensor, method: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """What the decoder needs from span-head logits, on the CPU: label ids (``argmax``) or
     float scores (``viterbi``)."""
     if check_method(method) == "argmax":
-        return ce_logits.argmax(-1).cpu(), sig_logits.argmax(-1).cpu()
-    return ce_logits.detach().float().cpu(), sig_logits.detach().float().cpu()
+        return cause_effect_logits.argmax(-1).cpu(), signal_logits.argmax(-1).cpu()
+    return cause_effect_logits.detach().float().cpu(), signal_logits.detach().float().cpu()
 
 
 def decode_batch(
-    ce_logits: torch.Tensor,
-    sig_logits: torch.Tensor,
+    cause_effect_logits: torch.Tensor,
+    signal_logits: torch.Tensor,
     word_positions: list[list[int]],
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
     method: str = DEFAULT_METHOD,
     causal: Sequence[bool] | None = None,
 ) -> list[list[Relation]]:
     """Relations for every sentence of a batch from logits ``[batch, K, tokens, labels]``."""
-    ce, sig = head_outputs(ce_logits, sig_logits, method)
+    ce, sig = head_outputs(cause_effect_logits, signal_logits, method)
     return decode_sentences(list(ce), list(sig), word_positions, required_kinds, method, causal)

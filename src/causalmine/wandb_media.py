@@ -13,8 +13,8 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from causalmine.data.tags import render_tagged
-from causalmine.metrics.stage_metrics import EvalBatchOutput
 from causalmine.schema import Example, Relation
+from causalmine.scoring.stage_metrics import EvalBatchOutput
 
 CLASS_NAMES = ("not causal", "causal")
 SPAN_KINDS = (

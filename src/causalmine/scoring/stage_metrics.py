@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from causalmine.metrics.classification import binary_metrics
-from causalmine.metrics.span_metric import SpanF1
 from causalmine.schema import IGNORE_INDEX, Example, Relation
+from causalmine.scoring.classification import binary_metrics
+from causalmine.scoring.span_metric import SpanF1
 
 CLASSIFICATION_TASKS = ("seq", "pair")
 

@@ -1,4 +1,6 @@
-"""Training batch order that survives a resume: seeded by (seed, epoch), never by the global RNG.
+"""The samplers: batch order that survives a resume, shards per rank, corpus mixing.
+
+Training order is seeded by (seed, epoch), never by the global RNG.
 
 ``EpochSeededSampler`` draws its permutation (length-grouped or plain shuffled) from a generator
 seeded by the run's seed and the epoch that Lightning sets with ``set_epoch``, so the batches of
@@ -10,6 +12,7 @@ epoch had already delivered, so training continues with exactly the next batch.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -157,7 +160,7 @@ def resumable_train_loader(
     (``world_size`` > 1) each rank takes its shard of that order.
 
     ``sampler`` replaces the default length-grouped one; it must be a function of the epoch it
-    is given with ``set_epoch`` (like :class:`~causalmine.data.mixing.TemperatureSampler`)."""
+    is given with ``set_epoch`` (like :class:`~causalmine.data.samplers.TemperatureSampler`)."""
     if sampler is None:
         sampler = EpochSeededSampler(lengths, batch_size, seed, group_by_length)
     if world_size > 1:
@@ -171,3 +174,49 @@ def resumable_train_loader(
         persistent_workers=num_workers > 0,
         seed=seed,
     )
+
+
+# ---- mixing corpora in training batches: proportional to size, or temperature-scaled.
+# With temperature T, corpus c is drawn with probability proportional to n_c^(1/T): T=1 is
+# proportional, larger T moves toward uniform, so small corpora are seen more often.
+
+SAMPLING_CHOICES = ("proportional", "temperature")
+
+
+def corpus_probabilities(corpus_of: list[str], temperature: float) -> dict[str, float]:
+    if temperature <= 0:
+        raise ValueError(f"data.temperature must be > 0, got {temperature}")
+    sizes = Counter(corpus_of)
+    scaled = {c: n ** (1.0 / temperature) for c, n in sizes.items()}
+    total = sum(scaled.values())
+    return {c: v / total for c, v in scaled.items()}
+
+
+class TemperatureSampler(EpochSeededSampler):
+    """Draws ``len(dataset)`` examples per epoch, corpora weighted by temperature, then orders
+    each mega-batch of ``50 × batch_size`` draws by length (long first) so batches need little
+    padding. Seeded by ``(seed, epoch)`` like :class:`EpochSeededSampler`, so it resumes exactly."""
+
+    def __init__(
+        self,
+        corpus_of: list[str],
+        lengths: list[int],
+        batch_size: int,
+        temperature: float,
+        seed: int,
+    ) -> None:
+        super().__init__(lengths, batch_size, seed)
+        probabilities = corpus_probabilities(corpus_of, temperature)
+        sizes = Counter(corpus_of)
+        self.weights = torch.tensor(
+            [probabilities[c] / sizes[c] for c in corpus_of], dtype=torch.double
+        )
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        drawn = torch.multinomial(
+            self.weights, len(self.lengths), replacement=True, generator=generator
+        ).tolist()
+        mega = 50 * self.batch_size
+        for start in range(0, len(drawn), mega):
+            yield from sorted(drawn[start : start + mega], key=lambda i: -self.lengths[i])

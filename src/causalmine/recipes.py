@@ -49,10 +49,10 @@ from causalmine.loggers import (
     log_run_config,
     print_config_tree,
 )
-from causalmine.metrics.tables import print_results
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.precision import trainer_precision
 from causalmine.prediction_files import read_texts, write_predictions
+from causalmine.scoring.tables import print_results
 from causalmine.training import training_callbacks
 
 log = logging.getLogger(__name__)

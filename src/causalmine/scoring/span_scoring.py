@@ -20,7 +20,7 @@ Three families of figures:
 - ``span_*_pooled`` — ours, cleaner: spans as parsed (one-word spans closed), counts pooled over
   all sentences after the pairing with the most true positives, micro P/R/F1.
 - ``span_*_2023`` — the CNC V2 (CASE 2023) scorer: the same tagger and pairing search, FairEval
-  counts (:mod:`causalmine.metrics.faireval`) pooled over all scored relations.
+  counts (:mod:`causalmine.scoring.faireval`) pooled over all scored relations.
 
 ``span_multi_*`` repeat the official figures on sentences with several gold relations.
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from seqeval.metrics.sequence_labeling import get_entities
 
-import causalmine.metrics.faireval as faireval
+import causalmine.scoring.faireval as faireval
 from causalmine.data.tags import render_tagged
 from causalmine.schema import Relation
 

@@ -1,7 +1,0 @@
-"""Scoring: CNC span scoring (official 2022, pooled, 2023) and binary classification metrics."""
-
-from causalmine.metrics.classification import binary_metrics
-from causalmine.metrics.span_metric import SpanF1
-from causalmine.metrics.span_scoring import score_corpus, summarize
-
-__all__ = ["SpanF1", "binary_metrics", "score_corpus", "summarize"]
