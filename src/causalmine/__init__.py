@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from causalmine.inference import Predictor
 
 
-def load(model_dir: str, device: str = "cpu", **predictor_options: Any) -> Predictor:
-    """Load an exported model directory (see :mod:`causalmine.export`) as a ``Predictor``."""
-    from causalmine.export import load as _load
+def load(source: str, device: str = "cpu", **predictor_options: Any) -> Predictor:
+    """A ``Predictor`` from an exported model directory (see :mod:`causalmine.export`), a
+    training checkpoint (``.ckpt``) or a Hugging Face Hub id (``owner/name``) of an export."""
+    from causalmine.inference.bundle import load_bundle
 
-    return _load(model_dir, device=device, **predictor_options)
+    return load_bundle(source).predictor(device, **predictor_options)

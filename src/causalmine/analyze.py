@@ -143,7 +143,7 @@ def analyze(
 ) -> Path:
     """Write the analysis of ``run_dir`` into ``run_dir/analysis``; returns that directory."""
     from causalmine.checkpoints import load_module
-    from causalmine.inference import Predictor
+    from causalmine.inference.bundle import bundle_of_module
     from causalmine.recipes import checkpoint_datamodule
 
     out_dir = run_dir / "analysis"
@@ -160,14 +160,7 @@ def analyze(
     datamodule = checkpoint_datamodule(module, {}, data_dir)
     datamodule.setup("test" if split == "test" else "validate")
     examples = [i.example for i in datamodule.datasets[split].items if i.example.task == "sentence"]
-    predictor = Predictor(
-        module.network,
-        datamodule.tokenizer,
-        max_length=(module.hparams.get("data_config") or {}).get("max_length", 256),
-        required_kinds=module.required_kinds,
-        decode_method=module.decode_method,
-        force_relation=module.force_relation,
-    )
+    predictor = bundle_of_module(module, ckpt).predictor()
     predictions = list(predictor.predict([e.text for e in examples]))
 
     labelled = [

@@ -27,8 +27,8 @@ from causalmine.config import (
 )
 from causalmine.data.datamodule import CausalDataModule
 from causalmine.export import export as export_model
-from causalmine.export import load as load_model_dir
 from causalmine.inference import Predictor
+from causalmine.inference.bundle import load_bundle
 from causalmine.inference.documents import ReadSettings, input_files, plan_shards
 from causalmine.inference.mining import (
     MineSettings,
@@ -308,7 +308,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 def load_predictor(cfg: DictConfig) -> Predictor:
-    """A predictor from ``model_dir`` (an export) or ``ckpt_path`` (a training checkpoint)."""
+    """A predictor from ``model_dir`` (an export directory or a Hub id of one) or ``ckpt_path``
+    (a training checkpoint), with the config's prediction options over the model's own."""
     device = (
         cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     )
@@ -328,19 +329,8 @@ def load_predictor(cfg: DictConfig) -> Predictor:
         raise ValueError(
             "predict needs exactly one of model_dir=DIR (an export) or ckpt_path=PATH (a checkpoint)"
         )
-    if cfg.get("model_dir"):
-        return load_model_dir(cfg.model_dir, device=device, **options)
-    module = load_module(resolve_ckpt_path(cfg.ckpt_path, output_dir(cfg)))
-    network = module.hparams["network"]
-    tokenizer = load_tokenizer(BackboneSpec(network["name_or_path"], network.get("tiny")))
-    options.setdefault(
-        "max_length", (module.hparams.get("data_config") or {}).get("max_length", 256)
-    )
-    options.setdefault("decode_method", module.decode_method)
-    options.setdefault("force_relation", module.force_relation)
-    return Predictor(
-        module.network, tokenizer, device=device, required_kinds=module.required_kinds, **options
-    )
+    source = cfg.model_dir or resolve_ckpt_path(cfg.ckpt_path, output_dir(cfg))
+    return load_bundle(source).predictor(device, **options)
 
 
 def predict(cfg: DictConfig) -> Path:
