@@ -105,3 +105,27 @@ def test_report_reads_several_sweeps_and_fails_clearly_on_none(sweep, tmp_path):
     assert len(_section(report, "Jobs")) == 13
     with pytest.raises(FileNotFoundError, match="no Hydra job"):
         main([str(tmp_path / "empty")])
+
+
+def test_report_is_logged_to_wandb_as_an_artifact(sweep, tmp_path, monkeypatch):
+    """Offline W&B: one run of job type sweep-report holding report.md, report.csv and plots."""
+    from tests.test_wandb import _records
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    out = tmp_path / "report"
+    main([str(sweep), "--out", str(out), "--wandb-project", "causalmine-tests"])
+    [run] = out.glob("wandb/offline-run-*")
+    run_id = run.name.rsplit("-", 1)[1]
+    records = _records(run)
+    artifacts = {
+        (a["name"], a["type"]): a
+        for r in records
+        if r["type"] == "artifact"
+        for a in [r["artifact"]]
+    }
+    report = json.dumps(artifacts[(f"sweep-report-{run_id}", "sweep-report")])
+    assert all(name in report for name in ("report.md", "report.csv", ".png"))
+    assert (f"run-{run_id}-sweep_report", "run_table") in artifacts  # the job table

@@ -3,7 +3,9 @@
 Reads every job under the multirun directories (``metrics.json`` and ``.hydra/``) and writes
 ``report.md`` (one row per job, sorted by the objective; mean ± std over seeds when ``seed`` was
 swept), ``report.csv`` (every metric of every job) and one PNG per plotted test metric against
-a swept key, one line per combination of the other swept keys. No W&B needed.
+a swept key, one line per combination of the other swept keys. No W&B needed; with
+``--wandb-project P`` the report is also logged to W&B as a ``sweep-report`` artifact (and its
+table as a W&B table) in a run of job type ``sweep-report``.
 """
 
 from __future__ import annotations
@@ -263,6 +265,33 @@ def write_report(
     return report
 
 
+def log_report_to_wandb(
+    out_dir: Path, project: str, group: str | None = None, entity: str | None = None
+) -> str:
+    """Log ``report.md``, ``report.csv`` and the plots of ``out_dir`` to a new W&B run as one
+    ``sweep-report`` artifact, and the job table as a W&B table; return the artifact's name."""
+    import wandb
+
+    files = [out_dir / "report.md", out_dir / "report.csv", *sorted(out_dir.glob("*.png"))]
+    run = wandb.init(
+        project=project,
+        entity=entity,
+        group=group,
+        job_type="sweep-report",
+        name=f"report-{out_dir.resolve().name}",
+        dir=str(out_dir),
+    )
+    try:
+        artifact = wandb.Artifact(f"sweep-report-{run.id}", type="sweep-report")
+        for path in files:
+            artifact.add_file(str(path))
+        run.log_artifact(artifact)
+        run.log({"sweep_report": wandb.Table(dataframe=pd.read_csv(out_dir / "report.csv"))})
+    finally:
+        run.finish()
+    return artifact.name
+
+
 def main(argv: list[str] | None = None) -> Path:
     """Command line: ``python -m causalmine.report DIR [DIR …] [--out DIR] [--x KEY] [--all-metrics]``."""
     parser = argparse.ArgumentParser(prog="python -m causalmine.report", description=__doc__)
@@ -270,9 +299,16 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, help="where to write the report (default: first DIR)")
     parser.add_argument("--x", default="alpha", help="swept key for the plots' x axis")
     parser.add_argument("--all-metrics", action="store_true", help="a column for every test metric")
+    parser.add_argument("--wandb-project", help="also log the report to this W&B project")
+    parser.add_argument("--wandb-group", help="the W&B group of that run (e.g. the sweep's)")
+    parser.add_argument("--wandb-entity", help="the W&B entity (default: yours)")
     args = parser.parse_args(argv)
-    report = write_report(args.dirs, args.out or args.dirs[0], args.x, args.all_metrics)
+    out_dir = args.out or args.dirs[0]
+    report = write_report(args.dirs, out_dir, args.x, args.all_metrics)
     print(report)
+    if args.wandb_project:
+        name = log_report_to_wandb(out_dir, args.wandb_project, args.wandb_group, args.wandb_entity)
+        print(f"logged to W&B as artifact {name}")
     return report
 
 
