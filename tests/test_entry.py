@@ -108,3 +108,30 @@ def test_the_key_check_leaves_other_primary_configs_to_hydra(monkeypatch):
     check_override_keys(["--config-name=predict", "input=x.txt"], REPO / "conf", "train")
     with pytest.raises(SystemExit):
         check_override_keys(["input=x.txt"], REPO / "conf", "train")
+
+
+def test_help_has_one_line_per_key_with_its_comment(tmp_path, monkeypatch):
+    from causalmine.config import key_help
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "app.yaml").write_text(
+        "defaults:\n  - _self_\n  - data: cnc\n"
+        "# the loss weight of the sequence task\nalpha: 1.0\n"
+        "optim:\n  lr: 1e-4   # backbone\n  # a comment alone\n  fused: null\n"
+    )
+    monkeypatch.setenv("PROJECT_ROOT", str(tmp_path))
+    assert key_help("app").splitlines() == [
+        "  alpha=1.0    # the loss weight of the sequence task",
+        "  optim.lr=1e-4    # backbone",
+        "  optim.fused=null    # a comment alone",
+    ]
+
+
+def test_entry_points_print_their_keys_on_help():
+    done = subprocess.run(
+        [sys.executable, "mine.py", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "min_probability=null    # keep only sentences" in done.stdout
+    assert "ray.workers=2    # actors, one model each" in done.stdout
+    assert "collection: cnc_test_texts" in done.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ def register_resolvers() -> None:
       run), the W&B group;
     - ``${override_tags:${tags}}``: the ``tags`` key's tags and this job's command-line
       overrides, as W&B tags;
-    - ``${gpus_per_job:VALUE}``: ``auto`` becomes 1 when CUDA is available, else 0.
+    - ``${gpus_per_job:VALUE}``: ``auto`` becomes 1 when CUDA is available, else 0;
+    - ``${key_help:NAME}``: one line per key of ``conf/NAME.yaml`` with its comment (``--help``).
     """
     OmegaConf.register_new_resolver(
         "run_uid", lambda: str(os.getpid()), replace=True, use_cache=True
@@ -38,6 +40,36 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
     OmegaConf.register_new_resolver("override_tags", override_tags, replace=True)
     OmegaConf.register_new_resolver("gpus_per_job", gpus_per_job, replace=True)
+    OmegaConf.register_new_resolver("key_help", key_help, replace=True)
+
+
+_KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w]*):(?P<value>[^#]*)(#(?P<note>.*))?$")
+
+
+def key_help(config_name: str) -> str:
+    """``--help`` text: every key of ``conf/<config_name>.yaml`` (nested ones dotted) with its
+    default and the comment written beside it or on the lines above it, one line per key."""
+    path = Path(os.environ.get("PROJECT_ROOT", ".")) / "conf" / f"{config_name}.yaml"
+    if not path.is_file():
+        return f"(no {path})"
+    lines, parents, pending = [], [], []
+    for raw in path.read_text().splitlines():
+        stripped = raw.strip()
+        if stripped.startswith("#"):
+            pending.append(stripped.lstrip("# "))
+            continue
+        match = _KEY_LINE.match(raw)
+        if not match or match["key"] == "defaults" or raw.startswith("  -"):
+            pending = []
+            continue
+        depth = len(match["indent"]) // 2
+        parents = [*parents[:depth], match["key"]]
+        value = match["value"].strip()
+        note = (match["note"] or "").strip() or " ".join(pending)
+        pending = []
+        if value or note:
+            lines.append(f"  {'.'.join(parents)}={value or '…'}" + (f"    # {note}" if note else ""))
+    return "\n".join(lines)
 
 
 def plain_experiment_override(argv: list[str]) -> list[str]:
