@@ -154,6 +154,10 @@ def test_entry_point_smoke_run(tmp_path):
     assert "${" not in tree and "optim" in tree and "lr: 0.0001" in tree
     assert tree.index("data") < tree.index("model") < tree.index("optim")
     assert "lr: 0.0001" in done.stdout
+    # and the best model, exported with its card showing the run's test figures
+    card = (metrics_file.parent / "model" / "README.md").read_text()
+    assert (metrics_file.parent / "model" / "model.safetensors").is_file()
+    assert f"| seq_f1 | {metrics['test/seq_f1']:.4f} |" in card
 
 
 def test_hub_backbone_offline_fails_fast_with_a_clear_message(tmp_path):

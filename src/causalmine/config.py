@@ -68,7 +68,9 @@ def key_help(config_name: str) -> str:
         note = (match["note"] or "").strip() or " ".join(pending)
         pending = []
         if value or note:
-            lines.append(f"  {'.'.join(parents)}={value or '…'}" + (f"    # {note}" if note else ""))
+            lines.append(
+                f"  {'.'.join(parents)}={value or '…'}" + (f"    # {note}" if note else "")
+            )
     return "\n".join(lines)
 
 

@@ -63,7 +63,12 @@ def export(ckpt_path: str | Path, out_dir: str | Path) -> Path:
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     tokenizer = load_tokenizer(BackboneSpec(network["name_or_path"], network.get("tiny")))
     tokenizer.save_pretrained(str(out / "tokenizer"))
-    (out / "README.md").write_text(model_card(config, _run_metrics(Path(ckpt_path))))
+    training = {k: hparams.get(k) for k in ("data_config", "loss", "optim", "freeze", "corpora")}
+    # where the corpora sat on the training machine means nothing to a reader of the card
+    training["data_config"] = {
+        k: v for k, v in (training["data_config"] or {}).items() if k not in ("root", "num_workers")
+    }
+    (out / "README.md").write_text(model_card(config, _run_metrics(Path(ckpt_path)), training))
     return out
 
 
@@ -82,8 +87,16 @@ def _run_metrics(ckpt_path: Path) -> dict[str, Any]:
     return {}
 
 
-def model_card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
-    """A Hub model card: metadata, what the model does, its test figures, how to use it."""
+def model_card(
+    config: dict[str, Any], metrics: dict[str, Any], training: dict[str, Any] | None = None
+) -> str:
+    """A Hub model card: metadata, what the model does, its training data and settings, its
+    test figures, how to use it."""
+    import yaml
+
+    settings = yaml.safe_dump(
+        {k: v for k, v in (training or {}).items() if v}, sort_keys=False, width=100
+    ).strip()
     network = config["network"]
     scores = [
         f"| {key.removeprefix('test/')} | {value:.4f} |"
@@ -112,6 +125,15 @@ tells whether it is causal, extracts up to {network["span_heads"]} cause–effec
 their Cause, Effect and Signal spans, and classifies marked `<ARG0>…</ARG0> <ARG1>…</ARG1>` pairs.
 Backbone `{network["name_or_path"]}`, pooling `{network.get("pooling", "cls")}`, window
 {config["max_length"]} subwords, spans decoded with `{config["decode"].get("method")}`.
+
+## Training
+
+Corpora: {", ".join((training or {}).get("corpora") or []) or "see below"}. The settings it was
+trained with (data, loss weights, optimizer, freezing):
+
+```yaml
+{settings}
+```
 
 ## Scores
 

@@ -219,10 +219,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         }
         if trainer.is_global_zero:  # under DDP every rank holds the same, synced metrics
             write_metrics(out_dir / "metrics.json", metrics, extra)
+            # the best model as a self-contained directory with its card (after metrics.json,
+            # whose test figures the card shows)
+            model_dir = (
+                export_model(best, out_dir / "model") if best and cfg.get("export") else None
+            )
             if any(isinstance(lg, WandbLogger) for lg in loggers):
                 files = {"metrics": out_dir / "metrics.json", "config": out_dir / "config_tree.log"}
-                if best:
-                    files["model"] = export_model(best, out_dir / "model")
+                if model_dir is not None:
+                    files["model"] = model_dir
                 log_artifacts(loggers, cfg.get("logger"), files)
     finally:
         finish_loggers(loggers)
