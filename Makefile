@@ -17,7 +17,7 @@ install:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
-	$(PY) -m pip install --quiet -e ".[dev,sweeps,ray,bench]" -c constraints.txt
+	$(PY) -m pip install --quiet -e ".[dev,sweeps,ray,bench,demo]" -c constraints.txt
 	@if [ ! -e data ] && [ -d "$(DATA_SOURCE)" ]; then ln -s "$(DATA_SOURCE)" data && echo "linked ./data -> $(DATA_SOURCE)"; fi
 	@$(PY) -c "import torch, lightning, transformers; print('torch', torch.__version__, '| lightning', lightning.__version__, '| transformers', transformers.__version__, '| cuda', torch.cuda.is_available())"
 
