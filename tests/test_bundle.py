@@ -10,7 +10,7 @@ import yaml
 
 import causalmine
 from causalmine.export import export, main, push_to_hub
-from causalmine.inference.bundle import load_bundle
+from causalmine.inference.bundle import ModelBundle, load_bundle, read_export_config
 
 SENTENCES = ["Prices rose because supply fell .", "The sky is blue .", ""]
 
@@ -87,3 +87,24 @@ def test_export_then_push_uploads_the_directory(trained_checkpoint, tmp_path, mo
     (tmp_path / "not_export").mkdir()
     with pytest.raises(FileNotFoundError, match=r"no config\.json"):
         push_to_hub(tmp_path / "not_export", "someone/model")
+
+
+def test_save_pretrained_round_trip_keeps_model_and_card(model_dir, tmp_path, monkeypatch):
+    bundle = ModelBundle.from_pretrained(model_dir)
+    again = bundle.save_pretrained(tmp_path / "again")
+    assert _predictions(again) == _predictions(model_dir)
+    assert (again / "README.md").read_text() == (model_dir / "README.md").read_text()
+    assert read_export_config(again) == read_export_config(model_dir)
+    uploads = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kwargs):
+            pass
+
+        def upload_folder(self, repo_id, folder_path, **kwargs):
+            uploads.append(sorted(p.name for p in Path(folder_path).iterdir()))
+            return "url"
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    assert bundle.push_to_hub("someone/model") == "url"
+    assert uploads == [["README.md", "config.json", "model.safetensors", "tokenizer"]]
