@@ -62,13 +62,26 @@ def mine_on_ray(
 
     if not specs:
         return
-    if not ray.is_initialized():
+    started_here = not ray.is_initialized()
+    if started_here:
         init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if settings.address:
             init["address"] = settings.address
         else:  # a local instance sized for the pool (plus the driver's own reading)
             init["num_cpus"] = max(1, int(settings.workers * settings.cpus_per_worker))
         ray.init(**init)
+    try:
+        yield from _mine(make_miner, specs, settings)
+    finally:
+        if started_here:  # a Ray instance this call started ends with it
+            ray.shutdown()
+
+
+def _mine(
+    make_miner: Callable[[], ShardMiner], specs: list[ShardSpec], settings: RaySettings
+) -> Iterator[dict[str, Any]]:
+    import ray
+
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts documents and sentences
     dataset = ray.data.from_items(
