@@ -45,8 +45,8 @@ bench-quality:
 	$(PY) experiments/bench_quality.py $(ARGS)
 
 lint:
-	$(VENV)/bin/ruff check src tests experiments train.py eval.py predict.py
-	$(VENV)/bin/ruff format --check src tests experiments train.py eval.py predict.py
+	$(VENV)/bin/ruff check src tests experiments train.py eval.py predict.py mine.py
+	$(VENV)/bin/ruff format --check src tests experiments train.py eval.py predict.py mine.py
 
 format:
 	$(VENV)/bin/ruff check --fix src tests experiments train.py eval.py predict.py
