@@ -65,8 +65,7 @@ def render(predictions: list[SentencePrediction]) -> str:
 
 
 def analyse(predictor: Predictor, text: str) -> str:
-    sentences = [s.text for s in split_sentences(text)]
-    return render(list(predictor.predict(sentences))) if sentences else render([])
+    return render(list(predictor.predict(s.text for s in split_sentences(text))))
 
 
 def build_app(predictor: Predictor) -> Any:

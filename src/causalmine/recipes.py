@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from causalmine.checkpoints import check_resumable, load_module, resolve_ckpt_path
 from causalmine.config import (
@@ -384,11 +386,6 @@ def mining_settings(cfg: DictConfig) -> tuple[ReadSettings, MineSettings]:
 def mine(cfg: DictConfig) -> dict[str, Any]:
     """Mine every document of ``cfg.input`` into shards under ``cfg.output``; resume a run
     there that was stopped; return the summary (also ``_summary.json``)."""
-    import time
-    from functools import partial
-
-    from omegaconf import OmegaConf
-
     if cfg.launcher not in ("local", "ray"):
         raise ConfigError(f"launcher must be local or ray, got {cfg.launcher!r}")
     if cfg.launcher == "ray":

@@ -166,7 +166,7 @@ def count_records(
 
 
 def _shards(n: int, shard_size: int) -> int:
-    return max(1, -(-n // shard_size)) if n else 0
+    return -(-n // shard_size)  # ceil
 
 
 def _check_columns(path: Path, names: list[str], settings: ReadSettings) -> None:
