@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from causalmine.data.accounting import DataError
+from causalmine.data.tags import render_tagged
 from causalmine.inference.documents import ReadSettings, Record, ShardSpec, read_shard
 from causalmine.inference.predictor import Predictor, SentencePrediction
 from causalmine.inference.sentences import Sentence, split_sentences
@@ -120,9 +121,9 @@ def sentence_row(
                 "cause": spans(r, "C"),
                 "effect": spans(r, "E"),
                 "signal": spans(r, "S"),
-                "tagged": prediction.tagged_texts()[i],
+                "tagged": render_tagged(prediction.words, r),
             }
-            for i, r in enumerate(prediction.relations)
+            for r in prediction.relations
         ],
     }
 
