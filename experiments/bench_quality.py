@@ -23,12 +23,15 @@ ours that was killed resumes from its ``last.ckpt`` (exact resume).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -89,7 +92,7 @@ def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) ->
         f"data.root={args.data_root}",
         f"trainer.accelerator={args.accelerator}",
         "trainer.enable_progress_bar=false",
-        "logger=none",
+        "logger=csv",  # its validation rows are the run's learning curve
         "test_checkpoint=last",
         *weights,
         *([f"data.limit_examples={args.limit}"] if args.limit else []),
@@ -105,6 +108,7 @@ def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) ->
     keep = ("seq_f1", "seq_accuracy", "seq_mcc") if system != "span_only" else ()
     keep += ("span_f1", "span_f1_pooled", "span_f1_2023") if system != "seq_only" else ()
     result = {k: metrics[f"test/{k}"] for k in keep}
+    result["val_curve"] = validation_curve(out_dir / "csv")
     if system != "seq_only":
         from causalmine.checkpoints import load_module
 
@@ -112,6 +116,25 @@ def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) ->
             load_module(next(out_dir.glob("checkpoints/last*.ckpt"))), args
         )
     return result
+
+
+# per epoch of our runs: the validation metrics the curves show (one per task, as trained)
+OUR_CURVE = ("val/seq_f1", "val/span_f1", "val/span_f1_pooled")
+
+
+def validation_curve(csv_dir: Path) -> list[dict[str, float]]:
+    """One row per validation epoch of a run's CSV logs, the interrupted parts included
+    (``metrics-before-resume-*.csv`` hold what came before a resume)."""
+    rows: dict[int, dict[str, float]] = {}
+    for path in [*sorted(csv_dir.glob("metrics-before-resume-*.csv")), csv_dir / "metrics.csv"]:
+        if path.is_file():
+            with path.open() as fh:
+                for row in csv.DictReader(fh):
+                    if any(row.get(k) for k in OUR_CURVE):
+                        rows[int(row["epoch"])] = {"epoch": int(row["epoch"])} | {
+                            k: float(row[k]) for k in OUR_CURVE if row.get(k)
+                        }
+    return [rows[e] for e in sorted(rows)]
 
 
 def ce_f1_of_checkpoint(module, args: argparse.Namespace) -> float:
@@ -131,19 +154,20 @@ def ce_f1_of_checkpoint(module, args: argparse.Namespace) -> float:
     return span_ce_f1(test, predicted)
 
 
-def cnc_split(args: argparse.Namespace) -> tuple[list, list]:
+def cnc_split(args: argparse.Namespace) -> tuple[list, list, list]:
     """The training examples our pipeline uses (train minus its validation documents and minus
-    the sentences that also occur in dev, as ``data.drop_leaked`` does) and CNC dev."""
+    the sentences that also occur in dev, as ``data.drop_leaked`` does), those validation
+    documents' examples (for the learning curves) and CNC dev."""
     from causalmine.data.corpora import load_cnc
     from causalmine.data.leakage import leaked
     from causalmine.data.splits import split_for_validation
 
     corpus = load_cnc(args.data_root, download=False)
-    train, _, _ = split_for_validation(corpus.train, 0.1, 1234, "cnc")
+    train, validation, _ = split_for_validation(corpus.train, 0.1, 1234, "cnc")
     dropped = {id(e) for e in leaked(train, corpus.test)}
     train = [e for e in train if id(e) not in dropped]
     limit = args.limit or None
-    return train[:limit], corpus.test[:limit]
+    return train[:limit], validation[:limit], corpus.test[:limit]
 
 
 def hf_backbone(args: argparse.Namespace) -> str:
@@ -159,18 +183,36 @@ def hf_tokenizer(args: argparse.Namespace):
     return AutoTokenizer.from_pretrained(hf_backbone(args))
 
 
-def train_hf(model, rows: list[dict], collator, seed: int, args: argparse.Namespace, out_dir: Path):
-    """Fine-tune a Hugging Face model with ``Trainer`` as the HF example scripts do."""
-    from transformers import Trainer
+def train_hf(
+    model,
+    rows: list[dict],
+    collator,
+    seed: int,
+    args: argparse.Namespace,
+    out_dir: Path,
+    validate: Callable[[], dict[str, float]],
+) -> tuple[Any, list[dict[str, float]]]:
+    """Fine-tune a Hugging Face model with ``Trainer`` as the HF example scripts do; at the end
+    of every epoch ``validate()`` scores it on the validation split (the learning curve)."""
+    from transformers import Trainer, TrainerCallback
+
+    curve: list[dict[str, float]] = []
+
+    class LearningCurve(TrainerCallback):
+        def on_epoch_end(self, _args, state, _control, **_kwargs):
+            model.eval()
+            curve.append({"epoch": round(state.epoch) - 1} | validate())
+            model.train()
 
     trainer = Trainer(
         model=model,
         args=hf_training_args(out_dir, seed, args),
         train_dataset=rows,
         data_collator=collator,
+        callbacks=[LearningCurve()],
     )
     trainer.train()
-    return trainer
+    return trainer, curve
 
 
 def hf_training_args(out_dir: Path, seed: int, args: argparse.Namespace):
@@ -194,15 +236,13 @@ def hf_training_args(out_dir: Path, seed: int, args: argparse.Namespace):
     )
 
 
-def run_hf_seq(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, float]:
-    import numpy as np
+def run_hf_seq(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     import torch
-    from transformers import (
-        AutoModelForSequenceClassification,
-        DataCollatorWithPadding,
-    )
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
-    path, tokenizer, (train, test) = hf_backbone(args), hf_tokenizer(args), cnc_split(args)
+    path, tokenizer = hf_backbone(args), hf_tokenizer(args)
+    train, validation, test = cnc_split(args)
+    collator = DataCollatorWithPadding(tokenizer)
 
     def encode(examples: list) -> list[dict]:
         return [
@@ -211,29 +251,41 @@ def run_hf_seq(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, 
             if e.seq_label is not None
         ]
 
+    def scores(rows: list[dict]) -> dict[str, float]:
+        predictions = []
+        with torch.inference_mode():
+            for i in range(0, len(rows), 64):
+                batch = collator(rows[i : i + 64]).to(model.device)
+                predictions += model(**batch).logits.argmax(-1).tolist()
+        return seq_scores([r["labels"] for r in rows], predictions)
+
     model = AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=2, dtype=torch.float32
     )
-    trainer = train_hf(
-        model, encode(train), DataCollatorWithPadding(tokenizer), seed, args, out_dir
+    validation_rows = encode(validation)
+    _, curve = train_hf(
+        model,
+        encode(train),
+        collator,
+        seed,
+        args,
+        out_dir,
+        validate=lambda: {"val/seq_f1": scores(validation_rows)["seq_f1"]},
     )
-    test_set = encode(test)
-    logits = trainer.predict(test_set).predictions
-    return seq_scores([x["labels"] for x in test_set], np.argmax(logits, -1).tolist())
+    model.eval()
+    return scores(encode(test)) | {"val_curve": curve}
 
 
-def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, float]:
+def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     import torch
-    from transformers import (
-        AutoModelForTokenClassification,
-        DataCollatorForTokenClassification,
-    )
+    from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
     from causalmine.data.encoding import first_subword_positions
     from causalmine.data.tags import relation_from_bio
     from causalmine.schema import CE_LABEL_TO_ID, CE_LABELS
 
-    path, tokenizer, (train, test) = hf_backbone(args), hf_tokenizer(args), cnc_split(args)
+    path, tokenizer = hf_backbone(args), hf_tokenizer(args)
+    train, validation, test = cnc_split(args)
 
     def encode(words: list[str], tags: list[str] | None) -> dict:
         enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=256)
@@ -244,6 +296,21 @@ def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str
                 labels[p] = CE_LABEL_TO_ID[tags[w]]
         return {**enc, "labels": labels, "positions": positions}
 
+    def span_f1(examples: list) -> float:
+        """One relation per sentence, decoded from the BIO tags of its first subwords."""
+        scored = [e for e in examples if e.relations is not None]
+        predictions = []
+        with torch.inference_mode():
+            for e in scored:
+                enc = encode(e.words, None)
+                ids = torch.tensor([enc["input_ids"]], device=model.device)
+                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+                labels = logits.argmax(-1)[0].tolist()
+                tags = [CE_LABELS[labels[p]] if p >= 0 else "O" for p in enc["positions"]]
+                relation = relation_from_bio(tags, ["O"] * len(tags))
+                predictions.append([relation] if relation.spans else [])
+        return span_ce_f1(scored, predictions)
+
     # one training example per gold relation (all of them), Cause/Effect layer only
     rows = [
         encode(e.words, r.ce_tags(len(e.words))) for e in train if e.relations for r in e.relations
@@ -252,23 +319,17 @@ def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str
         path, num_labels=len(CE_LABELS), dtype=torch.float32
     )
     strip = [{k: v for k, v in r.items() if k != "positions"} for r in rows]
-    train_hf(model, strip, DataCollatorForTokenClassification(tokenizer), seed, args, out_dir)
-    scored = [e for e in test if e.relations is not None]
+    _, curve = train_hf(
+        model,
+        strip,
+        DataCollatorForTokenClassification(tokenizer),
+        seed,
+        args,
+        out_dir,
+        validate=lambda: {"val/span_ce_f1": span_f1(validation)},
+    )
     model.eval()
-    predictions = []
-    with torch.inference_mode():
-        for e in scored:
-            enc = encode(e.words, None)
-            ids = torch.tensor([enc["input_ids"]], device=model.device)
-            labels = (
-                model(input_ids=ids, attention_mask=torch.ones_like(ids))
-                .logits.argmax(-1)[0]
-                .tolist()
-            )
-            tags = [CE_LABELS[labels[p]] if p >= 0 else "O" for p in enc["positions"]]
-            relation = relation_from_bio(tags, ["O"] * len(tags))
-            predictions.append([relation] if relation.spans else [])
-    return {"span_ce_f1": span_ce_f1(scored, predictions)}
+    return {"span_ce_f1": span_f1(test), "val_curve": curve}
 
 
 # what makes two runs comparable; a resumed benchmark reuses only runs with the same settings
