@@ -9,11 +9,11 @@ from omegaconf import DictConfig
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-from causalmine.config import register_resolvers
+from causalmine.config import register_with_hydra
 from causalmine.entry import check_override_keys, friendly_errors
 from causalmine.recipes import mine
 
-register_resolvers()
+register_with_hydra()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="mine")

@@ -9,12 +9,12 @@ from omegaconf import DictConfig
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-from causalmine.config import plain_experiment_override, register_resolvers
+from causalmine.config import plain_experiment_override, register_with_hydra
 from causalmine.entry import check_override_keys, friendly_errors
 from causalmine.model.hub import check_backbone
 from causalmine.objective import objective, objective_keys
 
-register_resolvers()
+register_with_hydra()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

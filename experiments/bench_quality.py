@@ -79,10 +79,10 @@ def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) ->
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    from causalmine.config import register_resolvers
+    from causalmine.config import register_with_hydra
     from causalmine.recipes import train
 
-    register_resolvers()
+    register_with_hydra()
     weights = {"unified": [], "seq_only": ["span_weight=0"], "span_only": ["alpha=0"]}[system]
     overrides = [
         f"seed={seed}",
@@ -368,14 +368,34 @@ def main() -> None:
         metavar="RUNS_JSONL",
         help="only combine the runs of earlier (e.g. parallel) invocations",
     )
+    parser.add_argument(
+        "--curves", metavar="PNG", help="with --summarize: plot the validation curves here"
+    )
     args = parser.parse_args()
     if args.summarize:
         runs = [run for path in args.summarize for run in read_runs(Path(path))]
+        kinds = {tuple(r.get(k) for k in SETTINGS) for r in runs}
+        if len(kinds) > 1:  # a comparison needs one budget
+            parser.error(f"the runs differ in {', '.join(SETTINGS)}: {sorted(kinds, key=str)}")
         summary = summarize(sorted(runs, key=lambda r: (r["seed"], SYSTEMS.index(r["system"]))))
+        differences = paired_differences(runs)
         Path(args.out).write_text(
-            json.dumps({"sources": args.summarize, "runs": runs, "summary": summary}, indent=2)
+            json.dumps(
+                {
+                    "sources": args.summarize,
+                    "runs": runs,
+                    "summary": summary,
+                    "paired_differences": differences,
+                },
+                indent=2,
+            )
         )
         print(markdown(summary))
+        print()
+        print(differences_markdown(differences))
+        if args.curves:
+            plot_curves(runs, Path(args.curves))
+            print(f"\nvalidation curves: {args.curves}")
         return
     import torch
 
@@ -474,6 +494,105 @@ def markdown(summary: dict) -> str:
         ]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# (baseline, column): the unified model against each per-task system on that system's own task
+COMPARISONS = (
+    ("hf_seq", "seq_f1"),
+    ("seq_only", "seq_f1"),
+    ("hf_token", "span_ce_f1"),
+    ("span_only", "span_ce_f1"),
+    ("span_only", "span_f1"),
+    ("span_only", "span_f1_2023"),
+)
+
+
+def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[str, Any]]:
+    """``system`` minus each baseline on its own task, seed by seed (the seeds both have)."""
+    by = {(r["system"], r["seed"]): r for r in runs}
+    rows = []
+    for baseline, column in COMPARISONS:
+        seeds = sorted(
+            seed
+            for (name, seed), run in by.items()
+            if name == system and column in run and column in by.get((baseline, seed), {})
+        )
+        if not seeds:
+            continue
+        deltas = [by[system, s][column] - by[baseline, s][column] for s in seeds]
+        rows.append(
+            {
+                "baseline": baseline,
+                "column": column,
+                "seeds": seeds,
+                "mean": statistics.mean(deltas),
+                "std": statistics.stdev(deltas) if len(deltas) > 1 else 0.0,
+                "wins": sum(d > 0 for d in deltas),
+            }
+        )
+    return rows
+
+
+def differences_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| unified − baseline | metric | seeds | paired difference (mean ± std) | unified ahead |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        seeds = ", ".join(map(str, r["seeds"]))
+        lines.append(
+            f"| {r['baseline']} | {r['column']} | {seeds} | {r['mean']:+.4f} ± {r['std']:.4f} "
+            f"| {r['wins']}/{len(r['seeds'])} |"
+        )
+    return "\n".join(lines)
+
+
+# the curves' panels: (title, [(system, validation metric)])
+CURVE_PANELS = (
+    (
+        "sequence F1 (validation)",
+        [("unified", "val/seq_f1"), ("seq_only", "val/seq_f1"), ("hf_seq", "val/seq_f1")],
+    ),
+    (
+        "span F1, pooled (validation)",
+        [
+            ("unified", "val/span_f1_pooled"),
+            ("span_only", "val/span_f1_pooled"),
+            ("hf_token", "val/span_ce_f1"),
+        ],
+    ),
+)
+
+
+def plot_curves(runs: list[dict], out: Path) -> None:
+    """Validation F1 per epoch, one line per system (mean over its seeds, band = min..max)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(6 * len(CURVE_PANELS), 4))
+    for ax, (title, lines) in zip(axes, CURVE_PANELS, strict=True):
+        for system, key in lines:
+            curves = [
+                {p["epoch"]: p[key] for p in r["val_curve"] if key in p}
+                for r in runs
+                if r["system"] == system and r.get("val_curve")
+            ]
+            epochs = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+            if not epochs:
+                continue
+            values = [[c[e] for c in curves] for e in epochs]
+            x = [e + 1 for e in epochs]
+            label = f"{system} ({key.removeprefix('val/')}, {len(curves)} seeds)"
+            ax.plot(x, [statistics.mean(v) for v in values], marker="o", label=label)
+            ax.fill_between(x, [min(v) for v in values], [max(v) for v in values], alpha=0.2)
+        ax.set(title=title, xlabel="epoch", ylabel="F1")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

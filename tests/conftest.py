@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from causalmine.config import register_resolvers
+from causalmine.config import register_with_hydra
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ TINY_BERT = {
 }
 CONF = REPO / "conf"
 os.environ.setdefault("PROJECT_ROOT", str(REPO))
-register_resolvers()
+register_with_hydra()
 
 
 def corpus_root() -> Path:

@@ -47,9 +47,10 @@ def test_the_graph_sees_real_imports():
     assert not graph.has_edge("causalmine.lit", "causalmine.training")
 
 
-def test_the_schema_is_the_bottom_and_the_model_does_not_read_data():
+def test_the_schema_and_the_settings_are_the_bottom_and_the_model_does_not_read_data():
     graph = import_graph()
     assert list(graph.successors("causalmine.schema")) == []
+    assert list(graph.successors("causalmine.settings")) == []
     for module in graph:
         if module.startswith("causalmine.model"):
             assert not [t for t in graph.successors(module) if t.startswith("causalmine.data")], (
@@ -59,7 +60,7 @@ def test_the_schema_is_the_bottom_and_the_model_does_not_read_data():
 
 # The data path, top to bottom: a module may import its own layer and the layers before it.
 LAYERS = (
-    ("causalmine.schema",),
+    ("causalmine.schema", "causalmine.settings"),
     ("causalmine.data",),
     ("causalmine.model",),
     ("causalmine.scoring",),

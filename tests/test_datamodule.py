@@ -132,3 +132,40 @@ def test_length_grouped_batches_need_less_padding(data_root, bert_tokenizer):
     grouped.setup("fit")
     shuffled.setup("fit")
     assert _padding(grouped, 40) < 0.5 * _padding(shuffled, 40)
+
+
+def test_data_config_names_its_sources_in_order():
+    from causalmine.data.corpora import CNCSource, CSVSource, UniCausalSource, sources_of
+    from causalmine.settings import DataConfig
+
+    sources = sources_of(
+        DataConfig(kind="unicausal", root="u", cnc_root="c", corpora=["because", "cnc"])
+    )
+    assert sources == [
+        UniCausalSource("u", "because"),
+        CNCSource("c", pairs=True),  # CNC among UniCausal's corpora: its own layout, with pairs
+    ]
+    assert sources_of(DataConfig(root="r")) == [CNCSource("r")]
+    csv = sources_of(DataConfig(kind="csv", name="mine", train_file="t.csv", columns={"text": "s"}))
+    assert csv == [CSVSource("mine", "t.csv", columns={"text": "s"})]
+
+
+def test_the_datamodule_reads_a_list_of_sources(tmp_path, bert_tokenizer):
+    """Sources are objects: two CSV corpora side by side, each split and reported under its name."""
+    from causalmine.data.corpora import CSVSource
+
+    columns = {"text": "text", "seq_label": "label"}
+    sources = []
+    for name, count in (("news", 30), ("blogs", 20)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(
+            "text,label\n" + "".join(f"{name} sentence {i} .,{i % 2}\n" for i in range(count))
+        )
+        sources.append(CSVSource(name, str(path), test_file=str(path), columns=columns))
+    dm = CausalDataModule(bert_tokenizer, sources=sources, drop_leaked=False)
+    dm.setup("fit")
+    assert dm.corpus_names == ["news", "blogs"]
+    assert set(dm.stats["validation_split"]) == {"news", "blogs"}
+    corpora = [i.example.corpus for i in dm.datasets["test"].items]
+    assert (corpora.count("news"), corpora.count("blogs")) == (30, 20)
+    assert len(dm.datasets["train"]) + len(dm.datasets["val"]) == 50

@@ -4,8 +4,12 @@ synced validation and test metrics equal a single process scoring the same check
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,10 +19,8 @@ from causalmine.recipes import evaluate
 from .conftest import REPO, compose_config
 
 
-@pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory, data_root):
-    run_dir = tmp_path_factory.mktemp("ddp")
-    command = [
+def ddp_command(run_dir: Path, data_root: Path, *extra: str) -> list[str]:
+    return [
         sys.executable,
         "train.py",
         "trainer=ddp_cpu",
@@ -30,9 +32,20 @@ def ddp_run(tmp_path_factory, data_root):
         "trainer.enable_progress_bar=false",
         "logger=csv",
         f"hydra.run.dir={run_dir}",
+        *extra,
     ]
+
+
+def run_to_end(command: list[str]) -> subprocess.CompletedProcess:
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory, data_root):
+    run_dir = tmp_path_factory.mktemp("ddp")
+    run_to_end(ddp_command(run_dir, data_root))
     return run_dir
 
 
@@ -62,3 +75,40 @@ def test_ddp_metrics_equal_one_process_on_the_same_checkpoint(ddp_run, stage, tm
     keys = [k for k in single if not k.endswith("/loss")]
     assert len(keys) > 30
     assert {k: ddp[k] for k in keys} == pytest.approx({k: single[k] for k in keys}, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_a_killed_ddp_run_resumes_to_the_uninterrupted_results(tmp_path, data_root):
+    """Both ranks SIGKILLed mid-epoch after a step checkpoint; ``ckpt_path=last`` on two
+    processes again ends with the validation and test metrics of a run never interrupted."""
+    every_3 = "callbacks.step_checkpoint.every_n_train_steps=3"
+    uninterrupted, run_dir, marker = tmp_path / "whole", tmp_path / "run", tmp_path / "paused"
+    run_to_end(ddp_command(uninterrupted, data_root, every_3))
+    pause = [
+        "+callbacks.pause._target_=tests.interrupt.PauseAtStep",
+        "+callbacks.pause.step=6",  # epoch 1, after its second step (4 steps per epoch)
+        f"+callbacks.pause.marker={marker}",
+    ]
+    with subprocess.Popen(
+        ddp_command(run_dir, data_root, every_3, *pause),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # one process group: both ranks die together
+    ) as process:
+        deadline = time.monotonic() + 600
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert marker.exists(), process.stderr.read()[-3000:] if process.poll() else "no pause"
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 6 and not (run_dir / "metrics.json").exists()
+
+    run_to_end(ddp_command(run_dir, data_root, every_3, "ckpt_path=last"))
+    expected = json.loads((uninterrupted / "metrics.json").read_text())
+    got = json.loads((run_dir / "metrics.json").read_text())
+    keys = [k for k in expected if k.startswith(("val/", "test/"))]
+    assert len(keys) > 40
+    assert {k: got[k] for k in keys} == {k: expected[k] for k in keys}

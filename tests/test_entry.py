@@ -135,3 +135,13 @@ def test_entry_points_print_their_keys_on_help():
     assert "min_probability=null    # keep only sentences" in done.stdout
     assert "ray.workers=2    # actors, one model each" in done.stdout
     assert "collection: cnc_test_texts" in done.stdout
+    # train.yaml's interpolations (the short forms alpha=, pooling=) survive Hydra's template
+    done = subprocess.run(
+        [sys.executable, "train.py", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "loss.alpha=${alpha}" in done.stdout and "model.pooling=${pooling}" in done.stdout

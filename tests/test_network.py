@@ -48,9 +48,9 @@ def test_pooler_without_pretrained_weights_is_fresh_and_says_so(caplog):
     assert pooling.dense is not None
 
 
-def test_unknown_pooling_is_rejected():
-    with pytest.raises(ValueError, match="pooling must be one of"):
-        Pooling("max", 4)
+def test_unknown_pooling_is_rejected_by_the_network_config():
+    with pytest.raises(ValueError, match=r"model\.pooling must be one of cls, mean, pooler"):
+        NetworkConfig(name_or_path="tiny-bert", pooling="max")
 
 
 def test_chained_heads_see_earlier_logits():

@@ -13,9 +13,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from causalmine.config import ConfigError, check_train_config
 from causalmine.objective import objective, objective_keys
 from causalmine.recipes import train
+from causalmine.settings import ConfigError, TrainConfig
 
 from .conftest import CONF, REPO
 from .test_train import _run
@@ -118,7 +118,7 @@ def test_experiment_takes_the_template_form_and_the_old_plus_form(tmp_path):
 )
 def test_bad_objective_fails_early(train_config, objective):
     with pytest.raises(ConfigError, match="objective must be a non-empty list"):
-        check_train_config(train_config(f"objective={objective}"))
+        TrainConfig.from_config(train_config(f"objective={objective}"))
 
 
 def test_objective_is_scored_when_training_stops_before_validation(train_config):

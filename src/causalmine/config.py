@@ -1,4 +1,7 @@
-"""Config helpers: Hydra resolvers, early validation with clear messages, plain containers."""
+"""Hydra glue: the schemas and resolvers the configs need, sweep tags, plain containers.
+
+The values themselves are typed and checked in :mod:`causalmine.settings`.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +14,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-LOGGER_CHOICES = ("csv", "wandb")
+from causalmine.settings import ConfigError, register_schemas
+
 # overrides that say where a job runs or logs, not what it trains: never W&B tags
 _NOT_TAGS = ("paths.", "data.root", "ckpt_path", "hydra.", "hydra/", "logger", "launcher.", "tags=")
 _WANDB_TAG_LIMIT = 64  # characters; W&B rejects longer tags
 
 
-class ConfigError(ValueError):
-    """A config value that cannot work; raised before anything heavy starts."""
-
-
-def register_resolvers() -> None:
-    """Register this project's interpolations (the entry points call it; Hydra hands them on
-    to launcher workers with its singleton state):
+def register_with_hydra() -> None:
+    """Register this project's config schemas (:func:`causalmine.settings.register_schemas`)
+    and interpolations (the entry points call it; Hydra hands them on to launcher workers with
+    its singleton state):
 
     - ``${run_uid:}``: the process id, so that runs started in the same second by different
       processes still get different output directories;
@@ -34,6 +35,7 @@ def register_resolvers() -> None:
     - ``${gpus_per_job:VALUE}``: ``auto`` becomes 1 when CUDA is available, else 0;
     - ``${key_help:NAME}``: one line per key of ``conf/NAME.yaml`` with its comment (``--help``).
     """
+    register_schemas()
     OmegaConf.register_new_resolver(
         "run_uid", lambda: str(os.getpid()), replace=True, use_cache=True
     )
@@ -71,7 +73,8 @@ def key_help(config_name: str) -> str:
             lines.append(
                 f"  {'.'.join(parents)}={value or '…'}" + (f"    # {note}" if note else "")
             )
-    return "\n".join(lines)
+    # Hydra fills its help template with string.Template: a value's ${…} must reach it as $${…}
+    return "\n".join(lines).replace("$", "$$")
 
 
 def plain_experiment_override(argv: list[str]) -> list[str]:
@@ -122,126 +125,3 @@ def to_plain(cfg: DictConfig | ListConfig | Any) -> Any:
     if isinstance(cfg, DictConfig | ListConfig):
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     return cfg
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def check_decode_method(method: Any, allow_none: bool = False) -> None:
-    """``decode.method`` names a decoding method (``None`` = keep the model's, where allowed)."""
-    from causalmine.scoring.decode import DECODE_METHODS
-
-    if method is None and allow_none:
-        return
-    _require(
-        method in DECODE_METHODS,
-        f"decode.method must be one of {', '.join(DECODE_METHODS)}, got {method!r}",
-    )
-
-
-def check_force_relation_setting(force_relation: bool, method: str) -> None:
-    """``decode.force_relation`` with this ``decode.method`` (the decoder's own rule, as a
-    config error)."""
-    from causalmine.scoring.decode import check_force_relation
-
-    try:
-        check_force_relation(force_relation, method)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-
-
-def check_train_config(cfg: DictConfig) -> None:
-    """Validate the keys a researcher sweeps, before any model or data is loaded."""
-    # imported here: this module must stay light for the entry points (see model/hub.py)
-    from causalmine.data.accounting import ON_ERROR_CHOICES
-    from causalmine.model.freezing import FreezeConfig
-    from causalmine.model.pooling import POOLING_MODES
-    from causalmine.optim import OptimConfig
-
-    _require(
-        cfg.pooling in POOLING_MODES, f"pooling must be one of {POOLING_MODES}, got {cfg.pooling!r}"
-    )
-    for key in ("alpha", "span_weight", "pair_weight"):
-        value = cfg.get(key)
-        _require(
-            isinstance(value, int | float) and value >= 0,
-            f"{key} must be a number >= 0, got {value!r}",
-        )
-    _require(
-        cfg.alpha + cfg.span_weight + cfg.pair_weight > 0,
-        "alpha, span_weight and pair_weight are all 0: nothing to train",
-    )
-    m = cfg.model
-    _require(bool(m.get("name_or_path")), "model.name_or_path is empty")
-    _require(
-        isinstance(m.span_heads, int) and m.span_heads >= 1,
-        f"model.span_heads must be an integer >= 1, got {m.span_heads!r}",
-    )
-    for key in ("dropout", "head_dropout"):
-        _require(0.0 <= m[key] < 1.0, f"model.{key} must be in [0, 1), got {m[key]!r}")
-    if m.lstm.enabled:
-        _require(
-            m.lstm.hidden >= 1 and m.lstm.layers >= 1,
-            "model.lstm.hidden and model.lstm.layers must be >= 1",
-        )
-    d = cfg.data
-    _require(
-        d.on_error in ON_ERROR_CHOICES,
-        f"data.on_error must be one of {ON_ERROR_CHOICES}, got {d.on_error!r}",
-    )
-    _require(
-        0.0 <= d.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {d.val_fraction!r}"
-    )
-    _require(d.max_length >= 8, f"data.max_length must be >= 8, got {d.max_length!r}")
-    _require(
-        d.batch_size >= 1 and d.eval_batch_size >= 1,
-        "data.batch_size and data.eval_batch_size must be >= 1",
-    )
-    o = cfg.optim
-    _require(o.lr > 0, f"optim.lr must be > 0, got {o.lr!r}")
-    _require(
-        o.head_lr is None or o.head_lr > 0, f"optim.head_lr must be > 0 or null, got {o.head_lr!r}"
-    )
-    _require(
-        0.0 <= o.warmup_ratio < 1.0, f"optim.warmup_ratio must be in [0, 1), got {o.warmup_ratio!r}"
-    )
-    for section, build in (("optim", OptimConfig), ("freeze", FreezeConfig)):
-        try:
-            build(**to_plain(cfg[section]))
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"{section}: {err}") from None
-    kinds = list(cfg.decode.required_kinds)
-    _require(
-        set(kinds) <= {"C", "E", "S"},
-        f"decode.required_kinds must be drawn from C, E, S; got {kinds}",
-    )
-    check_decode_method(cfg.decode.get("method", "argmax"))
-    check_force_relation_setting(
-        bool(cfg.decode.get("force_relation")), cfg.decode.get("method", "argmax")
-    )
-    for name in cfg.get("logger") or {}:
-        _require(
-            name in LOGGER_CHOICES,
-            f"unknown logger {name!r}; use logger=csv, logger=wandb or logger=none",
-        )
-    _require(
-        cfg.get("test_checkpoint", "best") in ("best", "last"),
-        f"test_checkpoint must be best or last, got {cfg.get('test_checkpoint')!r}",
-    )
-    monitor = cfg.get("monitor")
-    _require(
-        isinstance(monitor, str) and monitor.startswith("val/"),
-        f"monitor must name a validation metric (val/…), got {monitor!r}",
-    )
-    keys = to_plain(cfg.get("objective"))
-    _require(
-        keys is None
-        or (
-            isinstance(keys, list)
-            and len(keys) > 0
-            and all(isinstance(k, str) and k.startswith("val/") for k in keys)
-        ),
-        f"objective must be a non-empty list of validation metrics (val/…), got {keys!r}",
-    )

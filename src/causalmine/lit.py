@@ -13,18 +13,19 @@ import torch
 from torch import nn
 from transformers import AutoConfig
 
-from causalmine.model.freezing import FreezeConfig, apply_static_freezing
-from causalmine.model.losses import LossBreakdown, LossWeights, unified_loss
-from causalmine.model.network import CausalNetwork, NetworkConfig, NetworkOutput
-from causalmine.optim import OptimConfig, build_optimizer
-from causalmine.scoring.decode import (
-    DEFAULT_METHOD,
-    DEFAULT_REQUIRED_KINDS,
-    check_force_relation,
-    check_method,
-    decode_batch,
-)
+from causalmine.model.freezing import apply_static_freezing
+from causalmine.model.losses import LossBreakdown, unified_loss
+from causalmine.model.network import CausalNetwork, NetworkOutput
+from causalmine.optim import build_optimizer
+from causalmine.scoring.decode import decode_batch
 from causalmine.scoring.stage_metrics import EvalBatchOutput, StageMetrics
+from causalmine.settings import (
+    DecodeConfig,
+    FreezeConfig,
+    LossWeights,
+    NetworkConfig,
+    OptimConfig,
+)
 
 STAGES = ("val", "test")
 
@@ -62,13 +63,11 @@ class CausalLitModule(L.LightningModule):
         self.optim_config = OptimConfig(**(optim or {}))
         self.freeze_config = FreezeConfig(**(freeze or {}))
         self.parameter_counts = apply_static_freezing(self.network, self.freeze_config)
-        decode = decode or {}
-        self.required_kinds = tuple(decode.get("required_kinds", DEFAULT_REQUIRED_KINDS))
         # checkpoints from before decode.method decode as they did then; eval.py may change it
-        self.decode_method = check_method(decode.get("method", DEFAULT_METHOD))
-        self.force_relation = check_force_relation(
-            bool(decode.get("force_relation", False)), self.decode_method
-        )
+        decode_config = DecodeConfig(**(decode or {}))
+        self.required_kinds = tuple(decode_config.required_kinds)
+        self.decode_method = decode_config.method
+        self.force_relation = decode_config.force_relation
         self.metrics = nn.ModuleDict({s: StageMetrics(s, corpora or []) for s in STAGES})
         self.last_losses: LossBreakdown | None = None  # the last training step's, for the guard
 

@@ -8,34 +8,14 @@ a ``gradual`` backbone is in from the start, held at learning rate 0 until it th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from causalmine.model.freezing import FreezeConfig, parameter_depths
+from causalmine.model.freezing import parameter_depths
 from causalmine.model.network import CausalNetwork
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 1e-4
-    head_lr: float | None = 1e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    warmup_steps: int | None = None
-    layer_decay: float = 1.0  # backbone lr × layer_decay^(distance from the top layer); 1 = off
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    # AdamW's kernel: true = fused (one kernel for all parameters), false = torch's default
-    # (foreach), null = fused where torch has it for the parameters' device (CPU, CUDA, ...)
-    fused: bool | None = None
-
-    def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)  # type: ignore[assignment]
-        if not 0 < self.layer_decay <= 1:
-            raise ValueError(f"optim.layer_decay must be in (0, 1], got {self.layer_decay}")
+from causalmine.settings import FreezeConfig, OptimConfig
 
 
 def parameter_groups(

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from causalmine.checkpoints import check_resumable, load_module, resolve_ckpt_path
-from causalmine.config import (
-    ConfigError,
-    check_decode_method,
-    check_force_relation_setting,
-    check_train_config,
-    is_multirun,
-    to_plain,
-)
+from causalmine.config import is_multirun, to_plain
 from causalmine.data.datamodule import CausalDataModule
 from causalmine.export import export as export_model
 from causalmine.inference import Predictor
@@ -55,6 +49,7 @@ from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.precision import trainer_precision
 from causalmine.prediction_files import read_texts, write_predictions
 from causalmine.scoring.tables import print_results
+from causalmine.settings import ConfigError, DecodeConfig, TrainConfig
 from causalmine.training import training_callbacks
 
 log = logging.getLogger(__name__)
@@ -99,21 +94,6 @@ def build_trainer(trainer_cfg: DictConfig, **kwargs: Any) -> L.Trainer:
     return instantiate(trainer_cfg, precision=precision, **kwargs)
 
 
-def network_settings(cfg: DictConfig, vocab_size: int) -> dict[str, Any]:
-    model = to_plain(cfg.model)
-    return {
-        "name_or_path": model["name_or_path"],
-        "tiny": model.get("tiny"),
-        "pooling": cfg.pooling,
-        "span_heads": model["span_heads"],
-        "dropout": model["dropout"],
-        "head_dropout": model["head_dropout"],
-        "lstm": model["lstm"],
-        "gradient_checkpointing": model.get("gradient_checkpointing", False),
-        "vocab_size": vocab_size,
-    }
-
-
 def write_metrics(path: Path, metrics: dict[str, float], extra: dict[str, Any]) -> None:
     payload = {**{k: metrics[k] for k in sorted(metrics)}, **extra}
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
@@ -149,25 +129,25 @@ def resume_checkpoint(ckpt_path: str | None, out_dir: Path) -> str | None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the unified model, test its best checkpoint, write ``metrics.json``; return the metrics."""
-    check_train_config(cfg)
+    settings = TrainConfig.from_config(cfg)  # every value checked before anything loads
     out_dir = output_dir(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("LOCAL_RANK", 0)) == 0:  # DDP's other ranks say nothing
         print_config_tree(cfg, out_dir / "config_tree.log", show=cfg.get("print_config", True))
-    L.seed_everything(cfg.seed, workers=True)
+    L.seed_everything(settings.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.get("matmul_precision", "high"))
 
-    spec = BackboneSpec(cfg.model.name_or_path, to_plain(cfg.model.get("tiny")))
-    tokenizer = load_tokenizer(spec)
-    data_cfg = to_plain(cfg.data)
-    datamodule = build_datamodule(data_cfg, tokenizer, cfg.model.span_heads, cfg.seed)
+    model = settings.model
+    tokenizer = load_tokenizer(BackboneSpec(model.name_or_path, model.tiny))
+    data_cfg = settings.data.to_dict()
+    datamodule = build_datamodule(data_cfg, tokenizer, model.span_heads, settings.seed)
     module = CausalLitModule(
-        network=network_settings(cfg, len(tokenizer)),
-        loss={"alpha": cfg.alpha, "span_weight": cfg.span_weight, "pair_weight": cfg.pair_weight},
-        optim=to_plain(cfg.optim),
-        decode=to_plain(cfg.decode),
+        network=replace(model, vocab_size=len(tokenizer)).to_dict(),
+        loss=asdict(settings.loss),
+        optim=asdict(settings.optim),
+        decode=asdict(settings.decode),
         data_config=data_cfg,
-        freeze=to_plain(cfg.freeze),
+        freeze=asdict(settings.freeze),
         corpora=datamodule.corpus_names,
     )
     resume_from = resume_checkpoint(cfg.get("ckpt_path"), out_dir)
@@ -192,7 +172,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if cfg.get("test", True):
             # the best checkpoint (or, with test_checkpoint=last or when none was saved, the
             # final weights)
-            use_best = cfg.get("test_checkpoint", "best") == "best" and best
+            use_best = settings.test_checkpoint == "best" and best
             trainer.test(
                 module,
                 datamodule=datamodule,
@@ -239,7 +219,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def decode_method_override(cfg: DictConfig) -> str | None:
     """``decode.method`` of an eval or predict config: a method, or ``None`` (the model's own)."""
     method = (cfg.get("decode") or {}).get("method")
-    check_decode_method(method, allow_none=True)
+    if method is not None:
+        DecodeConfig(method=method)  # checks the name
     return method
 
 
@@ -283,7 +264,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         module.decode_method = method
     if (force := force_relation_override(cfg)) is not None:
         module.force_relation = force
-    check_force_relation_setting(module.force_relation, module.decode_method)
+    DecodeConfig(method=module.decode_method, force_relation=module.force_relation)
     datamodule = checkpoint_datamodule(module, to_plain(cfg.get("data")) or {}, cfg.paths.data_dir)
     callbacks = build_callbacks(
         cfg.get("callbacks"),

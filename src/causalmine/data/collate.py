@@ -46,6 +46,12 @@ class CausalCollator:
         )
         return batch
 
+    def pad_inputs(self, input_ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        """``input_ids`` and ``attention_mask`` of unlabelled token sequences (prediction),
+        padded as training batches are."""
+        fields = [{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in input_ids]
+        return dict(self.token_collator(fields))
+
 
 class BatchMeta:
     """The non-tensor part of a batch. A plain class, so device transfer leaves it alone."""

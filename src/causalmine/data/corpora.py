@@ -6,6 +6,10 @@
   candidate pair: sequence and pair examples) and ``grouped/splits/<corpus>_{train,test}.csv``
   (one row per sentence: span examples) for the corpora that have spans.
 - a user's CSV files (``data=csv``).
+
+Each corpus a run reads is a source object (:class:`CNCSource`, :class:`UniCausalSource`,
+:class:`CSVSource`) with a ``name``, ``fetch()`` (download what is missing, once per node) and
+``load()`` (its splits); :func:`sources_of` turns a data config into the list of them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from causalmine.data.formats import (
 )
 from causalmine.data.sources import ensure_file
 from causalmine.schema import Example
+from causalmine.settings import DataConfig
 
 # UniCausal publishes span annotations (grouped files) for these corpora only
 SPAN_CORPORA = frozenset({"altlex", "because", "pdtb"})
@@ -136,3 +141,89 @@ def load_csv(
 
     train = read(train_file) or []
     return CorpusSplits(name, train, read(test_file) or [], val=read(val_file), reports=reports)
+
+
+# ---- data sources: what the datamodule reads, one object per corpus
+
+
+@dataclass
+class CNCSource:
+    """CNC V2 under ``root`` (``cnc_v2/``); with ``pairs``, subtask 2's pair rows too."""
+
+    root: str | Path
+    on_error: OnError = "raise"
+    download: bool = True
+    pairs: bool = False
+    name: str = "cnc"
+
+    def fetch(self) -> None:
+        cnc_files(self.root, self.download, self.pairs)
+
+    def load(self) -> CorpusSplits:
+        return load_cnc(self.root, self.on_error, self.download, self.pairs)
+
+
+@dataclass
+class UniCausalSource:
+    """One UniCausal-format corpus (``because``, ``altlex``…) under ``root``."""
+
+    root: str | Path
+    name: str
+    on_error: OnError = "raise"
+    download: bool = True
+
+    def fetch(self) -> None:
+        for split in ("train", "test"):
+            for path in unicausal_paths(self.name, split):
+                if path is not None:
+                    ensure_file(self.root, path, self.download, family="unicausal")
+
+    def load(self) -> CorpusSplits:
+        return load_unicausal(self.root, self.name, self.on_error, self.download)
+
+
+@dataclass
+class CSVSource:
+    """A user's corpus in CSV files (``data=csv``); nothing to fetch."""
+
+    name: str
+    train_file: str
+    test_file: str | None = None
+    val_file: str | None = None
+    columns: dict[str, str | None] = field(default_factory=dict)
+    on_error: OnError = "raise"
+
+    def fetch(self) -> None:
+        """Local files: nothing to fetch (a missing one is reported when it is read)."""
+
+    def load(self) -> CorpusSplits:
+        return load_csv(
+            self.name, self.train_file, self.test_file, self.val_file, self.columns, self.on_error
+        )
+
+
+DataSource = CNCSource | UniCausalSource | CSVSource
+
+
+def sources_of(config: DataConfig) -> list[DataSource]:
+    """The corpora a data config names, in order (``data.kind`` picks the layout)."""
+    if config.kind == "cnc":
+        return [CNCSource(config.root, config.on_error, config.download, config.pairs)]
+    if config.kind == "csv":
+        return [
+            CSVSource(
+                config.name,
+                config.train_file or "",
+                config.test_file,
+                config.val_file,
+                dict(config.columns or {}),
+                config.on_error,  # type: ignore[arg-type]
+            )
+        ]
+    return [
+        # CNC read as one of UniCausal's corpora: its own layout, pairs included
+        CNCSource(config.cnc_root or config.root, config.on_error, config.download, pairs=True)  # type: ignore[arg-type]
+        if corpus == "cnc"
+        else UniCausalSource(config.root, corpus, config.on_error, config.download)  # type: ignore[arg-type]
+        for corpus in config.corpora or []
+    ]

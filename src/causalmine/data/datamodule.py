@@ -10,23 +10,18 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 from transformers import PreTrainedTokenizerBase
 
-from causalmine.data.accounting import ON_ERROR_CHOICES, DataError, ReadReport
+from causalmine.data.accounting import DataError, ReadReport
 from causalmine.data.collate import CausalCollator
-from causalmine.data.corpora import CorpusSplits, cnc_files, load_cnc, load_csv, load_unicausal
+from causalmine.data.corpora import DataSource, sources_of
 from causalmine.data.encoding import EncodedExample, encode_example
 from causalmine.data.leakage import leaked
-from causalmine.data.samplers import (
-    SAMPLING_CHOICES,
-    ShardSampler,
-    TemperatureSampler,
-    resumable_train_loader,
-)
+from causalmine.data.samplers import ShardSampler, TemperatureSampler, resumable_train_loader
 from causalmine.data.splits import split_for_validation
 from causalmine.schema import Example
+from causalmine.settings import DataConfig
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("cnc", "unicausal", "csv")
 SPLITS = ("train", "val", "test")
 
 
@@ -45,21 +40,11 @@ class EncodedDataset(Dataset):
         return [len(item.input_ids) for item in self.items]
 
 
-def corpus_names(kind: str, corpora: list[str] | None = None, name: str = "csv") -> list[str]:
-    """The corpora a data config reads, in order (the names metrics are reported under)."""
-    if kind == "cnc":
-        return ["cnc"]
-    if kind == "unicausal":
-        return list(corpora or [])
-    return [name]
-
-
 class CausalDataModule(L.LightningDataModule):
     """Train/val/test data for the unified model, from one corpus or several.
 
-    ``kind`` picks the layout: ``cnc`` (CNC V2 under ``root``), ``unicausal`` (UniCausal-format
-    ``corpora`` under ``root``; ``cnc`` in the list reads CNC from ``cnc_root``), or ``csv``
-    (a user's ``train_file``/``val_file``/``test_file`` with ``columns``). Validation is carved
+    Its settings are :class:`~causalmine.settings.DataConfig`'s (``kind`` picks the layout:
+    ``cnc``, ``unicausal`` or ``csv``). Validation is carved
     from training data by document unless the corpus has its own (``split_seed`` is independent
     of the training seed, so seed sweeps keep one split). Batches mix corpora and tasks.
     """
@@ -67,118 +52,56 @@ class CausalDataModule(L.LightningDataModule):
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase,
-        kind: str = "cnc",
-        root: str = "data",
-        corpora: list[str] | None = None,
-        cnc_root: str | None = None,
-        pairs: bool = False,
-        name: str = "csv",
-        train_file: str | None = None,
-        val_file: str | None = None,
-        test_file: str | None = None,
-        columns: dict[str, str | None] | None = None,
-        max_length: int = 256,
-        batch_size: int = 8,
-        eval_batch_size: int = 64,
-        num_workers: int = 0,
-        val_fraction: float = 0.1,
-        split_seed: int = 1234,
         span_heads: int = 3,
-        group_by_length: bool = True,
-        pad_to_multiple_of: int | None = None,
-        sampling: str = "proportional",
-        temperature: float = 2.0,
-        drop_leaked: bool = True,
-        on_error: str = "raise",
-        download: bool = True,
-        limit_examples: int | None = None,
         seed: int = 0,
+        sources: list[DataSource] | None = None,
+        **settings: Any,
     ) -> None:
+        """``settings``: the keys of :class:`~causalmine.settings.DataConfig` (``data.*``),
+        checked there; ``sources``: the corpora to read (default: those the settings name, see
+        :func:`~causalmine.data.corpora.sources_of`); ``seed`` orders the training batches (the
+        validation split uses ``split_seed``)."""
         super().__init__()
-        if kind not in LAYOUTS:
-            raise ValueError(f"data.kind must be one of {LAYOUTS}, got {kind!r}")
-        if kind == "unicausal" and not corpora:
-            raise ValueError("data=unicausal needs data.corpora, e.g. data.corpora=[because]")
-        if kind == "csv" and not train_file:
-            raise ValueError("data=csv needs data.train_file")
-        if on_error not in ON_ERROR_CHOICES:
-            raise ValueError(f"data.on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
-        if sampling not in SAMPLING_CHOICES:
-            raise ValueError(f"data.sampling must be one of {SAMPLING_CHOICES}, got {sampling!r}")
-        if max_length > (tokenizer.model_max_length or max_length):
+        self.config = config = DataConfig(**settings)
+        if config.max_length > (tokenizer.model_max_length or config.max_length):
             raise ValueError(
-                f"data.max_length={max_length} exceeds the tokenizer's window ({tokenizer.model_max_length})"
+                f"data.max_length={config.max_length} exceeds the tokenizer's window "
+                f"({tokenizer.model_max_length})"
             )
         self.tokenizer = tokenizer
-        self.kind, self.root, self.corpora, self.cnc_root, self.pairs = (
-            kind,
-            root,
-            list(corpora or []),
-            cnc_root,
-            pairs,
-        )
-        self.name, self.files, self.columns = (
-            name,
-            {"train": train_file, "val": val_file, "test": test_file},
-            dict(columns or {}),
-        )
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
-        self.val_fraction = val_fraction
-        self.split_seed = split_seed
+        self.sources = sources if sources is not None else sources_of(config)
+        self.max_length = config.max_length
+        self.batch_size = config.batch_size
+        self.eval_batch_size = config.eval_batch_size
+        self.num_workers = config.num_workers
+        self.val_fraction = config.val_fraction
+        self.split_seed = config.split_seed
         self.span_heads = span_heads
-        self.group_by_length = group_by_length
-        self.sampling = sampling
-        self.temperature = temperature
-        self.drop_leaked = drop_leaked
-        self.on_error = on_error
-        self.download = download
-        self.limit_examples = limit_examples
+        self.group_by_length = config.group_by_length
+        self.sampling = config.sampling
+        self.temperature = config.temperature
+        self.drop_leaked = config.drop_leaked
+        self.limit_examples = config.limit_examples
         self.seed = seed  # training-batch order (the validation split uses split_seed)
-        self.collator = CausalCollator(tokenizer, pad_to_multiple_of)
+        self.collator = CausalCollator(tokenizer, config.pad_to_multiple_of)
         self.datasets: dict[str, EncodedDataset] = {}
         self.reports: list[ReadReport] = []
         self.stats: dict[str, Any] = {}
 
     @property
     def corpus_names(self) -> list[str]:
-        return corpus_names(self.kind, self.corpora, self.name)
+        """The corpora read, in order (the names metrics are reported under)."""
+        return [source.name for source in self.sources]
 
     def prepare_data(self) -> None:
         # fetch missing files once per node, before any process reads them
-        if self.kind == "cnc":
-            cnc_files(self.root, self.download, self.pairs)
-
-    def _load(self) -> list[CorpusSplits]:
-        if self.kind == "cnc":
-            return [load_cnc(self.root, self.on_error, self.download, self.pairs)]
-        if self.kind == "csv":
-            return [
-                load_csv(
-                    self.name,
-                    self.files["train"],
-                    self.files["test"],
-                    self.files["val"],
-                    self.columns,
-                    self.on_error,
-                )
-            ]
-        loaded = []
-        for corpus in self.corpora:
-            if corpus == "cnc":
-                loaded.append(
-                    load_cnc(self.cnc_root or self.root, self.on_error, self.download, pairs=True)
-                )
-            else:
-                loaded.append(load_unicausal(self.root, corpus, self.on_error, self.download))
-        return loaded
+        for source in self.sources:
+            source.fetch()
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        loaded = self._load()
+        loaded = [source.load() for source in self.sources]
         self.reports = [r for corpus in loaded for r in corpus.reports]
         parts: dict[str, list[Example]] = {split: [] for split in SPLITS}
         self.stats["validation_split"] = {}

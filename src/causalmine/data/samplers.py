@@ -180,12 +180,8 @@ def resumable_train_loader(
 # With temperature T, corpus c is drawn with probability proportional to n_c^(1/T): T=1 is
 # proportional, larger T moves toward uniform, so small corpora are seen more often.
 
-SAMPLING_CHOICES = ("proportional", "temperature")
-
 
 def corpus_probabilities(corpus_of: list[str], temperature: float) -> dict[str, float]:
-    if temperature <= 0:
-        raise ValueError(f"data.temperature must be > 0, got {temperature}")
     sizes = Counter(corpus_of)
     scaled = {c: n ** (1.0 / temperature) for c, n in sizes.items()}
     total = sum(scaled.values())

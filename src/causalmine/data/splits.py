@@ -57,8 +57,6 @@ def split_for_validation(
     cannot fill half the validation target: then by sentence. Raises :class:`DataError` when
     either side would still be empty.
     """
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
     if val_fraction == 0.0:
         return list(examples), [], "none (data.val_fraction=0)"
     documents = len({_document_of(e) for e in examples})

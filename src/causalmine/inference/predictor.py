@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from causalmine.data.collate import CausalCollator
+from causalmine.data.encoding import first_subword_positions
 from causalmine.data.tags import TagError, has_pair_markers, pair_input, render_tagged, strip_tags
 from causalmine.model.network import CausalNetwork
 from causalmine.precision import autocast, predict_precision, quantized_int8
@@ -22,11 +24,10 @@ from causalmine.schema import Relation, split_words
 from causalmine.scoring.decode import (
     DEFAULT_METHOD,
     DEFAULT_REQUIRED_KINDS,
-    check_force_relation,
-    check_method,
     decode_sentences,
     head_outputs,
 )
+from causalmine.settings import DecodeConfig
 
 CHUNK_BATCHES = 32  # texts are read in chunks of this many batches, sorted by length within a chunk
 
@@ -115,13 +116,15 @@ class Predictor:
         network = network.to(self.device).eval()
         self.network = quantized_int8(network) if self.precision == "int8" else network
         self.tokenizer = tokenizer
+        self.collator = CausalCollator(tokenizer)  # pads as training batches are padded
         self.max_length = max_length
         self.stride = stride
         self.batch_size = batch_size
         self.threshold = threshold
         self.required_kinds = required_kinds
-        self.decode_method = check_method(decode_method)
-        self.force_relation = check_force_relation(force_relation, self.decode_method)
+        DecodeConfig(list(required_kinds), decode_method, force_relation)  # checks them
+        self.decode_method = decode_method
+        self.force_relation = force_relation
 
     def _windows(self, index: int, words: list[str]) -> list[_Window]:
         encoding = self.tokenizer(
@@ -154,17 +157,13 @@ class Predictor:
         """
         results: list = [None] * len(windows)
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
-        pad_id = self.tokenizer.pad_token_id or 0
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            length = max(len(windows[i].input_ids) for i in chunk)
-            ids = torch.full((len(chunk), length), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), length), dtype=torch.long)
-            for row, i in enumerate(chunk):
-                ids[row, : len(windows[i].input_ids)] = torch.tensor(windows[i].input_ids)
-                mask[row, : len(windows[i].input_ids)] = 1
+            batch = self.collator.pad_inputs([windows[i].input_ids for i in chunk])
             with autocast(self.precision, self.device):
-                out = self.network(ids.to(self.device), mask.to(self.device))
+                out = self.network(
+                    batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+                )
             probs = out.seq_logits.float().softmax(-1)[:, 1].cpu()
             pair_probs = out.pair_logits.float().softmax(-1)[:, 1].cpu()
             ce, sig = head_outputs(out.cause_effect_logits, out.signal_logits, self.decode_method)
@@ -250,10 +249,11 @@ def _stitch(parts: list, num_words: int) -> tuple[torch.Tensor, torch.Tensor, li
     best_margin = [-1] * num_words
     found = [False] * num_words
     for window, (_, ce_ids, sig_ids) in parts:
-        positions: dict[int, int] = {}
-        for t, w in enumerate(window.word_ids):
-            if w is not None and w not in positions:
-                positions[w] = t
+        positions = {
+            w: t
+            for w, t in enumerate(first_subword_positions(window.word_ids, num_words))
+            if t >= 0
+        }
         if not positions:
             continue
         first, last = min(positions), max(positions)

@@ -19,36 +19,13 @@ and DDP's parameter registration never change shape mid-run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from torch import nn
 
 from causalmine.model.network import CausalNetwork
+from causalmine.settings import FreezeConfig
 
-POLICIES = ("none", "embeddings", "bottom_k", "backbone", "gradual")
+# the network's modules behind each name freeze.heads takes (settings.FREEZABLE_HEADS)
 HEADS = {"seq": ("seq_head",), "span": ("span_heads",), "pair": ("pair_head",)}
-
-
-@dataclass
-class FreezeConfig:
-    policy: str = "none"
-    layers: int = 0  # bottom_k
-    unfreeze_at_epoch: int = 1  # gradual
-    lr_ratio: float = 1.0  # gradual: backbone lr after thawing, relative to optim.lr
-    heads: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise ValueError(f"freeze.policy must be one of {POLICIES}, got {self.policy!r}")
-        unknown = [h for h in self.heads if h not in HEADS]
-        if unknown:
-            raise ValueError(f"freeze.heads entries must be among {sorted(HEADS)}, got {unknown}")
-        if self.policy == "bottom_k" and self.layers < 1:
-            raise ValueError("freeze=bottom_k needs freeze.layers >= 1")
-        if self.policy == "gradual" and self.unfreeze_at_epoch < 1:
-            raise ValueError("freeze=gradual needs freeze.unfreeze_at_epoch >= 1")
-        if self.lr_ratio <= 0:
-            raise ValueError(f"freeze.lr_ratio must be > 0, got {self.lr_ratio}")
 
 
 def transformer_layers(backbone: nn.Module) -> nn.ModuleList:

@@ -30,8 +30,6 @@ class ChainedSpanHeads(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, num_ce: int, num_sig: int, dropout: float) -> None:
         super().__init__()
-        if num_heads < 1:
-            raise ValueError(f"model.span_heads must be >= 1, got {num_heads}")
         step = num_ce + num_sig
         self.heads = nn.ModuleList(
             SpanTagger(dim + k * step, num_ce, num_sig, dropout) for k in range(num_heads)

@@ -13,18 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from causalmine.schema import IGNORE_INDEX
-
-
-@dataclass
-class LossWeights:
-    alpha: float = 1.0  # sequence classification
-    span_weight: float = 1.0
-    pair_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
+from causalmine.settings import LossWeights
 
 
 @dataclass

@@ -7,8 +7,7 @@ h ─► pooling (cls | mean | pooler) ─► sequence head, pair head
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -18,37 +17,7 @@ from causalmine.model.backbone import BackboneSpec, load_backbone
 from causalmine.model.heads import ChainedSpanHeads, ClassificationHead
 from causalmine.model.pooling import Pooling
 from causalmine.schema import CE_LABELS, SIG_LABELS
-
-
-@dataclass
-class LstmConfig:
-    enabled: bool = False
-    hidden: int = 256  # per direction
-    layers: int = 1
-    dropout: float = 0.0  # between LSTM layers
-
-
-@dataclass
-class NetworkConfig:
-    """Everything that defines the network's shape. Saved with checkpoints and exports."""
-
-    name_or_path: str
-    tiny: dict[str, Any] | None = None
-    pooling: str = "cls"
-    span_heads: int = 3
-    dropout: float = 0.1  # on backbone outputs
-    head_dropout: float = 0.1
-    lstm: LstmConfig = field(default_factory=LstmConfig)
-    vocab_size: int | None = None  # set from the tokenizer (added marker tokens included)
-    # recompute the backbone's activations in the backward pass: less memory, ~30% more compute
-    gradient_checkpointing: bool = False
-
-    def __post_init__(self) -> None:
-        if isinstance(self.lstm, dict):
-            self.lstm = LstmConfig(**self.lstm)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from causalmine.settings import NetworkConfig
 
 
 @dataclass

@@ -9,8 +9,6 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-POOLING_MODES = ("cls", "mean", "pooler")
-
 
 class Pooling(nn.Module):
     """Pool token states ``[batch, tokens, dim]`` into ``[batch, dim]``.
@@ -23,8 +21,6 @@ class Pooling(nn.Module):
 
     def __init__(self, mode: str, dim: int, pretrained_dense: nn.Linear | None = None) -> None:
         super().__init__()
-        if mode not in POOLING_MODES:
-            raise ValueError(f"pooling must be one of {POOLING_MODES}, got {mode!r}")
         self.mode = mode
         self.dense: nn.Linear | None = None
         if mode == "pooler":

@@ -23,23 +23,17 @@ import torch
 
 from causalmine.data.tags import relation_from_bio
 from causalmine.schema import CE_LABELS, SIG_LABELS, Relation
+from causalmine.settings import DECODE_METHODS
 
 DEFAULT_REQUIRED_KINDS = ("C", "E")
-DECODE_METHODS = ("argmax", "viterbi")
-DEFAULT_METHOD = "argmax"
+DEFAULT_METHOD = "argmax"  # what checkpoints from before decode.method decode with
 
 
 def check_method(method: str) -> str:
+    """``method`` itself (the decoders dispatch on it: an unknown one must not fall through)."""
     if method not in DECODE_METHODS:
         raise ValueError(f"decode method must be one of {DECODE_METHODS}, got {method!r}")
     return method
-
-
-def check_force_relation(force_relation: bool, method: str) -> bool:
-    """``decode.force_relation`` searches the span heads' scores: it needs ``viterbi``."""
-    if force_relation and method != "viterbi":
-        raise ValueError("decode.force_relation=true needs decode.method=viterbi")
-    return force_relation
 
 
 def _fill_gaps(tags: list[str | None]) -> list[str]:

@@ -1,0 +1,370 @@
+"""Typed settings of a training run: one dataclass per config section, each value checked once.
+
+Every check of a value a researcher sets lives in exactly one ``__post_init__`` below. Hydra
+composes ``conf/train.yaml`` over these dataclasses (:func:`register_schemas` puts them in the
+ConfigStore as ``schema/<section>``), so a value of the wrong type fails at composition with
+its key named; :meth:`TrainConfig.from_config`, the first thing ``train()`` does, builds them
+and so checks every range, choice and cross-key rule before any model or data is loaded. A
+checkpoint's saved sections go through the same dataclasses when it is loaded.
+
+This module sits at the bottom of the package, beside :mod:`causalmine.schema`: it imports
+nothing from causalmine, so the entry points can register the schemas without loading torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+POOLING_MODES = ("cls", "mean", "pooler")
+FREEZE_POLICIES = ("none", "embeddings", "bottom_k", "backbone", "gradual")
+FREEZABLE_HEADS = ("seq", "span", "pair")
+DECODE_METHODS = ("argmax", "viterbi")
+SPAN_KINDS = ("C", "E", "S")
+DATA_LAYOUTS = ("cnc", "unicausal", "csv")
+ON_ERROR_CHOICES = ("raise", "skip")
+SAMPLING_CHOICES = ("proportional", "temperature")
+LOGGER_CHOICES = ("csv", "wandb")
+TEST_CHECKPOINTS = ("best", "last")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; raised before anything heavy starts."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _choice(section: str, key: str, value: Any, choices: tuple[str, ...]) -> None:
+    _require(
+        value in choices, f"{section}.{key} must be one of {', '.join(choices)}, got {value!r}"
+    )
+
+
+@dataclass
+class LossWeights:
+    """The unified loss ``alpha * seq + span_weight * sum_k span_k + pair_weight * pair``
+    (``loss.*``; the top-level ``alpha``, ``span_weight`` and ``pair_weight`` set them)."""
+
+    alpha: float = 1.0  # sequence classification
+    span_weight: float = 1.0
+    pair_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            _require(
+                isinstance(value, int | float) and not isinstance(value, bool) and value >= 0,
+                f"{name} must be a number >= 0, got {value!r}",
+            )
+        _require(
+            self.alpha + self.span_weight + self.pair_weight > 0,
+            "alpha, span_weight and pair_weight are all 0: nothing to train",
+        )
+
+
+@dataclass
+class LstmConfig:
+    enabled: bool = False
+    hidden: int = 256  # per direction
+    layers: int = 1
+    dropout: float = 0.0  # between LSTM layers
+
+    def __post_init__(self) -> None:
+        if self.enabled:
+            _require(
+                self.hidden >= 1 and self.layers >= 1,
+                "model.lstm.hidden and model.lstm.layers must be >= 1",
+            )
+        _require(
+            0.0 <= self.dropout < 1.0, f"model.lstm.dropout must be in [0, 1), got {self.dropout!r}"
+        )
+
+
+@dataclass
+class NetworkConfig:
+    """Everything that defines the network's shape (``model.*``; the top-level ``pooling`` sets
+    ``model.pooling``). Saved with checkpoints and exports."""
+
+    name_or_path: str
+    tiny: dict[str, Any] | None = None
+    pooling: str = "cls"
+    span_heads: int = 3
+    dropout: float = 0.1  # on backbone outputs
+    head_dropout: float = 0.1
+    lstm: LstmConfig = field(default_factory=LstmConfig)
+    vocab_size: int | None = None  # set from the tokenizer (added marker tokens included)
+    # recompute the backbone's activations in the backward pass: less memory, ~30% more compute
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lstm, dict):
+            self.lstm = LstmConfig(**self.lstm)
+        _require(bool(self.name_or_path), "model.name_or_path is empty")
+        _choice("model", "pooling", self.pooling, POOLING_MODES)
+        _require(
+            isinstance(self.span_heads, int) and self.span_heads >= 1,
+            f"model.span_heads must be an integer >= 1, got {self.span_heads!r}",
+        )
+        for key in ("dropout", "head_dropout"):
+            value = getattr(self, key)
+            _require(0.0 <= value < 1.0, f"model.{key} must be in [0, 1), got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and its warm-up/decay schedule (``optim.*``)."""
+
+    lr: float = 1e-4
+    head_lr: float | None = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    warmup_steps: int | None = None
+    layer_decay: float = 1.0  # backbone lr × layer_decay^(distance from the top layer); 1 = off
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    # AdamW's kernel: true = fused (one kernel for all parameters), false = torch's default
+    # (foreach), null = fused where torch has it for the parameters' device (CPU, CUDA, ...)
+    fused: bool | None = None
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # type: ignore[assignment]
+        _require(self.lr > 0, f"optim.lr must be > 0, got {self.lr!r}")
+        _require(
+            self.head_lr is None or self.head_lr > 0,
+            f"optim.head_lr must be > 0 or null, got {self.head_lr!r}",
+        )
+        _require(
+            0.0 <= self.warmup_ratio < 1.0,
+            f"optim.warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}",
+        )
+        _require(
+            self.warmup_steps is None or self.warmup_steps >= 0,
+            f"optim.warmup_steps must be >= 0 or null, got {self.warmup_steps!r}",
+        )
+        _require(
+            0 < self.layer_decay <= 1,
+            f"optim.layer_decay must be in (0, 1], got {self.layer_decay!r}",
+        )
+
+
+@dataclass
+class FreezeConfig:
+    """Which parameters train (``freeze=<policy>``, ``freeze.*``)."""
+
+    policy: str = "none"
+    layers: int = 0  # bottom_k
+    unfreeze_at_epoch: int = 1  # gradual
+    lr_ratio: float = 1.0  # gradual: backbone lr after thawing, relative to optim.lr
+    heads: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _choice("freeze", "policy", self.policy, FREEZE_POLICIES)
+        unknown = [h for h in self.heads if h not in FREEZABLE_HEADS]
+        _require(
+            not unknown,
+            f"freeze.heads entries must be among {', '.join(FREEZABLE_HEADS)}, got {unknown}",
+        )
+        _require(
+            self.policy != "bottom_k" or self.layers >= 1,
+            "freeze=bottom_k needs freeze.layers >= 1",
+        )
+        _require(
+            self.policy != "gradual" or self.unfreeze_at_epoch >= 1,
+            "freeze=gradual needs freeze.unfreeze_at_epoch >= 1",
+        )
+        _require(self.lr_ratio > 0, f"freeze.lr_ratio must be > 0, got {self.lr_ratio!r}")
+
+
+@dataclass
+class DecodeConfig:
+    """How span-head tags become relations (``decode.*``). The defaults are those of
+    checkpoints from before ``decode.method`` existed; ``conf/train.yaml`` chooses viterbi."""
+
+    # a span head yields a relation only when it predicts all of these kinds
+    required_kinds: list[str] = field(default_factory=lambda: ["C", "E"])
+    method: str = "argmax"
+    force_relation: bool = False
+
+    def __post_init__(self) -> None:
+        self.required_kinds = list(self.required_kinds)
+        _require(
+            set(self.required_kinds) <= set(SPAN_KINDS),
+            f"decode.required_kinds must be drawn from {', '.join(SPAN_KINDS)}; "
+            f"got {self.required_kinds}",
+        )
+        _choice("decode", "method", self.method, DECODE_METHODS)
+        # the forced relation is a search over the span heads' scores
+        _require(
+            not self.force_relation or self.method == "viterbi",
+            "decode.force_relation=true needs decode.method=viterbi",
+        )
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from and how they are batched (``data=<layout>``, ``data.*``).
+
+    ``kind`` picks the layout: ``cnc`` (CNC V2 under ``root``), ``unicausal`` (UniCausal-format
+    ``corpora`` under ``root``; ``cnc`` in the list reads CNC from ``cnc_root``) or ``csv``
+    (``train_file``/``val_file``/``test_file`` with ``columns``).
+    """
+
+    kind: str = "cnc"
+    root: str = "data"
+    pairs: bool = False
+    max_length: int = 256
+    batch_size: int = 8
+    eval_batch_size: int = 64
+    num_workers: int = 0
+    val_fraction: float = 0.1
+    split_seed: int = 1234
+    group_by_length: bool = True
+    pad_to_multiple_of: int | None = None
+    sampling: str = "proportional"
+    temperature: float = 2.0
+    drop_leaked: bool = True
+    on_error: str = "raise"
+    download: bool = True
+    limit_examples: int | None = None
+    # unicausal
+    corpora: list[str] | None = None
+    cnc_root: str | None = None
+    # csv
+    name: str = "csv"
+    train_file: str | None = None
+    val_file: str | None = None
+    test_file: str | None = None
+    columns: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _choice("data", "kind", self.kind, DATA_LAYOUTS)
+        _require(
+            self.kind != "unicausal" or bool(self.corpora),
+            "data=unicausal needs data.corpora, e.g. data.corpora=[because]",
+        )
+        _require(self.kind != "csv" or bool(self.train_file), "data=csv needs data.train_file")
+        _choice("data", "on_error", self.on_error, ON_ERROR_CHOICES)
+        _choice("data", "sampling", self.sampling, SAMPLING_CHOICES)
+        _require(self.temperature > 0, f"data.temperature must be > 0, got {self.temperature!r}")
+        _require(
+            0.0 <= self.val_fraction < 1.0,
+            f"data.val_fraction must be in [0, 1), got {self.val_fraction!r}",
+        )
+        _require(self.max_length >= 8, f"data.max_length must be >= 8, got {self.max_length!r}")
+        _require(
+            self.batch_size >= 1 and self.eval_batch_size >= 1,
+            "data.batch_size and data.eval_batch_size must be >= 1",
+        )
+        _require(
+            self.limit_examples is None or self.limit_examples >= 1,
+            f"data.limit_examples must be >= 1 or null, got {self.limit_examples!r}",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# the config sections ``TrainConfig`` types, each with its dataclass
+SECTIONS: dict[str, type] = {
+    "loss": LossWeights,
+    "model": NetworkConfig,
+    "optim": OptimConfig,
+    "freeze": FreezeConfig,
+    "decode": DecodeConfig,
+    "data": DataConfig,
+}
+
+
+@dataclass
+class TrainConfig:
+    """A training run's typed sections and the top-level keys that are checked together."""
+
+    loss: LossWeights
+    model: NetworkConfig
+    optim: OptimConfig
+    freeze: FreezeConfig
+    decode: DecodeConfig
+    data: DataConfig
+    seed: int = 42
+    # best checkpoint by this validation metric (higher is better)
+    monitor: str = "val/joint_f1"
+    # what a sweeper maximises: the sum of these validation metrics
+    objective: list[str] | None = None
+    test_checkpoint: str = "best"
+    loggers: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.monitor, str) and self.monitor.startswith("val/"),
+            f"monitor must name a validation metric (val/…), got {self.monitor!r}",
+        )
+        keys = self.objective
+        _require(
+            keys is None
+            or (
+                isinstance(keys, list)
+                and len(keys) > 0
+                and all(isinstance(k, str) and k.startswith("val/") for k in keys)
+            ),
+            f"objective must be a non-empty list of validation metrics (val/…), got {keys!r}",
+        )
+        _choice("", "test_checkpoint", self.test_checkpoint, TEST_CHECKPOINTS)
+        for name in self.loggers:
+            _require(
+                name in LOGGER_CHOICES,
+                f"unknown logger {name!r}; use logger=csv, logger=wandb or logger=none",
+            )
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> TrainConfig:
+        """The typed settings of a composed ``train`` config (an OmegaConf ``DictConfig``),
+        every value checked; a bad one raises :class:`ConfigError` naming its key."""
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        def plain(node: Any) -> Any:
+            if isinstance(node, DictConfig | ListConfig):
+                return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+            return node
+
+        sections = {}
+        for name, build in SECTIONS.items():
+            values = plain(cfg.get(name))
+            if not isinstance(values, dict):
+                raise ConfigError(f"the config has no {name} section")
+            known = {f.name for f in fields(build)}
+            unknown = sorted(set(values) - known)
+            _require(not unknown, f"unknown {name} keys: {', '.join(unknown)}")
+            try:
+                sections[name] = build(**values)
+            except ConfigError:
+                raise
+            except (TypeError, ValueError) as err:  # e.g. a required key missing
+                raise ConfigError(f"{name}: {err}") from None
+        return cls(
+            **sections,
+            seed=cfg.get("seed", 42),
+            monitor=cfg.get("monitor"),
+            objective=plain(cfg.get("objective")),
+            test_checkpoint=cfg.get("test_checkpoint", "best"),
+            loggers=list(cfg.get("logger") or {}),
+        )
+
+
+def register_schemas() -> None:
+    """Put the section dataclasses in Hydra's ConfigStore as ``schema/<section>``, which
+    ``conf/train.yaml`` lists first in its defaults: composition then type-checks every value
+    (``data.batch_size=abc`` fails with its key named) and refuses unknown keys."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    store = ConfigStore.instance()
+    for name, build in SECTIONS.items():
+        node = OmegaConf.structured(build)
+        if name == "model":
+            node.name_or_path = "???"
+        store.store(group="schema", name=name, node=node, package=name)
