@@ -105,6 +105,10 @@ def test_a_killed_ddp_run_resumes_to_the_uninterrupted_results(tmp_path, data_ro
         process.wait()
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert saved["global_step"] == 6 and not (run_dir / "metrics.json").exists()
+    # the ranks' batches differ in length, so their dropout generators have moved apart: each
+    # rank's states are saved (restoring the first rank's on both ranks changed the losses)
+    first, second = saved["rng_states_per_rank"]
+    assert not torch.equal(first["torch"], second["torch"])
 
     run_to_end(ddp_command(run_dir, data_root, every_3, "ckpt_path=last"))
     expected = json.loads((uninterrupted / "metrics.json").read_text())

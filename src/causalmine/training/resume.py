@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
@@ -32,11 +33,14 @@ class ResumePoint:
     loader_states: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: dict[str, Any]) -> ResumePoint:
-        """Read them from a Lightning checkpoint (either may be absent in an older one)."""
+    def from_checkpoint(cls, checkpoint: dict[str, Any], rank: int = 0) -> ResumePoint:
+        """Read this rank's from a Lightning checkpoint (either may be absent in an older one;
+        one without per-rank states gives every rank the first rank's)."""
         fit_loop = (checkpoint.get("loops") or {}).get("fit_loop") or {}
         loader_states = (fit_loop.get("state_dict") or {}).get("combined_loader") or []
-        return cls(checkpoint.get("rng_states"), list(loader_states))
+        per_rank = checkpoint.get("rng_states_per_rank") or []
+        rng_states = per_rank[rank] if rank < len(per_rank) else checkpoint.get("rng_states")
+        return cls(rng_states, list(loader_states))
 
     def apply(self, trainer: L.Trainer) -> None:
         """Position the training loaders and reset every random generator."""
@@ -62,14 +66,23 @@ class ExactResume(Callback):
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        checkpoint["rng_states"] = capture_rng_states()
+        states = capture_rng_states()
+        checkpoint["rng_states"] = states
+        if trainer.world_size > 1:
+            # every rank draws its own dropout masks: each must get its own states back (the
+            # checkpoint is built on every rank, written by the first)
+            per_rank: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(per_rank, states)
+            checkpoint["rng_states_per_rank"] = per_rank
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         # only a resumed fit restores them (not eval, predict or a fine-tune from the weights)
         fitting = trainer.state.fn == TrainerFn.FITTING
-        self._resume_point = ResumePoint.from_checkpoint(checkpoint) if fitting else None
+        self._resume_point = (
+            ResumePoint.from_checkpoint(checkpoint, trainer.global_rank) if fitting else None
+        )
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._resume_point is not None:
