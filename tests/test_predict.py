@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import random
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 import causalmine
+from causalmine.data.accounting import DataError
 from causalmine.data.tags import strip_tags
 from causalmine.export import export
 from causalmine.inference.predictor import Predictor, _stitch
@@ -134,6 +136,38 @@ def test_read_texts_keeps_empty_lines(tmp_path):
     path = tmp_path / "in.txt"
     path.write_text("first\n\n  \nlast\n", encoding="utf-8")
     assert read_texts(path) == ["first", "", "  ", "last"]
+
+
+def test_read_texts_reads_every_format_mine_reads(tmp_path):
+    """predict.py and mine.py share one set of readers: the same texts from any format."""
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = ["Prices rose because supply fell .", "", 'A "quoted", comma line .']
+    (tmp_path / "a.jsonl.gz").write_bytes(
+        gzip.compress("".join(json.dumps({"body": t}) + "\n" for t in texts).encode())
+    )
+    with (tmp_path / "a.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "body"])
+        writer.writerows([[i, t] for i, t in enumerate(texts)])
+    pq.write_table(pa.table({"body": texts}), tmp_path / "a.parquet")
+    for name in ("a.jsonl.gz", "a.csv", "a.parquet"):
+        assert read_texts(tmp_path / name, text_column="body") == texts, name
+    with pytest.raises(DataError, match=r"a\.csv: no column 'text'"):
+        read_texts(tmp_path / "a.csv")
+
+
+def test_read_texts_names_the_row_that_holds_no_text(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"fine\nbad \xff byte\n")
+    with pytest.raises(DataError, match=r"in\.txt, row 2: not valid UTF-8"):
+        read_texts(path)
+    (tmp_path / "in.jsonl").write_text('{"text": "fine"}\n{"text": 3}\n')
+    with pytest.raises(DataError, match=r"in\.jsonl, row 2: 'text' is not text"):
+        read_texts(tmp_path / "in.jsonl")
 
 
 def test_predict_cnc_test_file_in_submission_format(trained_checkpoint, data_root, tmp_path):

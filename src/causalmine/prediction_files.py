@@ -2,41 +2,47 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from causalmine.data.accounting import DataError
 from causalmine.inference import SentencePrediction
+from causalmine.inference.documents import (
+    ReadSettings,
+    ShardSpec,
+    count_records,
+    file_format,
+    read_shard,
+)
 
 OUTPUT_FORMATS = ("jsonl", "cnc")
 
 
 def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
-    """Texts of a ``.txt`` file (one per line, empty lines kept) or of a CSV's text column."""
+    """The texts of one input file, one per record and in order, read by the same readers as
+    ``mine.py`` (:mod:`causalmine.inference.documents`): the lines of a ``.txt`` (empty lines
+    kept, so output line i answers input line i) or the ``text_column`` of a ``.jsonl``,
+    ``.csv`` or ``.parquet``; gzip or not. A record without text (bad UTF-8, not JSON, a null
+    text) stops with its file, row and reason; a blank one is kept, and predicted as empty."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: input file not found")
-    raw = path.read_bytes()
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not valid UTF-8 ({err.reason})") from None
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(content, newline=""))
-        if text_column not in (reader.fieldnames or []):
-            raise DataError(
-                f"{path}: no column {text_column!r} (columns: {reader.fieldnames}); set text_column=NAME"
-            )
-        return [row[text_column] or "" for row in reader]
-    # splitlines() would also split on \x85, \u2028 …, which can sit inside a sentence
-    lines = content.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
+    if file_format(path) is None:
+        raise DataError(f"{path}: unknown input format (use .txt, .jsonl, .csv or .parquet)")
+    settings = ReadSettings(text_column, txt_mode="line", max_document_chars=sys.maxsize)
+    count, _ = count_records(path, settings, shard_size=sys.maxsize)
+    whole_file = ShardSpec(str(path), str(path), file_index=0, shard=0, start=0, count=count)
+    texts = []
+    for record in read_shard(whole_file, settings):
+        if record.error in (None, "empty"):
+            texts.append(record.text or "")
+        elif record.error == "empty line":  # a blank line of a .jsonl file
+            texts.append("")
+        else:
+            raise DataError(f"{path}, row {record.row}: {record.error}")
+    return texts
 
 
 def prediction_record(index: int, prediction: SentencePrediction, output_format: str) -> dict:

@@ -54,7 +54,7 @@ class Record:
     source: str  # the file, relative to the collection's root
     row: int  # 1-based: the line (txt lines, jsonl), the data row (csv, parquet); 1 for a file
     doc_id: str
-    text: str | None
+    text: str | None  # also kept for an "empty" record (blank text)
     error: str | None = None
 
 
@@ -247,7 +247,8 @@ def _record(
             error = "empty"
         elif len(text) > settings.max_document_chars:
             error = f"too long: {len(text):,} characters > max_document_chars={settings.max_document_chars:,}"
-    return Record(source, row, doc_id, None if error else text, error)
+    # an empty record keeps its (blank) text: predict.py answers it in its place
+    return Record(source, row, doc_id, text if error in (None, "empty") else None, error)
 
 
 def _whole_file(path: Path, source: str) -> _Raw:
