@@ -10,7 +10,13 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 from transformers import PreTrainedTokenizerBase
 
-from causalmine.data.accounting import DataError, ReadReport
+from causalmine.data.accounting import (
+    SPLITS,
+    DataError,
+    ReadReport,
+    setup_summary,
+    split_statistics,
+)
 from causalmine.data.collate import CausalCollator
 from causalmine.data.corpora import DataSource, sources_of
 from causalmine.data.encoding import EncodedExample, encode_example
@@ -21,8 +27,6 @@ from causalmine.schema import Example
 from causalmine.settings import DataConfig
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 
 
 class EncodedDataset(Dataset):
@@ -150,57 +154,12 @@ class CausalDataModule(L.LightningDataModule):
         items = [
             encode_example(e, self.tokenizer, self.max_length, self.span_heads) for e in examples
         ]
-        sentences = [e for e in examples if e.task == "sentence"]
-        relation_counts = Counter(len(e.relations) for e in sentences if e.relations is not None)
-        self.stats[split] = {
-            "examples": len(items),
-            "by_corpus": dict(Counter(e.corpus for e in examples)),
-            "sentences": len(sentences),
-            "with_sequence_label": sum(1 for e in sentences if e.seq_label is not None),
-            "with_spans": sum(1 for e in sentences if e.relations is not None),
-            "relations": sum(k * n for k, n in relation_counts.items()),
-            "pairs": sum(1 for e in examples if e.task == "pair"),
-            "sentences_over_span_heads": sum(
-                n for k, n in relation_counts.items() if k > self.span_heads
-            ),
-            # only training loses them: evaluation scores against every gold relation
-            "relations_beyond_span_heads": sum(
-                (k - self.span_heads) * n for k, n in relation_counts.items() if k > self.span_heads
-            ),
-            "truncated_examples": sum(1 for item in items if item.num_truncated_words),
-            "spans_cut_by_truncation": sum(
-                item.spans_cut_by_truncation(self.span_heads) for item in items
-            ),
-            "documents": len({(e.corpus, e.doc_id) for e in examples}),
-        }
+        self.stats[split] = split_statistics(examples, items, self.span_heads)
         return EncodedDataset(items)
 
     def summary(self) -> str:
-        lines = [report.summary() for report in self.reports]
-        for split in SPLITS:
-            if split in self.stats:
-                lines.append(
-                    f"{split}: " + ", ".join(f"{k}={v}" for k, v in self.stats[split].items())
-                )
-        train = self.stats.get("train", {})
-        if train.get("relations_beyond_span_heads"):
-            lines.append(
-                f"  {train['sentences_over_span_heads']} training sentences have more than {self.span_heads} relations; "
-                f"{train['relations_beyond_span_heads']} relations are left out of training (never out of evaluation)"
-            )
-        for corpus, how in self.stats.get("validation_split", {}).items():
-            lines.append(f"  validation split of {corpus}: {how}")
-        leakage = self.stats.get("leakage", {})
-        if leakage.get("train") or leakage.get("val"):
-            action = (
-                "dropped from training and validation"
-                if self.drop_leaked
-                else "kept (data.drop_leaked=true drops them)"
-            )
-            lines.append(
-                f"  leakage: {leakage['train']} training and {leakage['val']} validation sentences also occur in the test data; {action}"
-            )
-        return "\n".join(lines)
+        """What set-up read, kept, split and dropped (logged, and in ``metrics.json``)."""
+        return setup_summary(self.reports, self.stats, self.span_heads, self.drop_leaked)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
