@@ -158,6 +158,8 @@ def test_read_texts_reads_every_format_mine_reads(tmp_path):
         assert read_texts(tmp_path / name, text_column="body") == texts, name
     with pytest.raises(DataError, match=r"a\.csv: no column 'text'"):
         read_texts(tmp_path / "a.csv")
+    (tmp_path / "sentences").write_text("one\n\ntwo\n")  # any other name: one text per line
+    assert read_texts(tmp_path / "sentences") == ["one", "", "two"]
 
 
 def test_read_texts_names_the_row_that_holds_no_text(tmp_path):

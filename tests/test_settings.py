@@ -93,6 +93,11 @@ def test_an_unknown_key_fails_at_composition(train_config):
         (["decode.method=beam"], "decode.method must be one of argmax, viterbi"),
         (["decode.method=argmax", "decode.force_relation=true"], "needs decode.method=viterbi"),
         (["data.kind=tsv"], "data.kind must be one of cnc, unicausal, csv"),
+        (["data.corpora=[because]"], "data.corpora is set but data.kind=cnc does not read it"),
+        (
+            ["data=unicausal", "data.train_file=a.csv"],
+            "data.train_file is set but data.kind=unicausal",
+        ),
         (["data=csv"], "data=csv needs data.train_file"),
         (["data=unicausal", "data.corpora=[]"], "data=unicausal needs data.corpora"),
         (["data.on_error=ignore"], "data.on_error must be one of raise, skip"),
@@ -109,6 +114,13 @@ def test_an_unknown_key_fails_at_composition(train_config):
 def test_every_bad_value_is_a_config_error_naming_its_key(train_config, overrides, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig.from_config(train_config(*overrides))
+
+
+def test_a_model_trained_with_every_loss_weight_at_zero_still_loads():
+    """ "Nothing to train" is a rule of training; the weights themselves may all be 0."""
+    assert LossWeights(0, 0, 0).alpha == 0
+    with pytest.raises(ConfigError, match="alpha must be a number >= 0"):
+        LossWeights(alpha=-0.5)
 
 
 def test_checkpoint_sections_round_trip_through_the_same_dataclasses(train_config):

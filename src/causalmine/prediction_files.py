@@ -13,7 +13,6 @@ from causalmine.inference.documents import (
     ReadSettings,
     ShardSpec,
     count_records,
-    file_format,
     read_shard,
 )
 
@@ -22,15 +21,13 @@ OUTPUT_FORMATS = ("jsonl", "cnc")
 
 def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
     """The texts of one input file, one per record and in order, read by the same readers as
-    ``mine.py`` (:mod:`causalmine.inference.documents`): the lines of a ``.txt`` (empty lines
-    kept, so output line i answers input line i) or the ``text_column`` of a ``.jsonl``,
-    ``.csv`` or ``.parquet``; gzip or not. A record without text (bad UTF-8, not JSON, a null
+    ``mine.py`` (:mod:`causalmine.inference.documents`): the ``text_column`` of a ``.jsonl``,
+    ``.csv`` or ``.parquet``, or else the lines of the file (``.txt`` or any other name; empty
+    lines kept, so output line i answers input line i); gzip or not. A record without text (bad UTF-8, not JSON, a null
     text) stops with its file, row and reason; a blank one is kept, and predicted as empty."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: input file not found")
-    if file_format(path) is None:
-        raise DataError(f"{path}: unknown input format (use .txt, .jsonl, .csv or .parquet)")
     settings = ReadSettings(text_column, txt_mode="line", max_document_chars=sys.maxsize)
     count, _ = count_records(path, settings, shard_size=sys.maxsize)
     whole_file = ShardSpec(str(path), str(path), file_index=0, shard=0, start=0, count=count)

@@ -58,10 +58,6 @@ class LossWeights:
                 isinstance(value, int | float) and not isinstance(value, bool) and value >= 0,
                 f"{name} must be a number >= 0, got {value!r}",
             )
-        _require(
-            self.alpha + self.span_weight + self.pair_weight > 0,
-            "alpha, span_weight and pair_weight are all 0: nothing to train",
-        )
 
 
 @dataclass
@@ -248,6 +244,13 @@ class DataConfig:
             "data=unicausal needs data.corpora, e.g. data.corpora=[because]",
         )
         _require(self.kind != "csv" or bool(self.train_file), "data=csv needs data.train_file")
+        # a key of another layout is a mistake that would otherwise train on the wrong data
+        for key, layout in LAYOUT_KEYS.items():
+            _require(
+                self.kind == layout or getattr(self, key) is None,
+                f"data.{key} is set but data.kind={self.kind} does not read it "
+                f"(it belongs to data={layout})",
+            )
         _choice("data", "on_error", self.on_error, ON_ERROR_CHOICES)
         _choice("data", "sampling", self.sampling, SAMPLING_CHOICES)
         _require(self.temperature > 0, f"data.temperature must be > 0, got {self.temperature!r}")
@@ -268,6 +271,16 @@ class DataConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+# keys of DataConfig that only one layout reads
+LAYOUT_KEYS = {
+    "corpora": "unicausal",
+    "cnc_root": "unicausal",
+    "train_file": "csv",
+    "val_file": "csv",
+    "test_file": "csv",
+    "columns": "csv",
+}
 
 # the config sections ``TrainConfig`` types, each with its dataclass
 SECTIONS: dict[str, type] = {
@@ -299,6 +312,12 @@ class TrainConfig:
     loggers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # a training rule, not a loss one: a model trained so can still be loaded and scored
+        loss = self.loss
+        _require(
+            loss.alpha + loss.span_weight + loss.pair_weight > 0,
+            "alpha, span_weight and pair_weight are all 0: nothing to train",
+        )
         _require(
             isinstance(self.monitor, str) and self.monitor.startswith("val/"),
             f"monitor must name a validation metric (val/…), got {self.monitor!r}",
