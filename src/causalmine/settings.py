@@ -26,6 +26,9 @@ ON_ERROR_CHOICES = ("raise", "skip")
 SAMPLING_CHOICES = ("proportional", "temperature")
 LOGGER_CHOICES = ("csv", "wandb")
 TEST_CHECKPOINTS = ("best", "last")
+# what checkpoints from before decode.method / decode.required_kinds decode with
+DEFAULT_DECODE_METHOD = "argmax"
+DEFAULT_REQUIRED_KINDS = ("C", "E")
 
 
 class ConfigError(ValueError):
@@ -182,8 +185,8 @@ class DecodeConfig:
     checkpoints from before ``decode.method`` existed; ``conf/train.yaml`` chooses viterbi."""
 
     # a span head yields a relation only when it predicts all of these kinds
-    required_kinds: list[str] = field(default_factory=lambda: ["C", "E"])
-    method: str = "argmax"
+    required_kinds: list[str] = field(default_factory=lambda: list(DEFAULT_REQUIRED_KINDS))
+    method: str = DEFAULT_DECODE_METHOD
     force_relation: bool = False
 
     def __post_init__(self) -> None:

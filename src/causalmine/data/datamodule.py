@@ -74,18 +74,7 @@ class CausalDataModule(L.LightningDataModule):
             )
         self.tokenizer = tokenizer
         self.sources = sources if sources is not None else sources_of(config)
-        self.max_length = config.max_length
-        self.batch_size = config.batch_size
-        self.eval_batch_size = config.eval_batch_size
-        self.num_workers = config.num_workers
-        self.val_fraction = config.val_fraction
-        self.split_seed = config.split_seed
         self.span_heads = span_heads
-        self.group_by_length = config.group_by_length
-        self.sampling = config.sampling
-        self.temperature = config.temperature
-        self.drop_leaked = config.drop_leaked
-        self.limit_examples = config.limit_examples
         self.seed = seed  # training-batch order (the validation split uses split_seed)
         self.collator = CausalCollator(tokenizer, config.pad_to_multiple_of)
         self.datasets: dict[str, EncodedDataset] = {}
@@ -114,7 +103,7 @@ class CausalDataModule(L.LightningDataModule):
                 train, val, how = corpus.train, corpus.val, "given (validation file)"
             else:
                 train, val, how = split_for_validation(
-                    corpus.train, self.val_fraction, self.split_seed, corpus.name
+                    corpus.train, self.config.val_fraction, self.config.split_seed, corpus.name
                 )
             self.stats["validation_split"][corpus.name] = how
             for split, examples in zip(SPLITS, (train, val, corpus.test), strict=True):
@@ -129,12 +118,12 @@ class CausalDataModule(L.LightningDataModule):
 
     def _limited(self, examples: list[Example]) -> list[Example]:
         """The first ``limit_examples`` examples of each task (all when unset)."""
-        if not self.limit_examples:
+        if not self.config.limit_examples:
             return examples
         kept, seen = [], Counter()
         for e in examples:
             seen[e.task] += 1
-            if seen[e.task] <= self.limit_examples:
+            if seen[e.task] <= self.config.limit_examples:
                 kept.append(e)
         return kept
 
@@ -144,39 +133,44 @@ class CausalDataModule(L.LightningDataModule):
         for split in ("train", "val"):
             found = leaked(parts[split], parts["test"])
             counts[split] = len(found)
-            if found and self.drop_leaked:
+            if found and self.config.drop_leaked:
                 ids = {id(e) for e in found}
                 parts[split] = [e for e in parts[split] if id(e) not in ids]
-        counts["dropped"] = self.drop_leaked
+        counts["dropped"] = self.config.drop_leaked
         return counts
 
     def _encode(self, examples: list[Example], split: str) -> EncodedDataset:
         items = [
-            encode_example(e, self.tokenizer, self.max_length, self.span_heads) for e in examples
+            encode_example(e, self.tokenizer, self.config.max_length, self.span_heads)
+            for e in examples
         ]
         self.stats[split] = split_statistics(examples, items, self.span_heads)
         return EncodedDataset(items)
 
     def summary(self) -> str:
         """What set-up read, kept, split and dropped (logged, and in ``metrics.json``)."""
-        return setup_summary(self.reports, self.stats, self.span_heads, self.drop_leaked)
+        return setup_summary(self.reports, self.stats, self.span_heads, self.config.drop_leaked)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
         sampler = None  # default: epoch-seeded, length-grouped (data.group_by_length)
-        if self.sampling == "temperature":
+        if self.config.sampling == "temperature":
             corpus_of = [item.example.corpus for item in dataset.items]
             sampler = TemperatureSampler(
-                corpus_of, dataset.lengths, self.batch_size, self.temperature, self.seed
+                corpus_of,
+                dataset.lengths,
+                self.config.batch_size,
+                self.config.temperature,
+                self.seed,
             )
         return resumable_train_loader(
             dataset,
             dataset.lengths,
-            self.batch_size,
-            self.group_by_length,
+            self.config.batch_size,
+            self.config.group_by_length,
             self.collator,
             self.seed,
-            self.num_workers,
+            self.config.num_workers,
             sampler=sampler,
             **self._distribution(),
         )
@@ -195,11 +189,11 @@ class CausalDataModule(L.LightningDataModule):
             sampler = ShardSampler(sampler, **distribution, pad=False)
         return DataLoader(
             dataset,
-            batch_size=self.eval_batch_size,
+            batch_size=self.config.eval_batch_size,
             sampler=sampler,
             collate_fn=self.collator,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=self.config.num_workers,
+            persistent_workers=self.config.num_workers > 0,
         )
 
     def val_dataloader(self) -> DataLoader:

@@ -35,7 +35,7 @@ from causalmine.lit import CausalLitModule
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.model.network import CausalNetwork, NetworkConfig
 from causalmine.schema import CE_LABELS, SIG_LABELS
-from causalmine.scoring.decode import DEFAULT_METHOD, DEFAULT_REQUIRED_KINDS
+from causalmine.settings import DEFAULT_DECODE_METHOD, DEFAULT_REQUIRED_KINDS
 
 FORMAT = "causalmine-model"
 FORMAT_VERSION = 1
@@ -59,7 +59,7 @@ class ModelBundle:
 
     @property
     def decode_method(self) -> str:
-        return self.config["decode"].get("method", DEFAULT_METHOD)  # older exports: argmax
+        return self.config["decode"].get("method", DEFAULT_DECODE_METHOD)  # older exports: argmax
 
     @property
     def required_kinds(self) -> tuple[str, ...]:
@@ -122,7 +122,7 @@ def export_config(hparams: dict[str, Any], source_checkpoint: str) -> dict[str, 
         },
         "max_length": (hparams.get("data_config") or {}).get("max_length", DEFAULT_MAX_LENGTH),
         # checkpoints from before decode.method decode with argmax
-        "decode": {"method": DEFAULT_METHOD, **(hparams.get("decode") or {})},
+        "decode": {"method": DEFAULT_DECODE_METHOD, **(hparams.get("decode") or {})},
         "source_checkpoint": source_checkpoint,
         "training": training,
     }

@@ -21,13 +21,8 @@ from causalmine.data.tags import TagError, has_pair_markers, pair_input, render_
 from causalmine.model.network import CausalNetwork
 from causalmine.precision import autocast, predict_precision, quantized_int8
 from causalmine.schema import Relation, split_words
-from causalmine.scoring.decode import (
-    DEFAULT_METHOD,
-    DEFAULT_REQUIRED_KINDS,
-    decode_sentences,
-    head_outputs,
-)
-from causalmine.settings import DecodeConfig
+from causalmine.scoring.decode import decode_sentences, head_outputs
+from causalmine.settings import DEFAULT_DECODE_METHOD, DEFAULT_REQUIRED_KINDS, DecodeConfig
 
 CHUNK_BATCHES = 32  # texts are read in chunks of this many batches, sorted by length within a chunk
 
@@ -99,7 +94,7 @@ class Predictor:
         threshold: float = 0.5,
         required_kinds: tuple[str, ...] = DEFAULT_REQUIRED_KINDS,
         device: str | torch.device = "cpu",
-        decode_method: str = DEFAULT_METHOD,
+        decode_method: str = DEFAULT_DECODE_METHOD,
         precision: str = "fp32",
         force_relation: bool = False,
     ) -> None:

@@ -23,10 +23,7 @@ import torch
 
 from causalmine.data.tags import relation_from_bio
 from causalmine.schema import CE_LABELS, SIG_LABELS, Relation
-from causalmine.settings import DECODE_METHODS
-
-DEFAULT_REQUIRED_KINDS = ("C", "E")
-DEFAULT_METHOD = "argmax"  # what checkpoints from before decode.method decode with
+from causalmine.settings import DECODE_METHODS, DEFAULT_DECODE_METHOD, DEFAULT_REQUIRED_KINDS
 
 
 def check_method(method: str) -> str:
@@ -182,7 +179,7 @@ def head_tags(
     outputs: torch.Tensor,
     word_positions: Sequence[int],
     labels: Sequence[str],
-    method: str = DEFAULT_METHOD,
+    method: str = DEFAULT_DECODE_METHOD,
 ) -> list[list[str]]:
     """Word tags of each head from label ids ``[K, tokens]`` or scores ``[K, tokens, labels]``
     (logits or log-probabilities; ``viterbi`` needs scores)."""
@@ -193,7 +190,7 @@ def sentence_head_tags(
     outputs: Sequence[torch.Tensor],
     word_positions: Sequence[Sequence[int]],
     labels: Sequence[str],
-    method: str = DEFAULT_METHOD,
+    method: str = DEFAULT_DECODE_METHOD,
 ) -> list[list[list[str]]]:
     """:func:`head_tags` of many sentences; ``viterbi`` decodes all their heads in one pass
     (per sentence, its Python loop over words cost more than the network's forward pass)."""
@@ -279,7 +276,7 @@ def decode_sentences(
     sig: Sequence[torch.Tensor],
     word_positions: Sequence[Sequence[int]],
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
-    method: str = DEFAULT_METHOD,
+    method: str = DEFAULT_DECODE_METHOD,
     causal: Sequence[bool] | None = None,
 ) -> list[list[Relation]]:
     """Relations of many sentences, each from per-head label ids ``[K, tokens]`` (argmax of the
@@ -313,7 +310,7 @@ def decode_relations(
     sig: torch.Tensor,
     word_positions: Sequence[int],
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
-    method: str = DEFAULT_METHOD,
+    method: str = DEFAULT_DECODE_METHOD,
 ) -> list[Relation]:
     """Relations of one sentence (see :func:`decode_sentences`)."""
     return decode_sentences([ce], [sig], [word_positions], required_kinds, method)[0]
@@ -334,7 +331,7 @@ def decode_batch(
     signal_logits: torch.Tensor,
     word_positions: list[list[int]],
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
-    method: str = DEFAULT_METHOD,
+    method: str = DEFAULT_DECODE_METHOD,
     causal: Sequence[bool] | None = None,
 ) -> list[list[Relation]]:
     """Relations for every sentence of a batch from logits ``[batch, K, tokens, labels]``."""
