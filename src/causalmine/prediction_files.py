@@ -33,10 +33,8 @@ def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
     whole_file = ShardSpec(str(path), str(path), file_index=0, shard=0, start=0, count=count)
     texts = []
     for record in read_shard(whole_file, settings):
-        if record.error in (None, "empty"):
+        if record.error is None or record.blank:
             texts.append(record.text or "")
-        elif record.error == "empty line":  # a blank line of a .jsonl file
-            texts.append("")
         else:
             raise DataError(f"{path}, row {record.row}: {record.error}")
     return texts

@@ -27,6 +27,9 @@ from causalmine.data.accounting import DataError
 
 FORMATS = ("txt", "jsonl", "csv", "parquet")
 TXT_MODES = ("document", "line")
+# why a record holds nothing to read: blank text, a blank line of a .jsonl file
+EMPTY, EMPTY_LINE = "empty", "empty line"
+BLANK_REASONS = (EMPTY, EMPTY_LINE)
 _EXTENSIONS = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 _PARQUET = ".parquet"
 
@@ -56,6 +59,11 @@ class Record:
     doc_id: str
     text: str | None  # also kept for an "empty" record (blank text)
     error: str | None = None
+
+    @property
+    def blank(self) -> bool:
+        """A record with nothing to read: blank text, or a blank line of a ``.jsonl`` file."""
+        return self.error in BLANK_REASONS
 
 
 @dataclass(frozen=True)
@@ -244,11 +252,11 @@ def _record(
         elif any("\udc80" <= c <= "\udcff" for c in text):
             error = "not valid UTF-8"
         elif not text.strip():
-            error = "empty"
+            error = EMPTY
         elif len(text) > settings.max_document_chars:
             error = f"too long: {len(text):,} characters > max_document_chars={settings.max_document_chars:,}"
     # an empty record keeps its (blank) text: predict.py answers it in its place
-    return Record(source, row, doc_id, text if error in (None, "empty") else None, error)
+    return Record(source, row, doc_id, text if error in (None, EMPTY) else None, error)
 
 
 def _whole_file(path: Path, source: str) -> _Raw:
@@ -281,7 +289,7 @@ def _lines(path: Path, settings: ReadSettings, spec: ShardSpec, is_json: bool) -
 
 def _json_fields(line: str, settings: ReadSettings) -> tuple[str | None, str | None, str | None]:
     if not line.strip():
-        return None, None, "empty line"
+        return None, None, EMPTY_LINE
     try:
         value = json.loads(line)
     except json.JSONDecodeError as err:
