@@ -21,6 +21,7 @@ from causalmine.prediction_files import read_texts
 from causalmine.recipes import predict
 from causalmine.schema import CE_LABELS
 from causalmine.scoring.decode import decode_relations
+from causalmine.settings import PredictConfig
 
 from .conftest import TINY_BERT, compose_config
 
@@ -207,7 +208,8 @@ def test_exported_directory_predicts_like_its_checkpoint(trained_checkpoint, tmp
         )
         from causalmine.recipes import load_predictor
 
-        outputs.append([p.to_json() for p in load_predictor(cfg).predict(texts)])
+        predictor = load_predictor(PredictConfig.from_config(cfg))
+        outputs.append([p.to_json() for p in predictor.predict(texts)])
     assert outputs[0] == outputs[1]
     loaded = causalmine.load(str(model_dir))
     assert [p.to_json() for p in loaded.predict(texts)] == outputs[0]
@@ -224,7 +226,7 @@ def test_decode_method_of_checkpoints_and_exports(trained_checkpoint, tmp_path):
     for source in (f"ckpt_path={trained_checkpoint}", f"model_dir={model_dir}"):
         for override, method in (([], "viterbi"), (["decode.method=argmax"], "argmax")):
             cfg = compose_config("predict", [source, "input=unused", *override], tmp_path)
-            assert load_predictor(cfg).decode_method == method
+            assert load_predictor(PredictConfig.from_config(cfg)).decode_method == method
     assert causalmine.load(str(model_dir), decode_method="argmax").decode_method == "argmax"
     config = json.loads(config_path.read_text())
     del config["decode"]["method"]

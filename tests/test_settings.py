@@ -132,3 +132,103 @@ def test_checkpoint_sections_round_trip_through_the_same_dataclasses(train_confi
     assert NetworkConfig(**settings.model.to_dict()).lstm == settings.model.lstm
     assert OptimConfig(**asdict(settings.optim)).betas == (0.8, 0.9)
     assert DataConfig(**settings.data.to_dict()) == settings.data
+
+
+# --- eval.py, predict.py and mine.py: one dataclass each, built first by their recipe ---------
+
+
+def _entry(name: str, tmp_path, *overrides: str):
+    from .conftest import compose_config
+
+    return compose_config(name, list(overrides), tmp_path)
+
+
+def test_the_inference_configs_defaults_are_the_yaml_defaults(tmp_path):
+    """conf/predict.yaml, conf/mine.yaml and conf/eval.yaml set what their dataclasses say:
+    the two cannot drift apart."""
+    from causalmine.settings import EvalConfig, MineConfig, PredictConfig
+
+    assert PredictConfig.from_config(
+        _entry("predict", tmp_path, "model_dir=m", "input=in.txt")
+    ) == PredictConfig(model_dir="m", input="in.txt")
+    assert MineConfig.from_config(
+        _entry("mine", tmp_path, "model_dir=m", "input=docs", "output=out")
+    ) == MineConfig(model_dir="m", input="docs", output="out")
+    assert EvalConfig.from_config(_entry("eval", tmp_path, "ckpt_path=c.ckpt")) == EvalConfig(
+        ckpt_path="c.ckpt"
+    )
+
+
+def test_the_example_collection_composes_into_a_mine_config(tmp_path):
+    from causalmine.settings import MineConfig
+
+    settings = MineConfig.from_config(
+        _entry("mine", tmp_path, "collection=cnc_test_texts", "model_dir=m")
+    )
+    assert settings.input.endswith("cnc_v2/test_subtask1_text.csv")
+    assert settings.read.id_column == "index" and settings.writing.min_probability == 0.5
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        ("predict", ["batch_size=eight"], r"batch_size: Value 'eight'.*Integer"),
+        ("predict", ["threshold=1.5"], r"threshold must be in \[0, 1\], got 1.5"),
+        ("predict", ["precision=fp16"], r"precision must be one of auto, fp32, bf16, int8"),
+        ("predict", ["decode.method=beam"], r"decode\.method must be one of argmax, viterbi"),
+        ("predict", ["ckpt_path=x.ckpt"], r"exactly one of model_dir=DIR .* or ckpt_path"),
+        ("predict", ["output_format=csv"], r"output_format must be one of jsonl, cnc"),
+        ("mine", ["output=o", "shard_size=0"], r"shard_size must be >= 1, got 0"),
+        ("mine", ["output=o", "launcher=spark"], r"launcher must be one of local, ray"),
+        ("mine", ["output=o", "ray.workers=0"], r"ray\.workers must be >= 1, got 0"),
+        ("mine", ["output=o", "txt_mode=paragraph"], r"txt_mode must be one of document, line"),
+        ("mine", ["output=o", "output_format=cnc"], r"output_format must be one of parquet, jsonl"),
+        ("mine", ["output=o", "min_probability=2"], r"min_probability must be in \[0, 1\]"),
+        ("mine", [], r"output is required: add output=… to the command"),
+    ],
+)
+def test_a_bad_inference_setting_names_its_key(tmp_path, name, overrides, message):
+    from causalmine.settings import MineConfig, PredictConfig
+
+    build = {"predict": PredictConfig, "mine": MineConfig}[name]
+    cfg = _entry(name, tmp_path, "model_dir=m", "input=in", *overrides)
+    with pytest.raises(ConfigError, match=message):
+        build.from_config(cfg)
+
+
+def test_a_bad_eval_setting_names_its_key(tmp_path):
+    from causalmine.settings import EvalConfig
+
+    with pytest.raises(ConfigError, match=r"ckpt_path is required: add ckpt_path=…"):
+        EvalConfig.from_config(_entry("eval", tmp_path))
+    with pytest.raises(ConfigError, match=r"split must be one of test, val, got 'dev'"):
+        EvalConfig.from_config(_entry("eval", tmp_path, "ckpt_path=c", "split=dev"))
+    with pytest.raises(ConfigError, match=r"decode\.force_relation: Value 'maybe'"):
+        EvalConfig.from_config(
+            _entry("eval", tmp_path, "ckpt_path=c", "decode.force_relation=maybe")
+        )
+
+
+def test_the_recipes_check_their_settings_before_reading_anything(tmp_path):
+    """A bad value stops predict and mine before the (missing) input or model is touched, and
+    eval before the (missing) checkpoint is."""
+    from causalmine.recipes import evaluate, mine, predict
+
+    missing = str(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+        predict(
+            _entry("predict", tmp_path, f"model_dir={missing}", f"input={missing}", "batch_size=0")
+        )
+    with pytest.raises(ConfigError, match="stride must be >= 0"):
+        mine(
+            _entry(
+                "mine",
+                tmp_path,
+                f"model_dir={missing}",
+                f"input={missing}",
+                "output=o",
+                "stride=-1",
+            )
+        )
+    with pytest.raises(ConfigError, match="split must be one of test, val"):
+        evaluate(_entry("eval", tmp_path, f"ckpt_path={missing}", "split=train"))

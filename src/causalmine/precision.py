@@ -16,9 +16,9 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
-log = logging.getLogger(__name__)
+from causalmine.settings import PREDICT_PRECISIONS
 
-PREDICT_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+log = logging.getLogger(__name__)
 
 
 def cpu_has_bf16() -> bool:

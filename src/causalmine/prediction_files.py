@@ -9,14 +9,8 @@ from pathlib import Path
 
 from causalmine.data.accounting import DataError
 from causalmine.inference import SentencePrediction
-from causalmine.inference.documents import (
-    ReadSettings,
-    ShardSpec,
-    count_records,
-    read_shard,
-)
-
-OUTPUT_FORMATS = ("jsonl", "cnc")
+from causalmine.inference.documents import ShardSpec, count_records, read_shard
+from causalmine.settings import PREDICTION_FORMATS, ReadSettings
 
 
 def read_texts(path: str | Path, text_column: str = "text") -> list[str]:
@@ -51,8 +45,10 @@ def write_predictions(
     path: str | Path, predictions: Iterable[SentencePrediction], output_format: str
 ) -> int:
     """Write JSONL, one line per prediction; returns the number of lines written."""
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
+    if output_format not in PREDICTION_FORMATS:
+        raise ValueError(
+            f"output_format must be one of {PREDICTION_FORMATS}, got {output_format!r}"
+        )
     count = 0
     with Path(path).open("w", encoding="utf-8") as fh:
         for index, prediction in enumerate(predictions):

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from causalmine.checkpoints import check_resumable, load_module, resolve_ckpt_path
 from causalmine.config import is_multirun, to_plain
@@ -25,9 +25,8 @@ from causalmine.data.datamodule import CausalDataModule
 from causalmine.export import export as export_model
 from causalmine.inference import Predictor
 from causalmine.inference.bundle import load_bundle
-from causalmine.inference.documents import ReadSettings, input_files, plan_shards
+from causalmine.inference.documents import input_files, plan_shards
 from causalmine.inference.mining import (
-    MineSettings,
     ShardMiner,
     finished,
     mine_locally,
@@ -35,7 +34,7 @@ from causalmine.inference.mining import (
     start_run,
     write_summary,
 )
-from causalmine.inference.mining_ray import RaySettings, mine_on_ray
+from causalmine.inference.mining_ray import mine_on_ray
 from causalmine.lit import CausalLitModule
 from causalmine.loggers import (
     build_loggers,
@@ -49,7 +48,14 @@ from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.precision import trainer_precision
 from causalmine.prediction_files import read_texts, write_predictions
 from causalmine.scoring.tables import print_results
-from causalmine.settings import ConfigError, DecodeConfig, TrainConfig
+from causalmine.settings import (
+    DecodeConfig,
+    EvalConfig,
+    InferenceConfig,
+    MineConfig,
+    PredictConfig,
+    TrainConfig,
+)
 from causalmine.training import training_callbacks
 
 log = logging.getLogger(__name__)
@@ -216,14 +222,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def decode_method_override(cfg: DictConfig) -> str | None:
-    """``decode.method`` of an eval or predict config: a method, or ``None`` (the model's own)."""
-    method = (cfg.get("decode") or {}).get("method")
-    if method is not None:
-        DecodeConfig(method=method)  # checks the name
-    return method
-
-
 def checkpoint_datamodule(
     module: CausalLitModule, overrides: dict[str, Any], data_dir: str
 ) -> CausalDataModule:
@@ -240,32 +238,22 @@ def checkpoint_datamodule(
     return build_datamodule(data_cfg, load_tokenizer(spec), hparams["network"]["span_heads"])
 
 
-def force_relation_override(cfg: DictConfig) -> bool | None:
-    """``decode.force_relation`` of an eval or predict config (``None``: the model's own)."""
-    force = (cfg.get("decode") or {}).get("force_relation")
-    return None if force is None else bool(force)
-
-
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Score a checkpoint on the test split (or ``split=val``, the validation split carved at
     training) of the data it was trained on (or ``data.*`` overrides), decoding spans with the
     checkpoint's ``decode.method`` unless ``decode.method`` says otherwise."""
-    stage = cfg.get("split", "test")
-    if stage not in ("test", "val"):
-        raise ConfigError(f"split must be test or val, got {stage!r}")
-    method = decode_method_override(cfg)
+    settings = EvalConfig.from_config(cfg)  # every value checked before anything loads
+    stage = settings.split
     out_dir = output_dir(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, out_dir)
-    if ckpt_path is None:
-        raise FileNotFoundError("eval needs ckpt_path=PATH (a .ckpt written by train.py)")
+    ckpt_path = resolve_ckpt_path(settings.ckpt_path, out_dir)
     module = load_module(ckpt_path)
-    if method is not None:
-        module.decode_method = method
-    if (force := force_relation_override(cfg)) is not None:
-        module.force_relation = force
+    if settings.decode.method is not None:
+        module.decode_method = settings.decode.method
+    if settings.decode.force_relation is not None:
+        module.force_relation = settings.decode.force_relation
     DecodeConfig(method=module.decode_method, force_relation=module.force_relation)
-    datamodule = checkpoint_datamodule(module, to_plain(cfg.get("data")) or {}, cfg.paths.data_dir)
+    datamodule = checkpoint_datamodule(module, settings.data, cfg.paths.data_dir)
     callbacks = build_callbacks(
         cfg.get("callbacks"),
         has_logger=False,
@@ -295,29 +283,26 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def load_predictor(cfg: DictConfig) -> Predictor:
+def load_predictor(settings: InferenceConfig, run_dir: Path | None = None) -> Predictor:
     """A predictor from ``model_dir`` (an export directory or a Hub id of one) or ``ckpt_path``
-    (a training checkpoint), with the config's prediction options over the model's own."""
-    device = (
-        cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
-    options = {
-        "batch_size": cfg.batch_size,
-        "stride": cfg.stride,
-        "threshold": cfg.threshold,
-        "precision": cfg.get("precision", "auto"),
+    (a training checkpoint; ``last`` is looked for under ``run_dir``), with the settings'
+    prediction options over the model's own."""
+    device = settings.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    options: dict[str, Any] = {
+        "batch_size": settings.batch_size,
+        "stride": settings.stride,
+        "threshold": settings.threshold,
+        "precision": settings.precision,
     }
-    if cfg.max_length:
-        options["max_length"] = cfg.max_length
-    if (method := decode_method_override(cfg)) is not None:
-        options["decode_method"] = method
-    if (force := force_relation_override(cfg)) is not None:
-        options["force_relation"] = force
-    if bool(cfg.get("model_dir")) == bool(cfg.get("ckpt_path")):
-        raise ValueError(
-            "predict needs exactly one of model_dir=DIR (an export) or ckpt_path=PATH (a checkpoint)"
-        )
-    source = cfg.model_dir or resolve_ckpt_path(cfg.ckpt_path, output_dir(cfg))
+    if settings.max_length:
+        options["max_length"] = settings.max_length
+    if settings.decode.method is not None:
+        options["decode_method"] = settings.decode.method
+    if settings.decode.force_relation is not None:
+        options["force_relation"] = settings.decode.force_relation
+    source = settings.model_dir or resolve_ckpt_path(settings.ckpt_path, run_dir or Path.cwd())
     return load_bundle(source).predictor(device, **options)
 
 
@@ -325,17 +310,18 @@ def predict(cfg: DictConfig) -> Path:
     """Predict every line of ``cfg.input``; write JSONL (one line per input line) and return its path."""
     from rich.progress import track
 
-    texts = read_texts(cfg.input, cfg.text_column)
-    predictor = load_predictor(cfg)
-    out_path = Path(cfg.output) if cfg.get("output") else output_dir(cfg) / "predictions.jsonl"
+    settings = PredictConfig.from_config(cfg)  # every value checked before anything loads
+    texts = read_texts(settings.input, settings.text_column)
+    predictor = load_predictor(settings, output_dir(cfg))
+    out_path = Path(settings.output or output_dir(cfg) / "predictions.jsonl")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     predictions = track(
         predictor.predict(texts),
         total=len(texts),
         description="predicting",
-        disable=not cfg.progress_bar,
+        disable=not settings.progress_bar,
     )
-    written = write_predictions(out_path, predictions, cfg.output_format)
+    written = write_predictions(out_path, predictions, settings.output_format)
     if written != len(texts):
         raise RuntimeError(f"wrote {written} predictions for {len(texts)} input lines")
     log.info("%d predictions written to %s", written, out_path)
@@ -343,40 +329,24 @@ def predict(cfg: DictConfig) -> Path:
     return out_path
 
 
-def shard_miner(cfg: DictConfig) -> ShardMiner:
+def shard_miner(settings: MineConfig) -> ShardMiner:
     """A :class:`ShardMiner` with the model of a mine config (built once per process or actor)."""
-    return ShardMiner(load_predictor(cfg), cfg.output, *mining_settings(cfg))
-
-
-def mining_settings(cfg: DictConfig) -> tuple[ReadSettings, MineSettings]:
-    """The reading and output settings of a mine config, checked."""
-    try:
-        return (
-            ReadSettings(
-                text_column=cfg.text_column,
-                id_column=cfg.id_column,
-                txt_mode=cfg.txt_mode,
-                max_document_chars=cfg.max_document_chars,
-            ),
-            MineSettings(output_format=cfg.output_format, min_probability=cfg.min_probability),
-        )
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    return ShardMiner(load_predictor(settings), settings.output, settings.read, settings.writing)
 
 
 def mine(cfg: DictConfig) -> dict[str, Any]:
     """Mine every document of ``cfg.input`` into shards under ``cfg.output``; resume a run
     there that was stopped; return the summary (also ``_summary.json``)."""
-    if cfg.launcher not in ("local", "ray"):
-        raise ConfigError(f"launcher must be local or ray, got {cfg.launcher!r}")
-    if cfg.launcher == "ray":
-        ray_settings = RaySettings(**OmegaConf.to_container(cfg.ray))
-    read, _ = mining_settings(cfg)  # checked before any file is read
+    settings = MineConfig.from_config(cfg)  # every value checked before any file is read
+    if settings.ckpt_path:  # resolved once, here: Ray's actors get the file itself
+        settings = replace(
+            settings, ckpt_path=resolve_ckpt_path(settings.ckpt_path, output_dir(cfg))
+        )
     started = time.perf_counter()
-    root, files = input_files(cfg.input)
-    specs = plan_shards(root, files, read, cfg.shard_size)
-    output = Path(cfg.output)
-    start_run(output, mining_fingerprint(cfg, files, root))
+    root, files = input_files(settings.input)
+    specs = plan_shards(root, files, settings.read, settings.shard_size)
+    output = Path(settings.output)
+    start_run(output, mining_fingerprint(settings, files, root))
     todo = [spec for spec in specs if finished(output, spec) is None]
     total = sum(spec.count for spec in specs)
     done = total - sum(spec.count for spec in todo)
@@ -387,13 +357,12 @@ def mine(cfg: DictConfig) -> dict[str, Any]:
         len(specs),
         len(specs) - len(todo),
     )
-    with mining_progress(total, done, enabled=cfg.progress_bar) as advance:
-        if cfg.launcher == "ray":
-            plain = OmegaConf.create(to_plain(cfg))
-            for manifest in mine_on_ray(partial(shard_miner, plain), todo, ray_settings):
+    with mining_progress(total, done, enabled=settings.progress_bar) as advance:
+        if settings.launcher == "ray":
+            for manifest in mine_on_ray(partial(shard_miner, settings), todo, settings.ray):
                 advance(manifest["records"], manifest["sentences"])
         else:
-            for _ in mine_locally(shard_miner(cfg), todo, advance):
+            for _ in mine_locally(shard_miner(settings), todo, advance):
                 pass
     summary = write_summary(output, specs, time.perf_counter() - started)
     print(
@@ -407,7 +376,7 @@ def mine(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def mining_fingerprint(cfg: DictConfig, files: list[Path], root: Path) -> dict[str, Any]:
+def mining_fingerprint(settings: MineConfig, files: list[Path], root: Path) -> dict[str, Any]:
     """What the output of a mining run depends on: the input files and every setting that
     changes rows (not the launcher, device or batch size)."""
     keys = (
@@ -415,11 +384,11 @@ def mining_fingerprint(cfg: DictConfig, files: list[Path], root: Path) -> dict[s
         "shard_size", "output_format", "min_probability", "threshold", "max_length", "stride",
         "precision",
     )  # fmt: skip
-    model = cfg.get("model_dir") or cfg.get("ckpt_path")
+    model = settings.model_dir or settings.ckpt_path
     return {
-        **{key: cfg.get(key) for key in keys},
+        **{key: getattr(settings, key) for key in keys},
         "model": str(Path(model).resolve()) if model else None,
-        "decode": to_plain(cfg.get("decode") or {}),
+        "decode": asdict(settings.decode),
         "files": [
             [p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files
         ],

@@ -1,4 +1,4 @@
-"""Typed settings of a training run: one dataclass per config section, each value checked once.
+"""Typed settings: one dataclass per config section, each value checked once.
 
 Every check of a value a researcher sets lives in exactly one ``__post_init__`` below. Hydra
 composes ``conf/train.yaml`` over these dataclasses (:func:`register_schemas` puts them in the
@@ -7,6 +7,11 @@ its key named; :meth:`TrainConfig.from_config`, the first thing ``train()`` does
 and so checks every range, choice and cross-key rule before any model or data is loaded. A
 checkpoint's saved sections go through the same dataclasses when it is loaded.
 
+``eval.py``, ``predict.py`` and ``mine.py`` have one dataclass each (:class:`EvalConfig`,
+:class:`PredictConfig`, :class:`MineConfig`), built by ``from_config`` as the first thing their
+recipe does: a value of the wrong type, an unknown key, a missing one or a bad choice stops the
+run there, with its key named, before a model or a file is read.
+
 This module sits at the bottom of the package, beside :mod:`causalmine.schema`: it imports
 nothing from causalmine, so the entry points can register the schemas without loading torch.
 """
@@ -14,7 +19,7 @@ nothing from causalmine, so the entry points can register the schemas without lo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 POOLING_MODES = ("cls", "mean", "pooler")
 FREEZE_POLICIES = ("none", "embeddings", "bottom_k", "backbone", "gradual")
@@ -29,6 +34,12 @@ TEST_CHECKPOINTS = ("best", "last")
 # what checkpoints from before decode.method / decode.required_kinds decode with
 DEFAULT_DECODE_METHOD = "argmax"
 DEFAULT_REQUIRED_KINDS = ("C", "E")
+EVAL_SPLITS = ("test", "val")
+PREDICT_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+PREDICTION_FORMATS = ("jsonl", "cnc")  # predict.py's output
+MINING_FORMATS = ("parquet", "jsonl")  # mine.py's shards
+TXT_MODES = ("document", "line")  # a .txt file is one document, or one per line
+LAUNCHERS = ("local", "ray")
 
 
 class ConfigError(ValueError):
@@ -40,10 +51,17 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _required_message(key: str) -> str:
+    return f"{key} is required: add {key}=… to the command"
+
+
+def _required(key: str, value: Any) -> None:
+    _require(value not in (None, "", "???"), _required_message(key))
+
+
 def _choice(section: str, key: str, value: Any, choices: tuple[str, ...]) -> None:
-    _require(
-        value in choices, f"{section}.{key} must be one of {', '.join(choices)}, got {value!r}"
-    )
+    name = f"{section}.{key}" if section else key
+    _require(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 @dataclass
@@ -375,6 +393,203 @@ class TrainConfig:
             test_checkpoint=cfg.get("test_checkpoint", "best"),
             loggers=list(cfg.get("logger") or {}),
         )
+
+
+Composed = TypeVar("Composed", bound="_FromConfig")
+
+
+class _FromConfig:
+    """``from_config`` for the dataclass of a whole entry point's config (eval, predict, mine)."""
+
+    # keys of the composed config that belong to others (Hydra's paths, Lightning's trainer)
+    UNTYPED: ClassVar[tuple[str, ...]] = ("paths", "hydra")
+
+    @classmethod
+    def from_config(cls: type[Composed], cfg: Any) -> Composed:
+        """The typed settings of a composed config (an OmegaConf ``DictConfig``): types, unknown
+        and missing keys checked by OmegaConf against the dataclass, then every range and
+        choice by ``__post_init__``; a bad value raises :class:`ConfigError` naming its key."""
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+        from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+        try:
+            values = {
+                key: OmegaConf.to_container(node, resolve=True)
+                if isinstance(node := cfg[key], DictConfig | ListConfig)
+                else node
+                for key in cfg
+                if key not in cls.UNTYPED
+            }
+            return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), values))
+        except MissingMandatoryValue as err:
+            raise ConfigError(_required_message(err.full_key)) from None
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None)
+            message = str(err).splitlines()[0]  # the rest repeats the key and the class
+            raise ConfigError(f"{key}: {message}" if key else message) from None
+
+
+@dataclass
+class DecodeOverride:
+    """``decode.*`` of eval, predict and mine: ``null`` keeps what the model was trained with."""
+
+    method: str | None = None
+    force_relation: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.method is not None:
+            _choice("decode", "method", self.method, DECODE_METHODS)
+
+
+@dataclass
+class EvalConfig(_FromConfig):
+    """``eval.py``: a checkpoint scored on a split of the data it was trained on."""
+
+    UNTYPED: ClassVar[tuple[str, ...]] = ("paths", "hydra", "trainer", "callbacks")
+
+    ckpt_path: str = "???"
+    split: str = "test"  # test | val (the validation split carved at training, for choices)
+    data: dict[str, Any] = field(default_factory=dict)  # data.* over the checkpoint's own
+    decode: DecodeOverride = field(default_factory=lambda: DecodeOverride())
+    task_name: str = "eval"
+
+    def __post_init__(self) -> None:
+        _required("ckpt_path", self.ckpt_path)
+        _choice("", "split", self.split, EVAL_SPLITS)
+
+
+@dataclass
+class InferenceConfig(_FromConfig):
+    """What ``predict.py`` and ``mine.py`` share: the model, how it reads text, the progress bar."""
+
+    model_dir: str | None = None  # an export directory or a Hub id (owner/name) of one
+    ckpt_path: str | None = None  # or a checkpoint of train.py (last: the newest of the run)
+    batch_size: int = 32
+    max_length: int | None = None  # None: the window the model was trained with
+    stride: int = 64  # overlap (subwords) of the windows of a sentence longer than max_length
+    threshold: float = 0.5  # causal if probability >= threshold
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"
+    progress_bar: bool = True
+    decode: DecodeOverride = field(default_factory=lambda: DecodeOverride())
+
+    def __post_init__(self) -> None:
+        _require(
+            bool(self.model_dir) != bool(self.ckpt_path),
+            "give exactly one of model_dir=DIR (an export or a Hub id) or ckpt_path=PATH "
+            f"(a checkpoint); got model_dir={self.model_dir!r}, ckpt_path={self.ckpt_path!r}",
+        )
+        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _require(
+            self.max_length is None or self.max_length >= 8,
+            f"max_length must be >= 8 or null (the model's), got {self.max_length}",
+        )
+        _require(self.stride >= 0, f"stride must be >= 0, got {self.stride}")
+        _require(0 <= self.threshold <= 1, f"threshold must be in [0, 1], got {self.threshold}")
+        _choice("", "precision", self.precision, PREDICT_PRECISIONS)
+
+
+@dataclass
+class PredictConfig(InferenceConfig):
+    """``predict.py``: one prediction per record of one input file."""
+
+    input: str = "???"
+    text_column: str = "text"  # of a .jsonl, .csv or .parquet input
+    output: str | None = None  # None: <run dir>/predictions.jsonl
+    output_format: str = "jsonl"
+    task_name: str = "predict"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _required("input", self.input)
+        _choice("", "output_format", self.output_format, PREDICTION_FORMATS)
+
+
+@dataclass
+class ReadSettings:
+    """How ``mine.py`` (and ``predict.py``) turn records into documents."""
+
+    text_column: str = "text"
+    id_column: str | None = None  # None: ids are <file>:<row>
+    txt_mode: str = "document"  # document: one per .txt file | line: one per line
+    max_document_chars: int = 200_000
+
+    def __post_init__(self) -> None:
+        _choice("", "txt_mode", self.txt_mode, TXT_MODES)
+        _require(
+            self.max_document_chars >= 1,
+            f"max_document_chars must be >= 1, got {self.max_document_chars}",
+        )
+
+
+@dataclass
+class MineSettings:
+    """What the miner keeps and how it writes."""
+
+    output_format: str = "parquet"
+    min_probability: float | None = None  # keep sentences with causal probability >= this
+
+    def __post_init__(self) -> None:
+        _choice("", "output_format", self.output_format, MINING_FORMATS)
+        _require(
+            self.min_probability is None or 0 <= self.min_probability <= 1,
+            f"min_probability must be in [0, 1] or null, got {self.min_probability}",
+        )
+
+
+@dataclass
+class RaySettings:
+    """``ray.*``: ``workers`` actors with ``cpus_per_worker`` / ``gpus_per_worker`` each."""
+
+    address: str | None = None  # None: start a local Ray instance; auto: join a cluster
+    workers: int = 2
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0  # e.g. 0.5 puts two actors on one GPU
+
+    def __post_init__(self) -> None:
+        _require(self.workers >= 1, f"ray.workers must be >= 1, got {self.workers}")
+        _require(
+            self.cpus_per_worker > 0 and self.gpus_per_worker >= 0,
+            "ray.cpus_per_worker must be > 0 and ray.gpus_per_worker >= 0, got "
+            f"{self.cpus_per_worker} and {self.gpus_per_worker}",
+        )
+
+
+@dataclass
+class MineConfig(InferenceConfig):
+    """``mine.py``: every document of a collection, mined into shards."""
+
+    input: str = "???"  # a file, a folder or a glob
+    output: str = "???"  # a folder
+    txt_mode: str = "document"
+    text_column: str = "text"
+    id_column: str | None = None
+    max_document_chars: int = 200_000  # longer documents are reported as errors, not mined
+    shard_size: int = 1000  # records per shard: the unit of resuming and of Ray tasks
+    output_format: str = "parquet"
+    min_probability: float | None = None
+    batch_size: int = 64
+    launcher: str = "local"
+    ray: RaySettings = field(default_factory=lambda: RaySettings())
+    task_name: str = "mine"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _required("input", self.input)
+        _required("output", self.output)
+        _require(self.shard_size >= 1, f"shard_size must be >= 1, got {self.shard_size}")
+        _choice("", "launcher", self.launcher, LAUNCHERS)
+        _ = self.read, self.writing  # each checks its values as it is built
+
+    @property
+    def read(self) -> ReadSettings:
+        return ReadSettings(
+            self.text_column, self.id_column, self.txt_mode, self.max_document_chars
+        )
+
+    @property
+    def writing(self) -> MineSettings:
+        return MineSettings(self.output_format, self.min_probability)
 
 
 def register_schemas() -> None:

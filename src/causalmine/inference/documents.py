@@ -24,30 +24,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from causalmine.data.accounting import DataError
+from causalmine.settings import ReadSettings
 
 FORMATS = ("txt", "jsonl", "csv", "parquet")
-TXT_MODES = ("document", "line")
 # why a record holds nothing to read: blank text, a blank line of a .jsonl file
 EMPTY, EMPTY_LINE = "empty", "empty line"
 BLANK_REASONS = (EMPTY, EMPTY_LINE)
 _EXTENSIONS = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 _PARQUET = ".parquet"
-
-
-@dataclass(frozen=True)
-class ReadSettings:
-    """How records become documents; one set for a whole collection."""
-
-    text_column: str = "text"
-    id_column: str | None = None  # None: ids are <file>:<row>
-    txt_mode: str = "document"  # document: one per .txt file | line: one per line
-    max_document_chars: int = 200_000
-
-    def __post_init__(self) -> None:
-        if self.txt_mode not in TXT_MODES:
-            raise ValueError(f"txt_mode must be one of {TXT_MODES}, got {self.txt_mode!r}")
-        if self.max_document_chars < 1:
-            raise ValueError(f"max_document_chars must be >= 1, got {self.max_document_chars}")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,8 @@ from causalmine.data.tags import render_tagged
 from causalmine.inference.documents import ReadSettings, Record, ShardSpec, read_shard
 from causalmine.inference.predictor import Predictor, SentencePrediction
 from causalmine.inference.sentences import Sentence, split_sentences
+from causalmine.settings import MineSettings
 
-OUTPUT_FORMATS = ("parquet", "jsonl")
 SHARDS_DIR = "_shards"
 Progress = Callable[[int, int], None]  # (documents, sentences) just finished
 
@@ -73,24 +72,6 @@ def row_schema():
             ("relations", pa.list_(relation)),
         ]
     )
-
-
-@dataclass(frozen=True)
-class MineSettings:
-    """What the miner keeps and how it writes (validated here, once)."""
-
-    output_format: str = "parquet"
-    min_probability: float | None = None  # keep sentences with causal probability >= this
-
-    def __post_init__(self) -> None:
-        if self.output_format not in OUTPUT_FORMATS:
-            raise ValueError(
-                f"output_format must be one of {OUTPUT_FORMATS}, got {self.output_format!r}"
-            )
-        if self.min_probability is not None and not 0 <= self.min_probability <= 1:
-            raise ValueError(
-                f"min_probability must be in [0, 1] or null, got {self.min_probability}"
-            )
 
 
 def sentence_row(

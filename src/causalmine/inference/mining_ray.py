@@ -11,30 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from causalmine.inference.documents import ShardSpec
 from causalmine.inference.mining import ShardMiner
-
-
-@dataclass(frozen=True)
-class RaySettings:
-    """The actor pool: ``workers`` actors with ``cpus_per_worker`` / ``gpus_per_worker`` each."""
-
-    address: str | None = None  # None: start a local Ray instance; auto: join a cluster
-    workers: int = 2
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ValueError(f"ray.workers must be >= 1, got {self.workers}")
-        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
-            raise ValueError(
-                "ray.cpus_per_worker must be > 0 and ray.gpus_per_worker >= 0, got "
-                f"{self.cpus_per_worker} and {self.gpus_per_worker}"
-            )
+from causalmine.settings import RaySettings
 
 
 class _MiningActor:
