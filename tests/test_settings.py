@@ -232,3 +232,21 @@ def test_the_recipes_check_their_settings_before_reading_anything(tmp_path):
         )
     with pytest.raises(ConfigError, match="split must be one of test, val"):
         evaluate(_entry("eval", tmp_path, f"ckpt_path={missing}", "split=train"))
+
+
+def test_inference_contradictions_and_nested_gaps_are_refused_up_front(tmp_path):
+    from causalmine.settings import EvalConfig, MineConfig, PredictConfig
+
+    decode = ("decode.method=argmax", "decode.force_relation=true")
+    cfg = _entry("predict", tmp_path, "model_dir=m", "input=i", *decode)
+    with pytest.raises(ConfigError, match=r"force_relation=true needs decode\.method=viterbi"):
+        PredictConfig.from_config(cfg)
+    with pytest.raises(ConfigError, match=r"ray\.workers is required"):
+        MineConfig.from_config(
+            _entry("mine", tmp_path, "model_dir=m", "input=i", "output=o", "ray.workers=???")
+        )
+    with pytest.raises(ConfigError, match="unknown data keys: batchsize"):
+        EvalConfig.from_config(_entry("eval", tmp_path, "ckpt_path=c", "+data.batchsize=4"))
+    assert EvalConfig.from_config(
+        _entry("eval", tmp_path, "ckpt_path=c", "+data.root=/elsewhere")
+    ).data == {"root": "/elsewhere"}

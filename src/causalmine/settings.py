@@ -414,7 +414,7 @@ class _FromConfig:
 
         try:
             values = {
-                key: OmegaConf.to_container(node, resolve=True)
+                key: OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
                 if isinstance(node := cfg[key], DictConfig | ListConfig)
                 else node
                 for key in cfg
@@ -439,6 +439,12 @@ class DecodeOverride:
     def __post_init__(self) -> None:
         if self.method is not None:
             _choice("decode", "method", self.method, DECODE_METHODS)
+        # the model's own method is known only once it is loaded; a contradiction given here
+        # is refused before anything is read or written
+        _require(
+            not (self.force_relation and self.method == "argmax"),
+            "decode.force_relation=true needs decode.method=viterbi",
+        )
 
 
 @dataclass
@@ -456,6 +462,8 @@ class EvalConfig(_FromConfig):
     def __post_init__(self) -> None:
         _required("ckpt_path", self.ckpt_path)
         _choice("", "split", self.split, EVAL_SPLITS)
+        unknown = sorted(set(self.data) - {f.name for f in fields(DataConfig)})
+        _require(not unknown, f"unknown data keys: {', '.join(unknown)}")
 
 
 @dataclass
@@ -583,12 +591,14 @@ class MineConfig(InferenceConfig):
 
     @property
     def read(self) -> ReadSettings:
+        """How records become documents."""
         return ReadSettings(
             self.text_column, self.id_column, self.txt_mode, self.max_document_chars
         )
 
     @property
     def writing(self) -> MineSettings:
+        """What the miner keeps and how it writes."""
         return MineSettings(self.output_format, self.min_probability)
 
 
