@@ -343,6 +343,9 @@ def mine(cfg: DictConfig) -> dict[str, Any]:
             settings, ckpt_path=resolve_ckpt_path(settings.ckpt_path, output_dir(cfg))
         )
     started = time.perf_counter()
+    # the local model is loaded before the output folder is claimed: one that cannot load (or
+    # decode as asked) leaves nothing behind
+    miner = shard_miner(settings) if settings.launcher == "local" else None
     root, files = input_files(settings.input)
     specs = plan_shards(root, files, settings.read, settings.shard_size)
     output = Path(settings.output)
@@ -362,7 +365,7 @@ def mine(cfg: DictConfig) -> dict[str, Any]:
             for manifest in mine_on_ray(partial(shard_miner, settings), todo, settings.ray):
                 advance(manifest["records"], manifest["sentences"])
         else:
-            for _ in mine_locally(shard_miner(settings), todo, advance):
+            for _ in mine_locally(miner, todo, advance):
                 pass
     summary = write_summary(output, specs, time.perf_counter() - started)
     print(
