@@ -59,6 +59,15 @@ def _required(key: str, value: Any) -> None:
     _require(value not in (None, "", "???"), _required_message(key))
 
 
+def _plain(node: Any) -> Any:
+    """An OmegaConf node as plain Python, interpolations resolved (a leaf as it is)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+    return node
+
+
 def _choice(section: str, key: str, value: Any, choices: tuple[str, ...]) -> None:
     name = f"{section}.{key}" if section else key
     _require(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -364,16 +373,9 @@ class TrainConfig:
     def from_config(cls, cfg: Any) -> TrainConfig:
         """The typed settings of a composed ``train`` config (an OmegaConf ``DictConfig``),
         every value checked; a bad one raises :class:`ConfigError` naming its key."""
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        def plain(node: Any) -> Any:
-            if isinstance(node, DictConfig | ListConfig):
-                return OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
-            return node
-
         sections = {}
         for name, build in SECTIONS.items():
-            values = plain(cfg.get(name))
+            values = _plain(cfg.get(name))
             if not isinstance(values, dict):
                 raise ConfigError(f"the config has no {name} section")
             known = {f.name for f in fields(build)}
@@ -389,7 +391,7 @@ class TrainConfig:
             **sections,
             seed=cfg.get("seed", 42),
             monitor=cfg.get("monitor"),
-            objective=plain(cfg.get("objective")),
+            objective=_plain(cfg.get("objective")),
             test_checkpoint=cfg.get("test_checkpoint", "best"),
             loggers=list(cfg.get("logger") or {}),
         )
@@ -409,17 +411,11 @@ class _FromConfig:
         """The typed settings of a composed config (an OmegaConf ``DictConfig``): types, unknown
         and missing keys checked by OmegaConf against the dataclass, then every range and
         choice by ``__post_init__``; a bad value raises :class:`ConfigError` naming its key."""
-        from omegaconf import DictConfig, ListConfig, OmegaConf
+        from omegaconf import OmegaConf
         from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
         try:
-            values = {
-                key: OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
-                if isinstance(node := cfg[key], DictConfig | ListConfig)
-                else node
-                for key in cfg
-                if key not in cls.UNTYPED
-            }
+            values = {key: _plain(cfg[key]) for key in cfg if key not in cls.UNTYPED}
             return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), values))
         except MissingMandatoryValue as err:
             raise ConfigError(_required_message(err.full_key)) from None
@@ -437,14 +433,10 @@ class DecodeOverride:
     force_relation: bool | None = None
 
     def __post_init__(self) -> None:
+        # DecodeConfig's checks, of what is given: with no method, the model's own is known
+        # only once it is loaded (and checked then)
         if self.method is not None:
-            _choice("decode", "method", self.method, DECODE_METHODS)
-        # the model's own method is known only once it is loaded; a contradiction given here
-        # is refused before anything is read or written
-        _require(
-            not (self.force_relation and self.method == "argmax"),
-            "decode.force_relation=true needs decode.method=viterbi",
-        )
+            DecodeConfig(method=self.method, force_relation=bool(self.force_relation))
 
 
 @dataclass
@@ -456,7 +448,7 @@ class EvalConfig(_FromConfig):
     ckpt_path: str = "???"
     split: str = "test"  # test | val (the validation split carved at training, for choices)
     data: dict[str, Any] = field(default_factory=dict)  # data.* over the checkpoint's own
-    decode: DecodeOverride = field(default_factory=lambda: DecodeOverride())
+    decode: DecodeOverride = field(default_factory=DecodeOverride)
     task_name: str = "eval"
 
     def __post_init__(self) -> None:
@@ -479,7 +471,7 @@ class InferenceConfig(_FromConfig):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"
     progress_bar: bool = True
-    decode: DecodeOverride = field(default_factory=lambda: DecodeOverride())
+    decode: DecodeOverride = field(default_factory=DecodeOverride)
 
     def __post_init__(self) -> None:
         _require(
@@ -578,7 +570,7 @@ class MineConfig(InferenceConfig):
     min_probability: float | None = None
     batch_size: int = 64
     launcher: str = "local"
-    ray: RaySettings = field(default_factory=lambda: RaySettings())
+    ray: RaySettings = field(default_factory=RaySettings)
     task_name: str = "mine"
 
     def __post_init__(self) -> None:
