@@ -40,6 +40,7 @@ CONFIGS: dict[str, list[str]] = {
     "batch16": ["data.batch_size=16"],
     "no_lstm": ["model.lstm.enabled=false"],
     "span_weight2": ["span_weight=2"],
+    "span_weight4": ["span_weight=4"],
     # the defaults on UniCausal's BECAUSE (sequence, span and pair tasks)
     "because": ["data=unicausal", "data.corpora=[because]"],
 }
