@@ -41,6 +41,8 @@ CONFIGS: dict[str, list[str]] = {
     "no_lstm": ["model.lstm.enabled=false"],
     "span_weight2": ["span_weight=2"],
     "span_weight4": ["span_weight=4"],
+    # learned task weights (Kendall et al. 2018)
+    "uncertainty": ["loss.weighting=uncertainty"],
     # the defaults on UniCausal's BECAUSE (sequence, span and pair tasks)
     "because": ["data=unicausal", "data.corpora=[because]"],
 }

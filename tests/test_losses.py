@@ -1,11 +1,12 @@
-"""Loss masking: rows without a label for a task contribute nothing to that task's loss."""
+"""Loss masking: rows without a label for a task contribute nothing to that task's loss; learned
+task weights (``loss.weighting=uncertainty``) follow Kendall et al. (2018)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from causalmine.model.losses import LossWeights, masked_cross_entropy, unified_loss
+from causalmine.model.losses import TASKS, LossWeights, masked_cross_entropy, unified_loss
 from causalmine.schema import IGNORE_INDEX
 
 
@@ -76,3 +77,60 @@ def test_mixed_task_batch_masks_each_task_separately():
 def test_negative_weights_are_rejected():
     with pytest.raises(ValueError, match="alpha"):
         LossWeights(alpha=-1.0)
+
+
+def _all_tasks_batch(pair_labelled: bool = True):
+    torch.manual_seed(0)
+    logits = (
+        torch.randn(2, 2),
+        torch.randn(2, 2),
+        torch.randn(2, 3, 4, 5),
+        torch.randn(2, 3, 4, 3),
+    )
+    batch = _batch(
+        [1, 0],
+        [IGNORE_INDEX, 1] if pair_labelled else [IGNORE_INDEX, IGNORE_INDEX],
+        torch.randint(0, 5, (2, 3, 4)).tolist(),
+        torch.randint(0, 3, (2, 3, 4)).tolist(),
+    )
+    return logits, batch
+
+
+def test_learned_weights_start_as_the_fixed_sum():
+    logits, batch = _all_tasks_batch()
+    weights = LossWeights(alpha=3.0, span_weight=0.5, pair_weight=2.0, weighting="uncertainty")
+    learned = unified_loss(*logits, batch, weights, torch.zeros(len(TASKS)))
+    fixed = unified_loss(*logits, batch, LossWeights(alpha=3.0, span_weight=0.5, pair_weight=2.0))
+    assert torch.isclose(learned.total, fixed.total)
+
+
+def test_learned_weights_settle_where_kendall_et_al_put_them():
+    """With the task losses held fixed, s_t minimises w_t exp(-s_t) L_t + s_t / 2 at
+    s_t = log(2 w_t L_t): each task's effective weight becomes 1 / (2 L_t), whatever w_t."""
+    logits, batch = _all_tasks_batch()
+    weights = LossWeights(alpha=3.0, span_weight=0.5, pair_weight=1.0, weighting="uncertainty")
+    s = torch.zeros(len(TASKS), requires_grad=True)
+    optimizer = torch.optim.Adam([s], lr=0.05)
+    for _ in range(2000):
+        optimizer.zero_grad()
+        parts = unified_loss(*logits, batch, weights, s)
+        parts.total.backward()
+        optimizer.step()
+    task_losses = torch.stack([parts.seq, parts.span, parts.pair]).detach()
+    expected = torch.log(2 * torch.tensor([3.0, 0.5, 1.0]) * task_losses)
+    assert torch.allclose(s.detach(), expected, atol=1e-3)
+
+
+def test_a_task_absent_from_the_batch_or_switched_off_leaves_its_weight_alone():
+    logits, batch = _all_tasks_batch(pair_labelled=False)
+    s = torch.zeros(len(TASKS), requires_grad=True)
+    weights = LossWeights(alpha=0.0, weighting="uncertainty")  # no sequence task
+    unified_loss(*logits, batch, weights, s).total.backward()
+    seq_grad, span_grad, pair_grad = s.grad.tolist()
+    assert seq_grad == 0.0 and pair_grad == 0.0  # otherwise s/2 would drag them down every step
+    assert span_grad != 0.0
+
+
+def test_unknown_weighting_is_rejected():
+    with pytest.raises(ValueError, match=r"loss\.weighting must be one of fixed, uncertainty"):
+        LossWeights(weighting="gradnorm")

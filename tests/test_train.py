@@ -71,6 +71,21 @@ def test_checkpoint_rebuilds_without_the_original_backbone_source(train_config, 
     assert module.hparams["network"]["span_heads"] == 3
 
 
+def test_learned_task_weights_train_and_return_with_the_checkpoint(train_config, tmp_path):
+    train(train_config("loss.weighting=uncertainty", "trainer.log_every_n_steps=1"))
+    log = next((tmp_path / "csv").rglob("metrics.csv")).read_text()
+    assert "train/span_learned_weight" in log and "train/seq_learned_weight" in log
+    saved = torch.load(next((tmp_path / "checkpoints").glob("last*.ckpt")), weights_only=True)
+    log_variances = saved["state_dict"]["loss_log_variances"]
+    assert log_variances.shape == (3,) and log_variances[:2].abs().min() > 0  # seq, span moved
+    assert log_variances[2] == 0  # CNC has no pair labels: the pair task's weight stays put
+    names = [g["name"] for g in saved["optimizer_states"][0]["param_groups"]]
+    assert names[-1] == "loss_weights"
+    best = json.loads((tmp_path / "metrics.json").read_text())["best_checkpoint"]
+    reloaded = load_module(best)
+    assert reloaded.loss_log_variances is not None
+
+
 def test_tiny_model_overfits_a_handful_of_sentences(data_root):
     """Training plumbing end to end: a tiny model must learn 8 sentences perfectly."""
     L.seed_everything(0)

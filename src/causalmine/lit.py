@@ -14,7 +14,7 @@ from torch import nn
 from transformers import AutoConfig
 
 from causalmine.model.freezing import apply_static_freezing
-from causalmine.model.losses import LossBreakdown, unified_loss
+from causalmine.model.losses import TASKS, LossBreakdown, unified_loss
 from causalmine.model.network import CausalNetwork, NetworkOutput
 from causalmine.optim import build_optimizer
 from causalmine.scoring.decode import decode_batch
@@ -60,6 +60,11 @@ class CausalLitModule(L.LightningModule):
         if backbone_config is None:
             self.hparams["backbone_config"] = self.network.backbone.config.to_dict()
         self.loss_weights = LossWeights(**(loss or {}))
+        # loss.weighting=uncertainty: one learned log variance per task (losses.TASKS), trained
+        # with the heads; not part of the network, so exports and predictions never see it
+        self.loss_log_variances = (
+            nn.Parameter(torch.zeros(len(TASKS))) if self.loss_weights.learned else None
+        )
         self.optim_config = OptimConfig(**(optim or {}))
         self.freeze_config = FreezeConfig(**(freeze or {}))
         self.parameter_counts = apply_static_freezing(self.network, self.freeze_config)
@@ -76,7 +81,8 @@ class CausalLitModule(L.LightningModule):
             batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
         )
 
-    def _losses(self, out: NetworkOutput, batch: dict[str, Any]) -> LossBreakdown:
+    def compute_losses(self, out: NetworkOutput, batch: dict[str, Any]) -> LossBreakdown:
+        """The task losses of ``batch`` and their total, as this run weighs them."""
         return unified_loss(
             out.seq_logits,
             out.pair_logits,
@@ -84,20 +90,28 @@ class CausalLitModule(L.LightningModule):
             out.signal_logits,
             batch,
             self.loss_weights,
+            self.loss_log_variances,
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        losses = self.last_losses = self._losses(self(batch), batch)
+        losses = self.last_losses = self.compute_losses(self(batch), batch)
         size = batch["input_ids"].shape[0]
         self.log("train/loss", losses.total, prog_bar=True, batch_size=size)
-        parts = {f"train/{part}_loss": getattr(losses, part) for part in ("seq", "span", "pair")}
+        parts = {f"train/{part}_loss": getattr(losses, part) for part in TASKS}
+        if self.loss_log_variances is not None:  # the learned weight exp(-s_t) of each task
+            learned = torch.exp(-self.loss_log_variances.detach())
+            parts |= {
+                f"train/{task}_learned_weight": w for task, w in zip(TASKS, learned, strict=True)
+            }
         self.log_dict(parts, batch_size=size)
         return losses.total
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> EvalBatchOutput:
         out = self(batch)
         size = batch["input_ids"].shape[0]
-        self.log(f"{stage}/loss", self._losses(out, batch).total, batch_size=size, sync_dist=True)
+        self.log(
+            f"{stage}/loss", self.compute_losses(out, batch).total, batch_size=size, sync_dist=True
+        )
         predicted = None
         if any(e.relations is not None for e in batch["meta"].examples):
             predicted = decode_batch(
@@ -139,7 +153,12 @@ class CausalLitModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         total = int(self.trainer.estimated_stepping_batches)
         optimizer, scheduler = build_optimizer(
-            self.network, self.optim_config, self.freeze_config, total, self.backbone_thawed
+            self.network,
+            self.optim_config,
+            self.freeze_config,
+            total,
+            self.backbone_thawed,
+            loss_parameters=[] if self.loss_log_variances is None else [self.loss_log_variances],
         )
         return {
             "optimizer": optimizer,

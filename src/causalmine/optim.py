@@ -7,7 +7,7 @@ a ``gradual`` backbone is in from the start, held at learning rate 0 until it th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -19,9 +19,14 @@ from causalmine.settings import FreezeConfig, OptimConfig
 
 
 def parameter_groups(
-    network: CausalNetwork, optim: OptimConfig, freeze: FreezeConfig
+    network: CausalNetwork,
+    optim: OptimConfig,
+    freeze: FreezeConfig,
+    loss_parameters: Sequence[torch.nn.Parameter] = (),
 ) -> list[dict[str, Any]]:
-    """AdamW groups of the trainable parameters; each group is named and marked ``thaws``."""
+    """AdamW groups of the trainable parameters; each group is named and marked ``thaws``.
+    ``loss_parameters`` (learned task weights) form a last group at the heads' learning rate,
+    without weight decay (decay would pull every task's log variance towards 0)."""
     depths = parameter_depths(network)
     top = max((d for d in depths.values() if d is not None), default=0)
     head_lr = optim.head_lr if optim.head_lr is not None else optim.lr
@@ -50,7 +55,18 @@ def parameter_groups(
             },
         )
         group["params"].append(param)
-    return [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1], not k[2]))]
+    ordered = [groups[k] for k in sorted(groups, key=lambda k: (k[0], k[1], not k[2]))]
+    if loss_parameters:
+        ordered.append(
+            {
+                "params": list(loss_parameters),
+                "lr": head_lr,
+                "weight_decay": 0.0,
+                "thaws": False,
+                "name": "loss_weights",
+            }
+        )
+    return ordered
 
 
 def linear_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -89,10 +105,11 @@ def build_optimizer(
     freeze: FreezeConfig,
     total_steps: int,
     is_thawed: Callable[[], bool],
+    loss_parameters: Sequence[torch.nn.Parameter] = (),
 ) -> tuple[torch.optim.Optimizer, LambdaLR]:
     """AdamW and a per-step schedule: linear warm-up then linear decay to 0; groups that thaw
     get factor 0 until ``is_thawed()``."""
-    groups = parameter_groups(network, optim, freeze)
+    groups = parameter_groups(network, optim, freeze, loss_parameters)
     optimizer = torch.optim.AdamW(
         groups, lr=optim.lr, betas=optim.betas, eps=optim.eps, fused=use_fused(groups, optim.fused)
     )

@@ -73,21 +73,39 @@ def _choice(section: str, key: str, value: Any, choices: tuple[str, ...]) -> Non
     _require(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
+LOSS_WEIGHTINGS = ("fixed", "uncertainty")
+
+
 @dataclass
 class LossWeights:
-    """The unified loss ``alpha * seq + span_weight * sum_k span_k + pair_weight * pair``
-    (``loss.*``; the top-level ``alpha``, ``span_weight`` and ``pair_weight`` set them)."""
+    """How the task losses add up (``loss.*``; the top-level ``alpha``, ``span_weight`` and
+    ``pair_weight`` set the weights).
+
+    - ``weighting=fixed``: ``alpha * seq + span_weight * sum_k span_k + pair_weight * pair``.
+    - ``weighting=uncertainty`` (Kendall, Gal & Cipolla, CVPR 2018): each task ``t`` learns a
+      log variance ``s_t`` and adds ``w_t * exp(-s_t) * L_t + s_t / 2``. At the optimum
+      ``exp(-s_t) = 1 / (2 w_t L_t)``, so the learned weights, not ``w_t``, set the balance;
+      a weight of 0 still switches its task off.
+    """
 
     alpha: float = 1.0  # sequence classification
     span_weight: float = 1.0
     pair_weight: float = 1.0
+    weighting: str = "fixed"
 
     def __post_init__(self) -> None:
-        for name, value in vars(self).items():
+        for name in ("alpha", "span_weight", "pair_weight"):
+            value = getattr(self, name)
             _require(
                 isinstance(value, int | float) and not isinstance(value, bool) and value >= 0,
                 f"{name} must be a number >= 0, got {value!r}",
             )
+        _choice("loss", "weighting", self.weighting, LOSS_WEIGHTINGS)
+
+    @property
+    def learned(self) -> bool:
+        """Whether the balance between tasks is learned (``weighting=uncertainty``)."""
+        return self.weighting == "uncertainty"
 
 
 @dataclass

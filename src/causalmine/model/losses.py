@@ -1,4 +1,5 @@
-"""The unified loss: ``alpha * seq + span_weight * sum_k span_k + pair_weight * pair``.
+"""The unified loss: ``alpha * seq + span_weight * sum_k span_k + pair_weight * pair``, or with
+learned task weights (``loss.weighting=uncertainty``, :class:`~causalmine.settings.LossWeights`).
 
 Rows without a label for a task carry -100 and contribute nothing: each term is a mean over
 the labelled elements only, and zero (still attached to the graph, so DDP sees every head
@@ -34,6 +35,15 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     return summed / count
 
 
+# the order of the learned log variances (``log_variances[i]``)
+TASKS = ("seq", "span", "pair")
+
+
+def _labelled(labels: torch.Tensor) -> torch.Tensor:
+    """1.0 when ``labels`` holds a label, else 0.0 (a tensor: no host sync on a GPU)."""
+    return (labels != IGNORE_INDEX).any().to(torch.float32)
+
+
 def unified_loss(
     seq_logits: torch.Tensor,
     pair_logits: torch.Tensor,
@@ -41,8 +51,14 @@ def unified_loss(
     signal_logits: torch.Tensor,
     batch: dict,
     weights: LossWeights,
+    log_variances: torch.Tensor | None = None,
 ) -> LossBreakdown:
-    """Combine the task losses of one batch (mixed tasks and corpora allowed)."""
+    """Combine the task losses of one batch (mixed tasks and corpora allowed).
+
+    With ``log_variances`` (``s``, one per task of :data:`TASKS`; ``weights.learned``), task
+    ``t`` adds ``w_t * exp(-s_t) * L_t + s_t / 2``, and only when the batch labels it: a task
+    absent from a batch must not pull its ``s_t`` down (its loss is 0 there).
+    """
     seq = masked_cross_entropy(seq_logits, batch["seq_labels"])
     pair = masked_cross_entropy(pair_logits, batch["pair_labels"])
     per_head = [
@@ -51,5 +67,26 @@ def unified_loss(
         for k in range(cause_effect_logits.shape[1])
     ]
     span = torch.stack(per_head).sum()
-    total = weights.alpha * seq + weights.span_weight * span + weights.pair_weight * pair
+    if log_variances is None:
+        total = weights.alpha * seq + weights.span_weight * span + weights.pair_weight * pair
+    else:
+        labelled = (
+            _labelled(batch["seq_labels"]),
+            torch.maximum(
+                _labelled(batch["cause_effect_labels"]), _labelled(batch["signal_labels"])
+            ),
+            _labelled(batch["pair_labels"]),
+        )
+        terms = zip(
+            (weights.alpha, weights.span_weight, weights.pair_weight),
+            (seq, span, pair),
+            labelled,
+            log_variances,
+            strict=True,
+        )
+        total = sum(
+            present * (weight * torch.exp(-s) * loss + s / 2)
+            for weight, loss, present, s in terms
+            if weight > 0
+        )
     return LossBreakdown(total=total, seq=seq, span=span, pair=pair, span_per_head=per_head)

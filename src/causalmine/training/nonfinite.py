@@ -26,7 +26,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from causalmine.checkpoints import load_module
-from causalmine.model.losses import LossBreakdown, LossWeights, unified_loss
+from causalmine.model.losses import LossBreakdown
 from causalmine.training.rng import capture_rng_states, restore_rng_states
 
 
@@ -134,7 +134,4 @@ def replay_nonfinite(directory: str | Path) -> LossBreakdown:
     batch = dict(saved["tensors"])
     restore_rng_states(saved["rng_states"])
     out = module.network(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-    weights = LossWeights(**(module.hparams.get("loss") or {}))
-    return unified_loss(
-        out.seq_logits, out.pair_logits, out.cause_effect_logits, out.signal_logits, batch, weights
-    )
+    return module.compute_losses(out, batch)
