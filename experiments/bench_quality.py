@@ -15,6 +15,11 @@ scripts do):
   Cause/Effect BIO (the CNC span baseline); it predicts one relation per sentence and has no
   signals, so it is scored on Cause/Effect only (column ``span C/E F1``).
 
+``--summarize`` also takes the records of ``bench_protocol.py`` runs of a lever that were tested
+on their final weights (``test_checkpoint=last``): each becomes system ``unified[<config>]``,
+paired by seed with the per-task systems and with ``unified``. Both scripts train through the
+same ``train.py`` config, so a default run of either is the same run (RESULTS §8c).
+
 Interrupted, the same command picks up where it stopped: jobs recorded in ``<out>.runs.jsonl``
 with the same settings (epochs, lr, batch size, model, limit) are not run again, and a job of
 ours that was killed resumes from its ``last.ckpt`` (exact resume).
@@ -343,6 +348,59 @@ def read_runs(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+# a bench_protocol.py record's overrides that set one of SETTINGS (the rest are train.py's
+# defaults, which are bench_quality's too)
+PROTOCOL_SETTINGS = {
+    "trainer.max_epochs": "epochs",
+    "optim.lr": "lr",
+    "data.batch_size": "batch_size",
+}
+PROTOCOL_DEFAULTS = {
+    "epochs": None,
+    "lr": 1e-4,
+    "batch_size": 8,
+    "model": "sentence-transformers/all-MiniLM-L6-v2",
+    "limit": None,
+}
+
+
+def system_order(run: dict) -> tuple:
+    """Runs by seed, then system as in SYSTEMS, a lever ``unified[…]`` after ``unified``."""
+    return (run["seed"], SYSTEMS.index(run["system"].split("[")[0]), run["system"])
+
+
+def from_protocol(record: dict) -> dict:
+    """A ``bench_protocol.py`` record as a run of system ``unified[<config>]``; it must have
+    been tested on its final weights, as every system here is."""
+    overrides = dict(o.split("=", 1) for o in record["overrides"])
+    name = f"{record['config']} seed {record['seed']}"
+    if record.get("returncode") != 0:
+        raise SystemExit(f"{name}: the bench_protocol run failed")
+    if overrides.get("test_checkpoint") != "last":
+        raise SystemExit(
+            f"{name}: tested on its best checkpoint; only runs with test_checkpoint=last "
+            "(final weights) compare with these systems"
+        )
+    unknown = set(overrides) - {*PROTOCOL_SETTINGS, "test_checkpoint", *LEVER_KEYS}
+    if unknown:
+        raise SystemExit(f"{name}: overrides {sorted(unknown)} are not comparable here")
+    settings = dict(PROTOCOL_DEFAULTS)
+    for key, setting in PROTOCOL_SETTINGS.items():
+        if key in overrides:
+            settings[setting] = type(PROTOCOL_DEFAULTS[setting] or 0)(overrides[key])
+    run = {"system": f"unified[{record['config']}]", "seed": record["seed"]}
+    run |= {"seconds": record["seconds"], **settings}
+    run |= {k: record[f"test/{k}"] for k in COLUMNS if f"test/{k}" in record}
+    run["val_curve"] = [
+        {k: point[k] for k in ("epoch", *OUR_CURVE) if k in point} for point in record["val_curve"]
+    ]
+    return run
+
+
+# the overrides that define a lever (the loss), allowed in an imported bench_protocol record
+LEVER_KEYS = ("span_weight", "alpha", "loss.weighting", "loss.span_weight", "loss.alpha")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -373,12 +431,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.summarize:
-        runs = [run for path in args.summarize for run in read_runs(Path(path))]
+        runs = [
+            from_protocol(run) if "config" in run else run
+            for path in args.summarize
+            for run in read_runs(Path(path))
+        ]
         kinds = {tuple(r.get(k) for k in SETTINGS) for r in runs}
         if len(kinds) > 1:  # a comparison needs one budget
             parser.error(f"the runs differ in {', '.join(SETTINGS)}: {sorted(kinds, key=str)}")
-        summary = summarize(sorted(runs, key=lambda r: (r["seed"], SYSTEMS.index(r["system"]))))
-        differences = paired_differences(runs)
+        summary = summarize(sorted(runs, key=system_order))
+        unified = [s for s in dict.fromkeys(r["system"] for r in runs) if s.startswith("unified")]
+        differences = [row for system in unified for row in paired_differences(runs, system)]
         Path(args.out).write_text(
             json.dumps(
                 {
@@ -507,11 +570,20 @@ COMPARISONS = (
 )
 
 
+# a lever (system unified[<config>]) against the unified default as well
+LEVER_COMPARISONS = (
+    ("unified", "seq_f1"),
+    ("unified", "span_f1"),
+    ("unified", "span_f1_2023"),
+)
+
+
 def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[str, Any]]:
     """``system`` minus each baseline on its own task, seed by seed (the seeds both have)."""
     by = {(r["system"], r["seed"]): r for r in runs}
     rows = []
-    for baseline, column in COMPARISONS:
+    comparisons = COMPARISONS + (LEVER_COMPARISONS if system != "unified" else ())
+    for baseline, column in comparisons:
         seeds = sorted(
             seed
             for (name, seed), run in by.items()
@@ -522,6 +594,7 @@ def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[s
         deltas = [by[system, s][column] - by[baseline, s][column] for s in seeds]
         rows.append(
             {
+                "system": system,
                 "baseline": baseline,
                 "column": column,
                 "seeds": seeds,
@@ -535,13 +608,14 @@ def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[s
 
 def differences_markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| unified − baseline | metric | seeds | paired difference (mean ± std) | unified ahead |",
+        "| system − baseline | metric | seeds | paired difference (mean ± std) | system ahead |",
         "| --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         seeds = ", ".join(map(str, r["seeds"]))
         lines.append(
-            f"| {r['baseline']} | {r['column']} | {seeds} | {r['mean']:+.4f} ± {r['std']:.4f} "
+            f"| {r.get('system', 'unified')} − {r['baseline']} | {r['column']} | {seeds} "
+            f"| {r['mean']:+.4f} ± {r['std']:.4f} "
             f"| {r['wins']}/{len(r['seeds'])} |"
         )
     return "\n".join(lines)
@@ -571,9 +645,11 @@ def plot_curves(runs: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    levers = [s for s in dict.fromkeys(r["system"] for r in runs) if s.startswith("unified[")]
     fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(6 * len(CURVE_PANELS), 4))
     for ax, (title, lines) in zip(axes, CURVE_PANELS, strict=True):
-        for system, key in lines:
+        unified_key = next(key for system, key in lines if system == "unified")
+        for system, key in [*lines, *((lever, unified_key) for lever in levers)]:
             curves = [
                 {p["epoch"]: p[key] for p in r["val_curve"] if key in p}
                 for r in runs
