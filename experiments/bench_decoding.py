@@ -1,0 +1,150 @@
+"""Decoding thresholds read on validation from trained checkpoints (no training).
+
+    python experiments/bench_decoding.py --checkpoints unified_2=/runs/u2/checkpoints/last.ckpt \\
+        span_only_1=/runs/s1/checkpoints/last.ckpt --out experiments/results/decoding.json
+
+For each checkpoint, on its validation split and on its test split:
+
+- span F1 (official CNC 2022 rules, Viterbi decoding) when ``bias`` is added to the logits of
+  every B/I label of the Cause/Effect heads (> 0 trades precision for recall: the 10-epoch
+  default's errors are mostly missed relations, RESULTS §8);
+- sequence F1 when the sequence head calls a sentence causal above ``threshold`` instead of 0.5.
+
+The summary gives, per bias and per threshold, the mean paired difference against the default
+(bias 0, threshold 0.5) over the checkpoints, on validation (what a choice may read) and on test
+(reported only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))
+os.environ.setdefault("PROJECT_ROOT", str(ROOT))
+
+BIASES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+
+
+def network_outputs(module, loader) -> list[tuple]:
+    """Per batch: examples, word positions, P(causal), sequence labels and span-head logits."""
+    import torch
+
+    rows = []
+    with torch.no_grad():
+        for batch in loader:
+            out = module(batch)
+            rows.append(
+                (
+                    batch["meta"].examples,
+                    batch["meta"].word_positions,
+                    out.seq_logits.float().softmax(-1)[:, 1],
+                    batch["seq_labels"],
+                    out.cause_effect_logits.float(),
+                    out.signal_logits.float(),
+                )
+            )
+    return rows
+
+
+def span_f1(rows: list[tuple], bias: float, required_kinds: tuple[str, ...]) -> float:
+    """Official span F1 with ``bias`` added to the Cause/Effect heads' B/I logits."""
+    from causalmine.scoring.decode import decode_batch
+    from causalmine.scoring.span_metric import SpanF1
+
+    metric = SpanF1()
+    for examples, positions, _, _, ce, sig in rows:
+        biased = ce.clone()
+        biased[..., 1:] += bias  # label 0 is O (schema.CE_LABELS)
+        predicted = decode_batch(biased, sig, positions, required_kinds, "viterbi")
+        metric.update([e.words for e in examples], [e.relations for e in examples], predicted)
+    return float(metric.compute()["span_f1"])
+
+
+def seq_f1(rows: list[tuple], threshold: float) -> float:
+    import torch
+    from torchmetrics.functional.classification import binary_f1_score
+
+    probabilities = torch.cat([p[labels >= 0] for _, _, p, labels, _, _ in rows])
+    labels = torch.cat([labels[labels >= 0] for _, _, _, labels, _, _ in rows])
+    return float(binary_f1_score(probabilities, labels, threshold=threshold))
+
+
+def measure(path: Path, data_dir: str) -> dict[str, dict]:
+    from causalmine.checkpoints import load_module
+    from causalmine.recipes import checkpoint_datamodule
+
+    module = load_module(path).eval()
+    kinds = tuple(module.required_kinds)
+    datamodule = checkpoint_datamodule(module, {}, data_dir)
+    datamodule.setup("fit")
+    datamodule.setup("test")
+    result = {}
+    for split, loader in (
+        ("val", datamodule.val_dataloader()),
+        ("test", datamodule.test_dataloader()),
+    ):
+        rows = network_outputs(module, loader)
+        result[split] = {
+            "span_f1_by_bias": {str(b): span_f1(rows, b, kinds) for b in BIASES},
+            "seq_f1_by_threshold": {str(t): seq_f1(rows, t) for t in THRESHOLDS},
+        }
+        print(path, split, json.dumps(result[split]), flush=True)
+    return result
+
+
+def summarize(measured: dict[str, dict]) -> dict[str, dict]:
+    """Mean ± std over checkpoints of each setting's difference from the default, per split."""
+    summary: dict[str, dict] = {}
+    for split in ("val", "test"):
+        for table, default in (("span_f1_by_bias", "0.0"), ("seq_f1_by_threshold", "0.5")):
+            rows = summary.setdefault(f"{split}/{table}", {})
+            for setting in next(iter(measured.values()))[split][table]:
+                deltas = [
+                    m[split][table][setting] - m[split][table][default] for m in measured.values()
+                ]
+                rows[setting] = {
+                    "mean": statistics.mean(deltas),
+                    "std": statistics.stdev(deltas) if len(deltas) > 1 else 0.0,
+                    "ahead": sum(d > 0 for d in deltas),
+                    "of": len(deltas),
+                }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoints", nargs="+", metavar="NAME=PATH", required=True)
+    parser.add_argument("--data-dir", default=os.environ.get("CAUSALMINE_DATA", str(ROOT / "data")))
+    parser.add_argument("--out", default=str(HERE / "results" / "decoding.json"))
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    named = dict(item.split("=", 1) for item in args.checkpoints)
+    out = Path(args.out)
+    # partial results survive an interruption; a rerun measures only what is missing
+    measured = json.loads(out.read_text())["checkpoints"] if out.is_file() else {}
+    for name, path in named.items():
+        if name not in measured:
+            measured[name] = {"path": path, **measure(Path(path), args.data_dir)}
+            out.write_text(json.dumps({"checkpoints": measured}, indent=1))
+    summary = summarize({k: v for k, v in measured.items() if k in named})
+    out.write_text(json.dumps({"checkpoints": measured, "summary": summary}, indent=1))
+    for key, rows in summary.items():
+        print(f"\n{key} (difference from the default, over {len(named)} checkpoints)")
+        for setting, r in rows.items():
+            print(f"  {setting:>5}: {r['mean']:+.4f} ± {r['std']:.4f} ({r['ahead']}/{r['of']})")
+
+
+if __name__ == "__main__":
+    main()
