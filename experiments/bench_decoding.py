@@ -83,6 +83,8 @@ def measure(path: Path, data_dir: str) -> dict[str, dict]:
 
     module = load_module(path).eval()
     kinds = tuple(module.required_kinds)
+    # a head whose task had loss weight 0 (span_only, seq_only) was never trained: not measured
+    trained = {"span": module.loss_weights.span_weight > 0, "seq": module.loss_weights.alpha > 0}
     datamodule = checkpoint_datamodule(module, {}, data_dir)
     datamodule.setup("fit")
     datamodule.setup("test")
@@ -92,24 +94,27 @@ def measure(path: Path, data_dir: str) -> dict[str, dict]:
         ("test", datamodule.test_dataloader()),
     ):
         rows = network_outputs(module, loader)
-        result[split] = {
-            "span_f1_by_bias": {str(b): span_f1(rows, b, kinds) for b in BIASES},
-            "seq_f1_by_threshold": {str(t): seq_f1(rows, t) for t in THRESHOLDS},
-        }
+        result[split] = {}
+        if trained["span"]:
+            result[split]["span_f1_by_bias"] = {str(b): span_f1(rows, b, kinds) for b in BIASES}
+        if trained["seq"]:
+            result[split]["seq_f1_by_threshold"] = {str(t): seq_f1(rows, t) for t in THRESHOLDS}
         print(path, split, json.dumps(result[split]), flush=True)
     return result
 
 
 def summarize(measured: dict[str, dict]) -> dict[str, dict]:
-    """Mean ± std over checkpoints of each setting's difference from the default, per split."""
+    """Mean ± std over checkpoints of each setting's difference from the default, per split
+    (over the checkpoints whose head for that task was trained)."""
     summary: dict[str, dict] = {}
     for split in ("val", "test"):
         for table, default in (("span_f1_by_bias", "0.0"), ("seq_f1_by_threshold", "0.5")):
+            tables = [m[split][table] for m in measured.values() if table in m[split]]
+            if not tables:
+                continue
             rows = summary.setdefault(f"{split}/{table}", {})
-            for setting in next(iter(measured.values()))[split][table]:
-                deltas = [
-                    m[split][table][setting] - m[split][table][default] for m in measured.values()
-                ]
+            for setting in tables[0]:
+                deltas = [t[setting] - t[default] for t in tables]
                 rows[setting] = {
                     "mean": statistics.mean(deltas),
                     "std": statistics.stdev(deltas) if len(deltas) > 1 else 0.0,
@@ -141,7 +146,7 @@ def main() -> None:
     summary = summarize({k: v for k, v in measured.items() if k in named})
     out.write_text(json.dumps({"checkpoints": measured, "summary": summary}, indent=1))
     for key, rows in summary.items():
-        print(f"\n{key} (difference from the default, over {len(named)} checkpoints)")
+        print(f"\n{key} (difference from the default; checkpoints ahead / measured)")
         for setting, r in rows.items():
             print(f"  {setting:>5}: {r['mean']:+.4f} ± {r['std']:.4f} ({r['ahead']}/{r['of']})")
 
