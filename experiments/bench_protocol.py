@@ -6,8 +6,8 @@
     python experiments/bench_protocol.py --configs lr5e-5 lr2e-4 batch16 no_lstm span_weight2 --seeds 1
     # the same, as one queue of explicit jobs (config:seed), two at a time
     python experiments/bench_protocol.py --jobs default:1 default:2 default:3 no_lstm:1 batch16:1
-    # tables from the recorded runs (markdown)
-    python experiments/bench_protocol.py --summarize experiments/results/protocol_runs.jsonl
+    # tables from the recorded runs (markdown), paired by seed against one config
+    python experiments/bench_protocol.py --summarize experiments/results/protocol_runs.jsonl --baseline default
 
 Each job is ``python train.py <overrides> seed=S`` in its own run directory, ``--parallel``
 jobs at a time with ``--threads`` intra-op threads each (2 × 1 on a 2-core machine). After each
@@ -174,6 +174,42 @@ def summarize(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def paired(runs: list[dict], baseline: str) -> str:
+    """Markdown: every configuration minus ``baseline`` on the same seed, on validation (the
+    best checkpoint's figures, and the last epoch's, i.e. the final weights); the adoption rule
+    reads ``val/joint_f1`` against twice the baseline's seed std."""
+    ok = {(r["config"], r["seed"]): r for r in runs if r["returncode"] == 0}
+    base = [r for (config, _), r in ok.items() if config == baseline]
+    if not base:
+        raise SystemExit(f"no successful run of the baseline config {baseline!r}")
+    keys = [*VAL_CURVE, *(f"last epoch {k}" for k in VAL_CURVE)]
+
+    def value(run: dict, key: str) -> float:
+        if key.startswith("last epoch "):
+            return run["val_curve"][-1][key.removeprefix("last epoch ")]
+        return run[key]
+
+    lines = [
+        f"| config − {baseline} | seeds | " + " | ".join(keys) + " |",
+        "|" + " --- |" * (len(keys) + 2),
+    ]
+    for config in dict.fromkeys(c for c, _ in ok):
+        seeds = sorted(s for c, s in ok if c == config and (baseline, s) in ok)
+        if config == baseline or not seeds:
+            continue
+        cells = []
+        for key in keys:
+            deltas = [value(ok[config, s], key) - value(ok[baseline, s], key) for s in seeds]
+            cells.append(f"{mean_std(deltas)} ({sum(d > 0 for d in deltas)}/{len(deltas)})")
+        lines.append(f"| {config} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    spread = statistics.stdev(r["val/joint_f1"] for r in base) if len(base) > 1 else 0.0
+    lines += [
+        "",
+        f"adoption threshold on val/joint_f1 (2 × {baseline}'s seed std): {2 * spread:.4f}",
+    ]
+    return "\n".join(lines)
+
+
 def plot_curves(runs: list[dict], out: Path) -> None:
     """Validation F1 per epoch (sequence, official span, span under CNC 2023 rules) of every
     configuration: one thin line per seed, the mean over seeds thick."""
@@ -221,6 +257,11 @@ def main() -> None:
     parser.add_argument("--summarize", nargs="+", metavar="RUNS_JSONL")
     parser.add_argument("--plot", metavar="PNG", help="with --summarize: validation curves")
     parser.add_argument(
+        "--baseline",
+        metavar="CONFIG",
+        help="with --summarize: paired differences (by seed) of every config against this one",
+    )
+    parser.add_argument(
         "--record",
         metavar="COMMIT",
         help="record the --jobs that already ran in --work-dir at COMMIT instead of running them",
@@ -235,6 +276,9 @@ def main() -> None:
             if line.strip()
         ]
         print(summarize(runs))
+        if args.baseline:
+            print()
+            print(paired(runs, args.baseline))
         if args.plot:
             plot_curves(runs, Path(args.plot))
         return
