@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import lightning as L
@@ -176,15 +175,19 @@ def test_entry_point_smoke_run(tmp_path):
 
 
 def test_hub_backbone_offline_fails_fast_with_a_clear_message(tmp_path):
-    start = time.monotonic()
+    """Fast = before the seed is set, data is read or a trainer is built (no wall-clock limit:
+    under load the run took 97 s here, nearly all of it imports); a hang on network retries
+    would hit the subprocess timeout."""
     done = _run(
         ["train.py", "model=roberta", "alpha=3", f"paths.log_dir={tmp_path}"],
-        timeout=120,
+        timeout=300,
         HF_HUB_OFFLINE="1",
     )
     assert done.returncode != 0
-    assert time.monotonic() - start < 30
     assert "'roberta-base'" in done.stderr and "model.name_or_path=DIR" in done.stderr
+    log = next(tmp_path.rglob("train.log")).read_text()
+    assert "BackboneUnavailable" in log
+    assert not any(step in log for step in ("Seed set", "data set-up", "GPU available"))
 
 
 def test_multirun_gives_every_job_its_own_directory(tmp_path):
