@@ -10,6 +10,9 @@ For each checkpoint, on its validation split and on its test split:
   default's errors are mostly missed relations, RESULTS §8);
 - sequence F1 when the sequence head calls a sentence causal above ``threshold`` instead of 0.5.
 
+Spans are always decoded by Viterbi without ``force_relation`` (the defaults), whatever decoding
+a checkpoint was trained with.
+
 The summary gives, per bias and per threshold, the mean paired difference against the default
 (bias 0, threshold 0.5) over the checkpoints, on validation (what a choice may read) and on test
 (reported only).
@@ -140,7 +143,7 @@ def main() -> None:
     # partial results survive an interruption; a rerun measures only what is missing
     measured = json.loads(out.read_text())["checkpoints"] if out.is_file() else {}
     for name, path in named.items():
-        if name not in measured:
+        if measured.get(name, {}).get("path") != path:  # new, or the name now means another file
             measured[name] = {"path": path, **measure(Path(path), args.data_dir)}
             out.write_text(json.dumps({"checkpoints": measured}, indent=1))
     summary = summarize({k: v for k, v in measured.items() if k in named})

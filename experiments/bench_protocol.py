@@ -174,11 +174,30 @@ def summarize(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def shared_setting(record: dict) -> list[str]:
+    """A run's overrides beyond its config's own (e.g. ``trainer.max_epochs=10``): runs pair only
+    when these agree. ``test_checkpoint`` is left out: it changes the test figures only."""
+    own = set(CONFIGS.get(record["config"], []))
+    return sorted(
+        o for o in record["overrides"] if o not in own and not o.startswith("test_checkpoint=")
+    )
+
+
+def other_data(config: str) -> bool:
+    """Whether ``config`` trains on other data than the default (its validation split differs)."""
+    return any(o.startswith(("data=", "data.corpora")) for o in CONFIGS.get(config, []))
+
+
 def paired(runs: list[dict], baseline: str) -> str:
     """Markdown: every configuration minus ``baseline`` on the same seed, on validation (the
     best checkpoint's figures, and the last epoch's, i.e. the final weights); the adoption rule
     reads ``val/joint_f1`` against twice the baseline's seed std."""
-    ok = {(r["config"], r["seed"]): r for r in runs if r["returncode"] == 0}
+    ok: dict[tuple[str, int], dict] = {}
+    for r in runs:
+        if r["returncode"] == 0:
+            if (r["config"], r["seed"]) in ok:
+                raise SystemExit(f"{r['config']} seed {r['seed']} is recorded twice")
+            ok[r["config"], r["seed"]] = r
     base = [r for (config, _), r in ok.items() if config == baseline]
     if not base:
         raise SystemExit(f"no successful run of the baseline config {baseline!r}")
@@ -193,9 +212,14 @@ def paired(runs: list[dict], baseline: str) -> str:
         f"| config − {baseline} | seeds | " + " | ".join(keys) + " |",
         "|" + " --- |" * (len(keys) + 2),
     ]
+    setting = shared_setting(base[0])
+    skipped = []
     for config in dict.fromkeys(c for c, _ in ok):
         seeds = sorted(s for c, s in ok if c == config and (baseline, s) in ok)
         if config == baseline or not seeds:
+            continue
+        if other_data(config) or any(shared_setting(ok[config, s]) != setting for s in seeds):
+            skipped.append(config)  # another corpus or budget: no pair with the baseline
             continue
         cells = []
         for key in keys:
@@ -207,6 +231,8 @@ def paired(runs: list[dict], baseline: str) -> str:
         "",
         f"adoption threshold on val/joint_f1 (2 × {baseline}'s seed std): {2 * spread:.4f}",
     ]
+    if skipped:
+        lines.append(f"not paired (other data or settings than {baseline}): {', '.join(skipped)}")
     return "\n".join(lines)
 
 

@@ -436,6 +436,10 @@ def main() -> None:
             for path in args.summarize
             for run in read_runs(Path(path))
         ]
+        seen = [(r["system"], r["seed"]) for r in runs]
+        twice = sorted({job for job in seen if seen.count(job) > 1})
+        if twice:  # a pairing would silently keep one of them
+            parser.error(f"recorded more than once: {twice}")
         kinds = {tuple(r.get(k) for k in SETTINGS) for r in runs}
         if len(kinds) > 1:  # a comparison needs one budget
             parser.error(f"the runs differ in {', '.join(SETTINGS)}: {sorted(kinds, key=str)}")

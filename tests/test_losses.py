@@ -123,12 +123,15 @@ def test_learned_weights_settle_where_kendall_et_al_put_them():
 
 def test_a_task_absent_from_the_batch_or_switched_off_leaves_its_weight_alone():
     logits, batch = _all_tasks_batch(pair_labelled=False)
+    seq_logits = logits[0].requires_grad_()
     s = torch.zeros(len(TASKS), requires_grad=True)
     weights = LossWeights(alpha=0.0, weighting="uncertainty")  # no sequence task
     unified_loss(*logits, batch, weights, s).total.backward()
     seq_grad, span_grad, pair_grad = s.grad.tolist()
     assert seq_grad == 0.0 and pair_grad == 0.0  # otherwise s/2 would drag them down every step
     assert span_grad != 0.0
+    # the switched-off head is still in the graph (DDP must see every parameter used), at 0
+    assert seq_logits.grad is not None and torch.all(seq_logits.grad == 0)
 
 
 def test_unknown_weighting_is_rejected():

@@ -84,9 +84,10 @@ def unified_loss(
             log_variances,
             strict=True,
         )
+        # a task switched off (weight 0) stays in the graph at 0, as in the fixed sum, so that
+        # DDP sees its head used; its log variance gets no gradient
         total = sum(
-            present * (weight * torch.exp(-s) * loss + s / 2)
+            present * (weight * torch.exp(-s) * loss + s / 2) if weight > 0 else 0.0 * loss
             for weight, loss, present, s in terms
-            if weight > 0
         )
     return LossBreakdown(total=total, seq=seq, span=span, pair=pair, span_per_head=per_head)
