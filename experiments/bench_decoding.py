@@ -135,9 +135,6 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("CAUSALMINE_DATA", str(ROOT / "data")))
     parser.add_argument("--out", default=str(HERE / "results" / "decoding.json"))
     args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     named = dict(item.split("=", 1) for item in args.checkpoints)
     out = Path(args.out)
     # partial results survive an interruption; a rerun measures only what is missing

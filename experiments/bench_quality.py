@@ -348,20 +348,23 @@ def read_runs(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-# a bench_protocol.py record's overrides that set one of SETTINGS (the rest are train.py's
-# defaults, which are bench_quality's too)
-PROTOCOL_SETTINGS = {
-    "trainer.max_epochs": "epochs",
-    "optim.lr": "lr",
-    "data.batch_size": "batch_size",
-}
-PROTOCOL_DEFAULTS = {
-    "epochs": None,
+# the flags' defaults; lr, batch size and model are train.py's own (a bench_protocol.py record
+# leaves them out unless overridden), so a default run of either script is the same run
+DEFAULTS = {
+    "epochs": 2,
     "lr": 1e-4,
     "batch_size": 8,
     "model": "sentence-transformers/all-MiniLM-L6-v2",
     "limit": None,
 }
+# a bench_protocol.py record's overrides that set one of SETTINGS, and their types
+PROTOCOL_SETTINGS = {
+    "trainer.max_epochs": ("epochs", int),
+    "optim.lr": ("lr", float),
+    "data.batch_size": ("batch_size", int),
+}
+# the overrides that define a lever (the loss), allowed in an imported bench_protocol record
+LEVER_KEYS = ("span_weight", "alpha", "loss.weighting", "loss.span_weight", "loss.alpha")
 
 
 def system_order(run: dict) -> tuple:
@@ -384,10 +387,12 @@ def from_protocol(record: dict) -> dict:
     unknown = set(overrides) - {*PROTOCOL_SETTINGS, "test_checkpoint", *LEVER_KEYS}
     if unknown:
         raise SystemExit(f"{name}: overrides {sorted(unknown)} are not comparable here")
-    settings = dict(PROTOCOL_DEFAULTS)
-    for key, setting in PROTOCOL_SETTINGS.items():
+    if "trainer.max_epochs" not in overrides:
+        raise SystemExit(f"{name}: no trainer.max_epochs override; its budget is not recorded")
+    settings = dict(DEFAULTS)
+    for key, (setting, kind) in PROTOCOL_SETTINGS.items():
         if key in overrides:
-            settings[setting] = type(PROTOCOL_DEFAULTS[setting] or 0)(overrides[key])
+            settings[setting] = kind(overrides[key])
     run = {"system": f"unified[{record['config']}]", "seed": record["seed"]}
     run |= {"seconds": record["seconds"], **settings}
     run |= {k: record[f"test/{k}"] for k in COLUMNS if f"test/{k}" in record}
@@ -397,20 +402,16 @@ def from_protocol(record: dict) -> dict:
     return run
 
 
-# the overrides that define a lever (the loss), allowed in an imported bench_protocol record
-LEVER_KEYS = ("span_weight", "alpha", "loss.weighting", "loss.span_weight", "loss.alpha")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    parser.add_argument("--model", default=DEFAULTS["model"])
     parser.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     parser.add_argument(
         "--limit", type=int, default=None, help="first N examples per split (smoke runs)"

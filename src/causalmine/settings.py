@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
+LOSS_WEIGHTINGS = ("fixed", "uncertainty")
 POOLING_MODES = ("cls", "mean", "pooler")
 FREEZE_POLICIES = ("none", "embeddings", "bottom_k", "backbone", "gradual")
 FREEZABLE_HEADS = ("seq", "span", "pair")
@@ -71,9 +72,6 @@ def _plain(node: Any) -> Any:
 def _choice(section: str, key: str, value: Any, choices: tuple[str, ...]) -> None:
     name = f"{section}.{key}" if section else key
     _require(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
-
-
-LOSS_WEIGHTINGS = ("fixed", "uncertainty")
 
 
 @dataclass
