@@ -43,6 +43,8 @@ CONFIGS: dict[str, list[str]] = {
     "span_weight4": ["span_weight=4"],
     # learned task weights (Kendall et al. 2018)
     "uncertainty": ["loss.weighting=uncertainty"],
+    # gold relations assigned to the span heads by the lowest loss, not the corpus' order
+    "matched": ["loss.span_assignment=matched"],
     # the defaults on UniCausal's BECAUSE (sequence, span and pair tasks)
     "because": ["data=unicausal", "data.corpora=[because]"],
 }

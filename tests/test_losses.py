@@ -1,12 +1,21 @@
 """Loss masking: rows without a label for a task contribute nothing to that task's loss; learned
-task weights (``loss.weighting=uncertainty``) follow Kendall et al. (2018)."""
+task weights (``loss.weighting=uncertainty``) follow Kendall et al. (2018); matched span
+assignment (``loss.span_assignment=matched``) gives each head the relation it fits best."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 import torch
 
-from causalmine.model.losses import TASKS, LossWeights, masked_cross_entropy, unified_loss
+from causalmine.model.losses import (
+    TASKS,
+    LossWeights,
+    masked_cross_entropy,
+    match_relations_to_heads,
+    unified_loss,
+)
 from causalmine.schema import IGNORE_INDEX
 
 
@@ -137,3 +146,85 @@ def test_a_task_absent_from_the_batch_or_switched_off_leaves_its_weight_alone():
 def test_unknown_weighting_is_rejected():
     with pytest.raises(ValueError, match=r"loss\.weighting must be one of fixed, uncertainty"):
         LossWeights(weighting="gradnorm")
+
+
+def _span_batch(num_examples: int, heads: int = 3, tokens: int = 6, seed: int = 0):
+    """Random span logits and labels; token 0 of every example is an unlabelled subword."""
+    generator = torch.Generator().manual_seed(seed)
+    ce = torch.randn(num_examples, heads, tokens, 5, generator=generator)
+    sig = torch.randn(num_examples, heads, tokens, 3, generator=generator)
+    ce_labels = torch.randint(0, 5, (num_examples, heads, tokens), generator=generator)
+    sig_labels = torch.randint(0, 3, (num_examples, heads, tokens), generator=generator)
+    ce_labels[:, :, 0] = sig_labels[:, :, 0] = IGNORE_INDEX
+    return ce, sig, ce_labels, sig_labels
+
+
+def _span_loss(ce, sig, ce_labels, sig_labels, assignment: str) -> torch.Tensor:
+    seq = torch.zeros(ce.shape[0], 2)
+    unlabelled = [IGNORE_INDEX] * ce.shape[0]
+    batch = _batch(unlabelled, unlabelled, ce_labels.tolist(), sig_labels.tolist())
+    weights = LossWeights(span_assignment=assignment)
+    return unified_loss(seq, seq, ce, sig, batch, weights).span
+
+
+def test_matched_assignment_gives_each_head_the_relation_it_fits():
+    # head 0 predicts "cause at word 1", head 1 "cause at word 2"; the corpus lists them the
+    # other way round, and the third row is an all-O padding row
+    ce = torch.full((1, 3, 3, 5), -5.0)
+    ce[0, :, :, 0] = 5.0  # every head: O everywhere ...
+    ce[0, 0, 1], ce[0, 1, 2] = ce[0, 0, 1].flip(0), ce[0, 1, 2].flip(0)  # ... but these two words
+    sig = torch.full((1, 3, 3, 3), -5.0)
+    sig[..., 0] = 5.0  # no signal words
+    ce_labels = torch.tensor([[[0, 0, 4], [0, 4, 0], [0, 0, 0]]])  # id 4: the flipped label
+    sig_labels = torch.zeros(1, 3, 3, dtype=torch.long)
+    matched, _ = match_relations_to_heads(ce, sig, ce_labels, sig_labels)
+    assert matched.tolist() == [[[0, 4, 0], [0, 0, 4], [0, 0, 0]]]
+    ordered_loss = _span_loss(ce, sig, ce_labels, sig_labels, "ordered")
+    matched_loss = _span_loss(ce, sig, ce_labels, sig_labels, "matched")
+    assert matched_loss < ordered_loss / 10
+
+
+def test_matched_span_loss_is_the_lowest_over_every_ordering_of_every_sentence():
+    """Brute force: try all 6^3 ways to order three sentences' three label rows."""
+    ce, sig, ce_labels, sig_labels = _span_batch(num_examples=3)
+    orderings = list(itertools.permutations(range(3)))
+    lowest = min(
+        _span_loss(
+            ce,
+            sig,
+            torch.stack([ce_labels[b, list(p)] for b, p in enumerate(per_example)]),
+            torch.stack([sig_labels[b, list(p)] for b, p in enumerate(per_example)]),
+            "ordered",
+        )
+        for per_example in itertools.product(orderings, repeat=3)
+    )
+    assert torch.isclose(_span_loss(ce, sig, ce_labels, sig_labels, "matched"), lowest)
+
+
+def test_matched_span_loss_ignores_the_order_in_which_the_corpus_lists_relations():
+    ce, sig, ce_labels, sig_labels = _span_batch(num_examples=4, seed=1)
+    reordered = [2, 0, 1]
+    original = _span_loss(ce, sig, ce_labels, sig_labels, "matched")
+    shuffled = _span_loss(ce, sig, ce_labels[:, reordered], sig_labels[:, reordered], "matched")
+    assert torch.isclose(original, shuffled)
+    assert not torch.isclose(
+        _span_loss(ce, sig, ce_labels, sig_labels, "ordered"),
+        _span_loss(ce, sig, ce_labels[:, reordered], sig_labels[:, reordered], "ordered"),
+    )
+
+
+def test_matched_assignment_keeps_unlabelled_rows_and_gradients():
+    ce, sig, ce_labels, sig_labels = _span_batch(num_examples=2, seed=2)
+    ce_labels[1] = sig_labels[1] = IGNORE_INDEX  # a pair example: no span labels at all
+    matched_ce, matched_sig = match_relations_to_heads(ce, sig, ce_labels, sig_labels)
+    assert torch.equal(matched_ce[1], ce_labels[1]) and torch.equal(matched_sig[1], sig_labels[1])
+    # each sentence's rows are a reordering of its own rows
+    assert sorted(map(tuple, matched_ce[0].tolist())) == sorted(map(tuple, ce_labels[0].tolist()))
+    ce.requires_grad_()
+    _span_loss(ce, sig, ce_labels, sig_labels, "matched").backward()
+    assert torch.all(ce.grad[1] == 0) and ce.grad[0].abs().sum() > 0
+
+
+def test_unknown_span_assignment_is_rejected():
+    with pytest.raises(ValueError, match=r"loss\.span_assignment must be one of ordered, matched"):
+        LossWeights(span_assignment="greedy")

@@ -85,6 +85,12 @@ def test_learned_task_weights_train_and_return_with_the_checkpoint(train_config,
     assert reloaded.loss_log_variances is not None
 
 
+def test_matched_span_assignment_trains_and_is_saved_with_the_checkpoint(train_config, tmp_path):
+    train(train_config("loss.span_assignment=matched"))
+    best = json.loads((tmp_path / "metrics.json").read_text())["best_checkpoint"]
+    assert load_module(best).loss_weights.span_assignment == "matched"
+
+
 def test_tiny_model_overfits_a_handful_of_sentences(data_root):
     """Training plumbing end to end: a tiny model must learn 8 sentences perfectly."""
     L.seed_everything(0)

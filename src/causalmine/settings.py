@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
 LOSS_WEIGHTINGS = ("fixed", "uncertainty")
+SPAN_ASSIGNMENTS = ("ordered", "matched")
 POOLING_MODES = ("cls", "mean", "pooler")
 FREEZE_POLICIES = ("none", "embeddings", "bottom_k", "backbone", "gradual")
 FREEZABLE_HEADS = ("seq", "span", "pair")
@@ -84,12 +85,18 @@ class LossWeights:
       log variance ``s_t`` and adds ``w_t * exp(-s_t) * L_t + s_t / 2``. At the optimum
       ``exp(-s_t) = 1 / (2 w_t L_t)``, so the learned weights, not ``w_t``, set the balance;
       a weight of 0 still switches its task off.
+
+    ``span_assignment`` says which gold relation each of the K span heads learns: ``ordered``
+    (head k the k-th relation in the corpus' order) or ``matched`` (per sentence, the
+    assignment of relations to heads with the lowest span loss, found exactly by the
+    Hungarian method; the loss is then the same as ``ordered`` on the reordered labels).
     """
 
     alpha: float = 1.0  # sequence classification
     span_weight: float = 1.0
     pair_weight: float = 1.0
     weighting: str = "fixed"
+    span_assignment: str = "ordered"
 
     def __post_init__(self) -> None:
         for name in ("alpha", "span_weight", "pair_weight"):
@@ -99,6 +106,7 @@ class LossWeights:
                 f"{name} must be a number >= 0, got {value!r}",
             )
         _choice("loss", "weighting", self.weighting, LOSS_WEIGHTINGS)
+        _choice("loss", "span_assignment", self.span_assignment, SPAN_ASSIGNMENTS)
 
     @property
     def learned(self) -> bool:

@@ -1,5 +1,7 @@
 """The unified loss: ``alpha * seq + span_weight * sum_k span_k + pair_weight * pair``, or with
 learned task weights (``loss.weighting=uncertainty``, :class:`~causalmine.settings.LossWeights`).
+With ``loss.span_assignment=matched`` each sentence's gold relations are first reordered to the
+span heads they fit best (:func:`match_relations_to_heads`).
 
 Rows without a label for a task carry -100 and contribute nothing: each term is a mean over
 the labelled elements only, and zero (still attached to the graph, so DDP sees every head
@@ -10,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 
 from causalmine.schema import IGNORE_INDEX
 from causalmine.settings import LossWeights
@@ -33,6 +37,45 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     summed = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX, reduction="sum")
     count = (flat_labels != IGNORE_INDEX).sum().clamp(min=1)
     return summed / count
+
+
+def _head_label_costs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``cost[b, k, j]``: cross-entropy of head ``k``'s logits against label row ``j`` of
+    example ``b``, summed over its labelled tokens (``logits [B, K, T, C]``, ``labels [B, K, T]``)."""
+    log_probs = logits.float().log_softmax(-1)
+    heads = logits.shape[1]
+    # index[b, k, t, j] = labels[b, j, t], so gathering over classes scores every row with every head
+    index = labels.clamp(min=0).transpose(1, 2).unsqueeze(1).expand(-1, heads, -1, -1)
+    scores = log_probs.gather(-1, index)
+    labelled = (labels != IGNORE_INDEX).transpose(1, 2).unsqueeze(1)
+    return -(scores * labelled).sum(2)
+
+
+def match_relations_to_heads(
+    cause_effect_logits: torch.Tensor,
+    signal_logits: torch.Tensor,
+    cause_effect_labels: torch.Tensor,
+    signal_labels: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reorder each example's K label rows (gold relations, then all-``O`` rows) so that the
+    sum of its span heads' losses is the lowest possible; return the reordered labels.
+
+    The scorer pairs predicted and gold relations regardless of order, and a sentence's
+    relations have no natural order, so a head need not learn "the k-th relation as the corpus
+    lists it". The assignment is exact (scipy's Hungarian solver on the detached costs); rows
+    without labels cost 0 everywhere and keep their order.
+    """
+    with torch.no_grad():
+        costs = _head_label_costs(cause_effect_logits, cause_effect_labels) + _head_label_costs(
+            signal_logits, signal_labels
+        )
+    # linear_sum_assignment returns the rows in order, so its second array is row k's label row
+    order = np.stack([linear_sum_assignment(cost)[1] for cost in costs.cpu().numpy()])
+    index = torch.as_tensor(order, device=cause_effect_labels.device)[:, :, None]
+    return (
+        cause_effect_labels.gather(1, index.expand_as(cause_effect_labels)),
+        signal_labels.gather(1, index.expand_as(signal_labels)),
+    )
 
 
 # the order of the learned log variances (``log_variances[i]``)
@@ -61,9 +104,14 @@ def unified_loss(
     """
     seq = masked_cross_entropy(seq_logits, batch["seq_labels"])
     pair = masked_cross_entropy(pair_logits, batch["pair_labels"])
+    cause_effect_labels, signal_labels = batch["cause_effect_labels"], batch["signal_labels"]
+    if weights.span_assignment == "matched":
+        cause_effect_labels, signal_labels = match_relations_to_heads(
+            cause_effect_logits, signal_logits, cause_effect_labels, signal_labels
+        )
     per_head = [
-        masked_cross_entropy(cause_effect_logits[:, k], batch["cause_effect_labels"][:, k])
-        + masked_cross_entropy(signal_logits[:, k], batch["signal_labels"][:, k])
+        masked_cross_entropy(cause_effect_logits[:, k], cause_effect_labels[:, k])
+        + masked_cross_entropy(signal_logits[:, k], signal_labels[:, k])
         for k in range(cause_effect_logits.shape[1])
     ]
     span = torch.stack(per_head).sum()
