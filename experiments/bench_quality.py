@@ -364,7 +364,14 @@ PROTOCOL_SETTINGS = {
     "data.batch_size": ("batch_size", int),
 }
 # the overrides that define a lever (the loss), allowed in an imported bench_protocol record
-LEVER_KEYS = ("span_weight", "alpha", "loss.weighting", "loss.span_weight", "loss.alpha")
+LEVER_KEYS = (
+    "span_weight",
+    "alpha",
+    "loss.weighting",
+    "loss.span_weight",
+    "loss.alpha",
+    "loss.span_assignment",
+)
 
 
 def system_order(run: dict) -> tuple:
@@ -372,9 +379,21 @@ def system_order(run: dict) -> tuple:
     return (run["seed"], SYSTEMS.index(run["system"].split("[")[0]), run["system"])
 
 
+def protocol_system(overrides: dict[str, str]) -> str:
+    """Which of our systems a run's loss weights make it: a task weighted 0 is switched off."""
+
+    def off(*keys: str) -> bool:
+        return any(float(overrides[k]) == 0 for k in keys if k in overrides)
+
+    if off("alpha", "loss.alpha"):
+        return "span_only"
+    return "seq_only" if off("span_weight", "loss.span_weight") else "unified"
+
+
 def from_protocol(record: dict) -> dict:
-    """A ``bench_protocol.py`` record as a run of system ``unified[<config>]``; it must have
-    been tested on its final weights, as every system here is."""
+    """A ``bench_protocol.py`` record as a run of system ``<system>[<config>]`` (``unified``, or
+    ``span_only`` / ``seq_only`` when its overrides switch a task off); it must have been
+    tested on its final weights, as every system here is."""
     overrides = dict(o.split("=", 1) for o in record["overrides"])
     name = f"{record['config']} seed {record['seed']}"
     if record.get("returncode") != 0:
@@ -393,7 +412,7 @@ def from_protocol(record: dict) -> dict:
     for key, (setting, kind) in PROTOCOL_SETTINGS.items():
         if key in overrides:
             settings[setting] = kind(overrides[key])
-    run = {"system": f"unified[{record['config']}]", "seed": record["seed"]}
+    run = {"system": f"{protocol_system(overrides)}[{record['config']}]", "seed": record["seed"]}
     run |= {"seconds": record["seconds"], **settings}
     run |= {k: record[f"test/{k}"] for k in COLUMNS if f"test/{k}" in record}
     run["val_curve"] = [
@@ -584,10 +603,21 @@ LEVER_COMPARISONS = (
 
 
 def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[str, Any]]:
-    """``system`` minus each baseline on its own task, seed by seed (the seeds both have)."""
+    """``system`` minus each baseline on its own task, seed by seed (the seeds both have).
+
+    A lever ``unified[<config>]`` is also compared with the default and, where they ran, with
+    the per-task systems under a lever of their own (``span_only[<config>]``…)."""
     by = {(r["system"], r["seed"]): r for r in runs}
     rows = []
-    comparisons = COMPARISONS + (LEVER_COMPARISONS if system != "unified" else ())
+    comparisons = COMPARISONS
+    if system != "unified":
+        lever_baselines = sorted({name for name, _ in by if "[" in name and name != system})
+        comparisons += LEVER_COMPARISONS + tuple(
+            (name, column)
+            for name in lever_baselines
+            for baseline, column in COMPARISONS
+            if name.startswith(f"{baseline}[")
+        )
     for baseline, column in comparisons:
         seeds = sorted(
             seed
@@ -650,11 +680,12 @@ def plot_curves(runs: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    levers = [s for s in dict.fromkeys(r["system"] for r in runs) if s.startswith("unified[")]
+    levers = [s for s in dict.fromkeys(r["system"] for r in runs) if "[" in s]
     fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(6 * len(CURVE_PANELS), 4))
     for ax, (title, lines) in zip(axes, CURVE_PANELS, strict=True):
-        unified_key = next(key for system, key in lines if system == "unified")
-        for system, key in [*lines, *((lever, unified_key) for lever in levers)]:
+        # each system's levers (unified[…], span_only[…]) are drawn with the system's metric
+        variants = [(v, key) for system, key in lines for v in levers if v.startswith(f"{system}[")]
+        for system, key in [*lines, *variants]:
             curves = [
                 {p["epoch"]: p[key] for p in r["val_curve"] if key in p}
                 for r in runs
