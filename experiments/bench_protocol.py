@@ -43,7 +43,7 @@ CONFIGS: dict[str, list[str]] = {
     "span_weight4": ["span_weight=4"],
     # learned task weights (Kendall et al. 2018)
     "uncertainty": ["loss.weighting=uncertainty"],
-    # gold relations assigned to the span heads by the lowest loss, not the corpus' order
+    # gold relations assigned to the span heads by the lowest loss, not by position
     "matched": ["loss.span_assignment=matched"],
     # the span-only ablation (bench_quality's span_only) with the same assignment, to pair with it
     "span_only_matched": ["alpha=0", "loss.span_assignment=matched"],

@@ -110,9 +110,7 @@ def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) ->
     with open_dict(cfg):
         cfg.paths.output_dir = str(out_dir)
     metrics = train(cfg)
-    keep = ("seq_f1", "seq_accuracy", "seq_mcc") if system != "span_only" else ()
-    keep += ("span_f1", "span_f1_pooled", "span_f1_2023") if system != "seq_only" else ()
-    result = {k: metrics[f"test/{k}"] for k in keep}
+    result = {k: metrics[f"test/{k}"] for k in trained_columns(system)}
     result["val_curve"] = validation_curve(out_dir / "csv")
     if system != "seq_only":
         from causalmine.checkpoints import load_module
@@ -121,6 +119,13 @@ def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) ->
             load_module(next(out_dir.glob("checkpoints/last*.ckpt"))), args
         )
     return result
+
+
+def trained_columns(system: str) -> tuple[str, ...]:
+    """The test figures of our ``system`` (``unified``, ``seq_only``, ``span_only``): an
+    ablation's switched-off head is untrained, and its figures mean nothing."""
+    seq = ("seq_f1", "seq_accuracy", "seq_mcc") if system != "span_only" else ()
+    return seq + (("span_f1", "span_f1_pooled", "span_f1_2023") if system != "seq_only" else ())
 
 
 # per epoch of our runs: the validation metrics the curves show (one per task, as trained)
@@ -379,15 +384,26 @@ def system_order(run: dict) -> tuple:
     return (run["seed"], SYSTEMS.index(run["system"].split("[")[0]), run["system"])
 
 
-def protocol_system(overrides: dict[str, str]) -> str:
-    """Which of our systems a run's loss weights make it: a task weighted 0 is switched off."""
+# the loss weights that switch a task off when 0
+SWITCHES = {"seq": ("alpha", "loss.alpha"), "span": ("span_weight", "loss.span_weight")}
 
-    def off(*keys: str) -> bool:
-        return any(float(overrides[k]) == 0 for k in keys if k in overrides)
 
-    if off("alpha", "loss.alpha"):
-        return "span_only"
-    return "seq_only" if off("span_weight", "loss.span_weight") else "unified"
+def protocol_system(name: str, overrides: dict[str, str]) -> tuple[str, str]:
+    """Which of our systems a run's loss weights make it (a task weighted 0 is switched off),
+    and its lever: the other loss overrides, e.g. ``loss.span_assignment=matched``."""
+    off = {
+        task
+        for task, keys in SWITCHES.items()
+        if any(float(overrides[k]) == 0 for k in keys if k in overrides)
+    }
+    if off == {"seq", "span"}:
+        raise SystemExit(f"{name}: trains neither sequences nor spans; not comparable here")
+    system = "span_only" if "seq" in off else "seq_only" if "span" in off else "unified"
+    switches = {k for task in off for k in SWITCHES[task]}
+    lever = ",".join(
+        f"{k}={v}" for k, v in sorted(overrides.items()) if k in LEVER_KEYS and k not in switches
+    )
+    return system, lever
 
 
 def from_protocol(record: dict) -> dict:
@@ -412,9 +428,10 @@ def from_protocol(record: dict) -> dict:
     for key, (setting, kind) in PROTOCOL_SETTINGS.items():
         if key in overrides:
             settings[setting] = kind(overrides[key])
-    run = {"system": f"{protocol_system(overrides)}[{record['config']}]", "seed": record["seed"]}
+    system, lever = protocol_system(name, overrides)
+    run = {"system": f"{system}[{record['config']}]", "seed": record["seed"], "lever": lever}
     run |= {"seconds": record["seconds"], **settings}
-    run |= {k: record[f"test/{k}"] for k in COLUMNS if f"test/{k}" in record}
+    run |= {k: record[f"test/{k}"] for k in trained_columns(system) if f"test/{k}" in record}
     run["val_curve"] = [
         {k: point[k] for k in ("epoch", *OUR_CURVE) if k in point} for point in record["val_curve"]
     ]
@@ -464,8 +481,12 @@ def main() -> None:
         if len(kinds) > 1:  # a comparison needs one budget
             parser.error(f"the runs differ in {', '.join(SETTINGS)}: {sorted(kinds, key=str)}")
         summary = summarize(sorted(runs, key=system_order))
-        unified = [s for s in dict.fromkeys(r["system"] for r in runs) if s.startswith("unified")]
-        differences = [row for system in unified for row in paired_differences(runs, system)]
+        compared = [
+            s
+            for s in dict.fromkeys(r["system"] for r in runs)
+            if s.startswith("unified") or "[" in s
+        ]
+        differences = [row for system in compared for row in paired_differences(runs, system)]
         Path(args.out).write_text(
             json.dumps(
                 {
@@ -605,19 +626,32 @@ LEVER_COMPARISONS = (
 def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[str, Any]]:
     """``system`` minus each baseline on its own task, seed by seed (the seeds both have).
 
-    A lever ``unified[<config>]`` is also compared with the default and, where they ran, with
-    the per-task systems under a lever of their own (``span_only[<config>]``…)."""
+    A lever ``unified[<config>]`` is also compared with the unified default and with the
+    per-task systems trained under the same lever (``span_only[<config2>]`` whose loss
+    overrides, the switched-off task aside, are the same); a per-task system under a lever
+    with itself without it."""
     by = {(r["system"], r["seed"]): r for r in runs}
     rows = []
-    comparisons = COMPARISONS
-    if system != "unified":
-        lever_baselines = sorted({name for name, _ in by if "[" in name and name != system})
-        comparisons += LEVER_COMPARISONS + tuple(
-            (name, column)
-            for name in lever_baselines
-            for baseline, column in COMPARISONS
-            if name.startswith(f"{baseline}[")
+    base = system.split("[")[0]
+    if system == "unified":
+        comparisons = COMPARISONS
+    elif base == "unified":
+        lever = next(r["lever"] for r in runs if r["system"] == system)
+        same_lever = sorted(
+            {r["system"] for r in runs if r.get("lever") == lever and r["system"] != system}
         )
+        comparisons = (
+            COMPARISONS
+            + LEVER_COMPARISONS
+            + tuple(
+                (name, column)
+                for name in same_lever
+                for baseline, column in COMPARISONS
+                if name.startswith(f"{baseline}[")
+            )
+        )
+    else:
+        comparisons = tuple((b, column) for b, column in COMPARISONS if b == base)
     for baseline, column in comparisons:
         seeds = sorted(
             seed

@@ -168,7 +168,7 @@ def _span_loss(ce, sig, ce_labels, sig_labels, assignment: str) -> torch.Tensor:
 
 
 def test_matched_assignment_gives_each_head_the_relation_it_fits():
-    # head 0 predicts "cause at word 1", head 1 "cause at word 2"; the corpus lists them the
+    # head 0 predicts "cause at word 1", head 1 "cause at word 2"; the label rows come the
     # other way round, and the third row is an all-O padding row
     ce = torch.full((1, 3, 3, 5), -5.0)
     ce[0, :, :, 0] = 5.0  # every head: O everywhere ...
@@ -201,7 +201,7 @@ def test_matched_span_loss_is_the_lowest_over_every_ordering_of_every_sentence()
     assert torch.isclose(_span_loss(ce, sig, ce_labels, sig_labels, "matched"), lowest)
 
 
-def test_matched_span_loss_ignores_the_order_in_which_the_corpus_lists_relations():
+def test_matched_span_loss_ignores_the_order_of_the_label_rows():
     ce, sig, ce_labels, sig_labels = _span_batch(num_examples=4, seed=1)
     reordered = [2, 0, 1]
     original = _span_loss(ce, sig, ce_labels, sig_labels, "matched")
@@ -223,6 +223,25 @@ def test_matched_assignment_keeps_unlabelled_rows_and_gradients():
     ce.requires_grad_()
     _span_loss(ce, sig, ce_labels, sig_labels, "matched").backward()
     assert torch.all(ce.grad[1] == 0) and ce.grad[0].abs().sum() > 0
+
+
+def test_matched_assignment_survives_infinite_logits_at_ignored_positions():
+    ce, sig, ce_labels, sig_labels = _span_batch(num_examples=1, seed=3)
+    ce[0, :, 0, 1] = float("-inf")  # token 0 is ignored: it must not poison the costs
+    lowest = min(
+        _span_loss(ce, sig, ce_labels[:, list(p)], sig_labels[:, list(p)], "ordered")
+        for p in itertools.permutations(range(3))
+    )
+    assert torch.isclose(_span_loss(ce, sig, ce_labels, sig_labels, "matched"), lowest)
+
+
+def test_non_finite_logits_leave_the_labels_alone_and_the_loss_non_finite():
+    """The non-finite guard must see the bad step, not a solver error about the costs."""
+    ce, sig, ce_labels, sig_labels = _span_batch(num_examples=2, seed=4)
+    ce[1, 2, 3] = float("nan")
+    matched_ce, matched_sig = match_relations_to_heads(ce, sig, ce_labels, sig_labels)
+    assert torch.equal(matched_ce, ce_labels) and torch.equal(matched_sig, sig_labels)
+    assert not torch.isfinite(_span_loss(ce, sig, ce_labels, sig_labels, "matched"))
 
 
 def test_unknown_span_assignment_is_rejected():

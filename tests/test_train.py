@@ -20,6 +20,7 @@ from causalmine.data.corpora import load_cnc
 from causalmine.data.datamodule import EncodedDataset
 from causalmine.data.encoding import encode_example
 from causalmine.lit import CausalLitModule
+from causalmine.model import losses
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.recipes import evaluate, train
 
@@ -85,8 +86,16 @@ def test_learned_task_weights_train_and_return_with_the_checkpoint(train_config,
     assert reloaded.loss_log_variances is not None
 
 
-def test_matched_span_assignment_trains_and_is_saved_with_the_checkpoint(train_config, tmp_path):
+def test_matched_span_assignment_reaches_the_loss_and_the_checkpoint(
+    train_config, tmp_path, monkeypatch
+):
+    calls = []
+    matcher = losses.match_relations_to_heads
+    monkeypatch.setattr(
+        losses, "match_relations_to_heads", lambda *args: calls.append(1) or matcher(*args)
+    )
     train(train_config("loss.span_assignment=matched"))
+    assert calls  # every training and validation step matched its span labels
     best = json.loads((tmp_path / "metrics.json").read_text())["best_checkpoint"]
     assert load_module(best).loss_weights.span_assignment == "matched"
 

@@ -87,9 +87,9 @@ class LossWeights:
       a weight of 0 still switches its task off.
 
     ``span_assignment`` says which gold relation each of the K span heads learns: ``ordered``
-    (head k the k-th relation in the corpus' order) or ``matched`` (per sentence, the
-    assignment of relations to heads with the lowest span loss, found exactly by the
-    Hungarian method; the loss is then the same as ``ordered`` on the reordered labels).
+    (head k the k-th relation by position, first tagged word) or ``matched`` (per sentence, the
+    assignment of relations to heads with the lowest span loss, exact; the loss is then the
+    same as ``ordered`` on the reordered labels).
     """
 
     alpha: float = 1.0  # sequence classification

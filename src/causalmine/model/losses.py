@@ -48,7 +48,8 @@ def _head_label_costs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     index = labels.clamp(min=0).transpose(1, 2).unsqueeze(1).expand(-1, heads, -1, -1)
     scores = log_probs.gather(-1, index)
     labelled = (labels != IGNORE_INDEX).transpose(1, 2).unsqueeze(1)
-    return -(scores * labelled).sum(2)
+    # where, not a product: an ignored position's -inf log-probability must not turn into NaN
+    return -torch.where(labelled, scores, 0.0).sum(2)
 
 
 def match_relations_to_heads(
@@ -60,15 +61,22 @@ def match_relations_to_heads(
     """Reorder each example's K label rows (gold relations, then all-``O`` rows) so that the
     sum of its span heads' losses is the lowest possible; return the reordered labels.
 
-    The scorer pairs predicted and gold relations regardless of order, and a sentence's
-    relations have no natural order, so a head need not learn "the k-th relation as the corpus
-    lists it". The assignment is exact (scipy's Hungarian solver on the detached costs); rows
-    without labels cost 0 everywhere and keep their order.
+    The data give a sentence's relations in position order (first tagged word), so under
+    ``ordered`` head k learns "the k-th relation from the left"; here a head takes whichever
+    relation it already fits best, as the scorer pairs a multi-relation sentence's predicted
+    and gold relations by the best match. The assignment is exact (scipy's
+    ``linear_sum_assignment`` on the detached costs); rows without labels cost 0 everywhere
+    and keep their order. Non-finite logits leave the labels as they are, so the loss turns
+    non-finite as it would unmatched, and the non-finite guard sees it.
     """
+    if cause_effect_labels.shape[1] == 1:  # one head: nothing to match
+        return cause_effect_labels, signal_labels
     with torch.no_grad():
         costs = _head_label_costs(cause_effect_logits, cause_effect_labels) + _head_label_costs(
             signal_logits, signal_labels
         )
+        if not torch.isfinite(costs).all():
+            return cause_effect_labels, signal_labels
     # linear_sum_assignment returns the rows in order, so its second array is row k's label row
     order = np.stack([linear_sum_assignment(cost)[1] for cost in costs.cpu().numpy()])
     index = torch.as_tensor(order, device=cause_effect_labels.device)[:, :, None]
