@@ -16,9 +16,11 @@ scripts do):
   signals, so it is scored on Cause/Effect only (column ``span C/E F1``).
 
 ``--summarize`` also takes the records of ``bench_protocol.py`` runs of a lever that were tested
-on their final weights (``test_checkpoint=last``): each becomes system ``unified[<config>]``,
-paired by seed with the per-task systems and with ``unified``. Both scripts train through the
-same ``train.py`` config, so a default run of either is the same run (RESULTS §8c).
+on their final weights (``test_checkpoint=last``): each becomes system ``unified[<config>]``
+(``span_only[<config>]`` / ``seq_only[<config>]`` when the config weighs a task 0), paired by
+seed with the per-task systems, with ``unified``, and with the per-task systems trained under
+the same lever. Both scripts train through the same ``train.py`` config, so a default run of
+either is the same run (RESULTS §8c).
 
 Interrupted, the same command picks up where it stopped: jobs recorded in ``<out>.runs.jsonl``
 with the same settings (epochs, lr, batch size, model, limit) are not run again, and a job of

@@ -1,0 +1,138 @@
+"""The benchmarks' comparisons (experiments/): which runs pair with which, and what a paired
+difference is. RESULTS.md's claims rest on these, so they are specified here."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+sys.path.insert(0, str(REPO / "experiments"))
+import bench_protocol
+import bench_quality
+
+
+def _protocol_record(config: str, seed: int, *overrides: str, **test: float) -> dict:
+    """A bench_protocol.py record of a 10-epoch run tested on its final weights."""
+    return {
+        "config": config,
+        "seed": seed,
+        "overrides": [*overrides, "trainer.max_epochs=10", "test_checkpoint=last"],
+        "returncode": 0,
+        "seconds": 1600.0,
+        "val_curve": [{"epoch": 0, "val/seq_f1": 0.8, "val/span_f1_pooled": 0.5}],
+        **{f"test/{k}": v for k, v in test.items()},
+    }
+
+
+def _run(system: str, seed: int, **figures: float) -> dict:
+    return {"system": system, "seed": seed, **figures}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "system", "lever"),
+    [
+        ({}, "unified", ""),
+        ({"span_weight": "2"}, "unified", "span_weight=2"),
+        (
+            {"alpha": "0", "loss.span_assignment": "matched"},
+            "span_only",
+            "loss.span_assignment=matched",
+        ),
+        ({"loss.span_weight": "0.0"}, "seq_only", ""),
+    ],
+)
+def test_a_protocol_run_is_the_system_its_loss_weights_make_it(overrides, system, lever):
+    assert bench_quality.protocol_system("run", overrides) == (system, lever)
+
+
+def test_a_run_that_trains_neither_task_is_refused():
+    with pytest.raises(SystemExit, match="trains neither sequences nor spans"):
+        bench_quality.protocol_system("run", {"alpha": "0", "span_weight": "0"})
+
+
+def test_an_imported_ablation_keeps_only_the_figures_of_the_head_it_trained():
+    record = _protocol_record(
+        "span_only_matched", 1, "alpha=0", "loss.span_assignment=matched", seq_f1=0.67, span_f1=0.55
+    )
+    run = bench_quality.from_protocol(record)
+    assert run["system"] == "span_only[span_only_matched]"
+    assert run["span_f1"] == 0.55 and "seq_f1" not in run  # its sequence head never trained
+    assert run["epochs"] == 10
+
+
+def test_a_run_tested_on_its_best_checkpoint_is_refused():
+    record = _protocol_record("matched", 1, "loss.span_assignment=matched")
+    record["overrides"].remove("test_checkpoint=last")
+    with pytest.raises(SystemExit, match="tested on its best checkpoint"):
+        bench_quality.from_protocol(record)
+
+
+def test_a_lever_pairs_with_per_task_systems_under_the_same_lever_only():
+    runs = [
+        *(_run("span_only", s, span_f1=0.54) for s in (1, 2)),
+        *(_run("unified", s, span_f1=0.52) for s in (1, 2)),
+        _run("unified[matched]", 1, span_f1=0.53),
+        _run("unified[matched]", 2, span_f1=0.55),
+        *(_run("span_only[som]", s, span_f1=0.55) for s in (1, 2)),
+        *(_run("span_only[sw2]", s, span_f1=0.60) for s in (1, 2)),
+    ]
+    for run in runs:
+        if "[" in run["system"]:
+            run["lever"] = "span_weight=2" if "sw2" in run["system"] else "span_assignment=matched"
+    rows = {
+        (r["baseline"], r["column"]): r
+        for r in bench_quality.paired_differences(runs, "unified[matched]")
+    }
+    assert ("span_only[sw2]", "span_f1") not in rows  # another lever: no pair
+    same_lever = rows["span_only[som]", "span_f1"]
+    # seed 1: 0.53 - 0.55, seed 2: 0.55 - 0.55
+    assert same_lever["mean"] == pytest.approx(-0.01)
+    assert same_lever["std"] == pytest.approx(0.01414, abs=1e-5)
+    assert same_lever["wins"] == 0 and same_lever["seeds"] == [1, 2]
+    assert rows["unified", "span_f1"]["mean"] == pytest.approx(0.02)  # the lever's own gain
+    assert rows["span_only", "span_f1"]["wins"] == 1
+    # a per-task system under a lever is compared with itself without it, on its own task only
+    ablation = bench_quality.paired_differences(runs, "span_only[som]")
+    assert [(r["baseline"], r["column"]) for r in ablation] == [("span_only", "span_f1")]
+    assert ablation[0]["mean"] == pytest.approx(0.01)
+
+
+def _validation_record(config: str, seed: int, joint: float, *overrides: str) -> dict:
+    curve = [{"epoch": 0, **{k: joint for k in bench_protocol.VAL_CURVE}}]
+    return {
+        "config": config,
+        "seed": seed,
+        "returncode": 0,
+        "overrides": list(overrides),
+        "val_curve": curve,
+        **{k: joint for k in bench_protocol.VAL_CURVE},
+    }
+
+
+def test_validation_pairs_are_by_seed_and_the_rule_is_twice_the_baseline_spread():
+    runs = [
+        _validation_record("default", 1, 0.60, "trainer.max_epochs=10"),
+        _validation_record("default", 2, 0.62, "trainer.max_epochs=10"),
+        _validation_record(
+            "matched", 1, 0.63, "loss.span_assignment=matched", "trainer.max_epochs=10"
+        ),
+        _validation_record(
+            "matched", 2, 0.63, "loss.span_assignment=matched", "trainer.max_epochs=10"
+        ),
+        # another budget: never paired with the 10-epoch baseline
+        _validation_record("span_weight2", 1, 0.90, "span_weight=2", "trainer.max_epochs=5"),
+    ]
+    table = bench_protocol.paired(runs, "default")
+    matched = next(line for line in table.splitlines() if line.startswith("| matched"))
+    assert "0.0200 ± 0.0141 (2/2)" in matched  # +0.03 and +0.01
+    assert "2 × default's seed std): 0.0283" in table
+    assert "not paired (other data or settings than default): span_weight2" in table
+
+
+def test_a_validation_run_recorded_twice_is_refused():
+    runs = [_validation_record("default", 1, 0.6), _validation_record("default", 1, 0.61)]
+    with pytest.raises(SystemExit, match="default seed 1 is recorded twice"):
+        bench_protocol.paired(runs, "default")
