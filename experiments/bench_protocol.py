@@ -45,6 +45,8 @@ CONFIGS: dict[str, list[str]] = {
     "uncertainty": ["loss.weighting=uncertainty"],
     # gold relations assigned to the span heads by the lowest loss, not by position
     "matched": ["loss.span_assignment=matched"],
+    # matched among a sentence's first R heads for its R relations (head order keeps its meaning)
+    "matched_leading": ["loss.span_assignment=matched_leading"],
     # the span-only ablation (bench_quality's span_only) with the same assignment, to pair with it
     "span_only_matched": ["alpha=0", "loss.span_assignment=matched"],
     # the defaults on UniCausal's BECAUSE (sequence, span and pair tasks)

@@ -244,6 +244,44 @@ def test_non_finite_logits_leave_the_labels_alone_and_the_loss_non_finite():
     assert not torch.isfinite(_span_loss(ce, sig, ce_labels, sig_labels, "matched"))
 
 
+def test_leading_matching_keeps_a_sentences_relations_on_its_first_heads():
+    # head 0 predicts nothing, head 1 relation B, head 2 relation A; the rows are A, B, O
+    ce = torch.full((1, 3, 3, 5), -5.0)
+    ce[0, :, :, 0] = 5.0
+    ce[0, 2, 1], ce[0, 1, 2] = ce[0, 2, 1].flip(0), ce[0, 1, 2].flip(0)
+    sig = torch.full((1, 3, 3, 3), -5.0)
+    sig[..., 0] = 5.0
+    ce_labels = torch.tensor([[[0, 4, 0], [0, 0, 4], [0, 0, 0]]])
+    sig_labels = torch.zeros(1, 3, 3, dtype=torch.long)
+    free, _ = match_relations_to_heads(ce, sig, ce_labels, sig_labels)
+    assert free.tolist() == [[[0, 0, 0], [0, 0, 4], [0, 4, 0]]]  # head 0 left with nothing
+    leading, _ = match_relations_to_heads(ce, sig, ce_labels, sig_labels, leading=True)
+    assert leading.tolist() == [[[0, 4, 0], [0, 0, 4], [0, 0, 0]]]  # heads 0-1 keep A and B
+
+
+def test_leading_span_loss_is_the_lowest_over_orderings_that_keep_relations_first():
+    """Brute force: each sentence holds two relations and an all-O row; its relations may swap
+    between heads 0 and 1, never move to head 2."""
+    ce, sig, ce_labels, sig_labels = _span_batch(num_examples=3, seed=5)
+    ce_labels[:, :2, 1:] = ce_labels[:, :2, 1:].clamp(min=1)  # rows 0-1: relations
+    ce_labels[:, 2, 1:] = sig_labels[:, 2, 1:] = 0  # row 2: all-O
+    lowest = min(
+        _span_loss(
+            ce,
+            sig,
+            torch.stack([ce_labels[b, [*p, 2]] for b, p in enumerate(per_example)]),
+            torch.stack([sig_labels[b, [*p, 2]] for b, p in enumerate(per_example)]),
+            "ordered",
+        )
+        for per_example in itertools.product([(0, 1), (1, 0)], repeat=3)
+    )
+    leading = _span_loss(ce, sig, ce_labels, sig_labels, "matched_leading")
+    assert torch.isclose(leading, lowest)
+    assert _span_loss(ce, sig, ce_labels, sig_labels, "matched") <= leading
+
+
 def test_unknown_span_assignment_is_rejected():
-    with pytest.raises(ValueError, match=r"loss\.span_assignment must be one of ordered, matched"):
+    with pytest.raises(
+        ValueError, match=r"loss\.span_assignment must be one of ordered, matched, matched_leading"
+    ):
         LossWeights(span_assignment="greedy")

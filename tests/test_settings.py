@@ -79,7 +79,10 @@ def test_an_unknown_key_fails_at_composition(train_config):
         (["alpha=-1"], "alpha must be a number >= 0"),
         (["alpha=0", "span_weight=0", "pair_weight=0"], "all 0: nothing to train"),
         (["loss.weighting=gradnorm"], "loss.weighting must be one of fixed, uncertainty"),
-        (["loss.span_assignment=greedy"], "loss.span_assignment must be one of ordered, matched"),
+        (
+            ["loss.span_assignment=greedy"],
+            "loss.span_assignment must be one of ordered, matched, matched_leading",
+        ),
         (["model.span_heads=0"], "model.span_heads must be an integer >= 1"),
         (["model.dropout=1.0"], r"model.dropout must be in \[0, 1\)"),
         (

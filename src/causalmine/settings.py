@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
 LOSS_WEIGHTINGS = ("fixed", "uncertainty")
-SPAN_ASSIGNMENTS = ("ordered", "matched")
+SPAN_ASSIGNMENTS = ("ordered", "matched", "matched_leading")
 POOLING_MODES = ("cls", "mean", "pooler")
 FREEZE_POLICIES = ("none", "embeddings", "bottom_k", "backbone", "gradual")
 FREEZABLE_HEADS = ("seq", "span", "pair")
@@ -89,7 +89,9 @@ class LossWeights:
     ``span_assignment`` says which gold relation each of the K span heads learns: ``ordered``
     (head k the k-th relation by position, first tagged word) or ``matched`` (per sentence, the
     assignment of relations to heads with the lowest span loss, exact; the loss is then the
-    same as ``ordered`` on the reordered labels).
+    same as ``ordered`` on the reordered labels) or ``matched_leading`` (the same, but a
+    sentence with R relations keeps them on its first R heads, so that head order still means
+    "the first relations", as the scorers and ``decode.force_relation`` read it).
     """
 
     alpha: float = 1.0  # sequence classification

@@ -1,7 +1,7 @@
 """The unified loss: ``alpha * seq + span_weight * sum_k span_k + pair_weight * pair``, or with
 learned task weights (``loss.weighting=uncertainty``, :class:`~causalmine.settings.LossWeights`).
-With ``loss.span_assignment=matched`` each sentence's gold relations are first reordered to the
-span heads they fit best (:func:`match_relations_to_heads`).
+With ``loss.span_assignment=matched`` (or ``matched_leading``) each sentence's gold relations are
+first reordered to the span heads they fit best (:func:`match_relations_to_heads`).
 
 Rows without a label for a task carry -100 and contribute nothing: each term is a mean over
 the labelled elements only, and zero (still attached to the graph, so DDP sees every head
@@ -52,14 +52,31 @@ def _head_label_costs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return -torch.where(labelled, scores, 0.0).sum(2)
 
 
+def _assignment(cost: np.ndarray, holds_relation: np.ndarray, leading: bool) -> np.ndarray:
+    """Which label row each head gets: the cheapest assignment, over all heads, or with
+    ``leading`` over the first R heads for the R rows that hold a relation (the rest in order)."""
+    if not leading:
+        # rows come back in order, so the second array is head k's label row
+        return linear_sum_assignment(cost)[1]
+    relations, others = np.flatnonzero(holds_relation), np.flatnonzero(~holds_relation)
+    _, picked = linear_sum_assignment(cost[: len(relations)][:, relations])
+    return np.concatenate([relations[picked], others])
+
+
 def match_relations_to_heads(
     cause_effect_logits: torch.Tensor,
     signal_logits: torch.Tensor,
     cause_effect_labels: torch.Tensor,
     signal_labels: torch.Tensor,
+    leading: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reorder each example's K label rows (gold relations, then all-``O`` rows) so that the
     sum of its span heads' losses is the lowest possible; return the reordered labels.
+
+    With ``leading`` (``loss.span_assignment=matched_leading``) a sentence with R relations
+    keeps them on its first R heads, matched among those only: head order still means "the
+    first relations", which the CNC scorers (they keep the first predicted relations when there
+    are more than gold ones) and ``decode.force_relation`` (the first head's path) rely on.
 
     The data give a sentence's relations in position order (first tagged word), so under
     ``ordered`` head k learns "the k-th relation from the left"; here a head takes whichever
@@ -77,8 +94,13 @@ def match_relations_to_heads(
         )
         if not torch.isfinite(costs).all():
             return cause_effect_labels, signal_labels
-    # linear_sum_assignment returns the rows in order, so its second array is row k's label row
-    order = np.stack([linear_sum_assignment(cost)[1] for cost in costs.cpu().numpy()])
+    holds_relation = (cause_effect_labels > 0).any(-1).cpu().numpy()  # label 0 is O
+    order = np.stack(
+        [
+            _assignment(cost, relations, leading)
+            for cost, relations in zip(costs.cpu().numpy(), holds_relation, strict=True)
+        ]
+    )
     index = torch.as_tensor(order, device=cause_effect_labels.device)[:, :, None]
     return (
         cause_effect_labels.gather(1, index.expand_as(cause_effect_labels)),
@@ -113,9 +135,13 @@ def unified_loss(
     seq = masked_cross_entropy(seq_logits, batch["seq_labels"])
     pair = masked_cross_entropy(pair_logits, batch["pair_labels"])
     cause_effect_labels, signal_labels = batch["cause_effect_labels"], batch["signal_labels"]
-    if weights.span_assignment == "matched":
+    if weights.span_assignment != "ordered":
         cause_effect_labels, signal_labels = match_relations_to_heads(
-            cause_effect_logits, signal_logits, cause_effect_labels, signal_labels
+            cause_effect_logits,
+            signal_logits,
+            cause_effect_labels,
+            signal_labels,
+            leading=weights.span_assignment == "matched_leading",
         )
     per_head = [
         masked_cross_entropy(cause_effect_logits[:, k], cause_effect_labels[:, k])
