@@ -86,12 +86,14 @@ class LossWeights:
       ``exp(-s_t) = 1 / (2 w_t L_t)``, so the learned weights, not ``w_t``, set the balance;
       a weight of 0 still switches its task off.
 
-    ``span_assignment`` says which gold relation each of the K span heads learns: ``ordered``
-    (head k the k-th relation by position, first tagged word) or ``matched`` (per sentence, the
-    assignment of relations to heads with the lowest span loss, exact; the loss is then the
-    same as ``ordered`` on the reordered labels) or ``matched_leading`` (the same, but a
-    sentence with R relations keeps them on its first R heads, so that head order still means
-    "the first relations", as the scorers and ``decode.force_relation`` read it).
+    ``span_assignment`` says which gold relation each of the K span heads learns:
+
+    - ``ordered``: head k the k-th relation by position (first tagged word);
+    - ``matched``: per sentence, the assignment of relations to heads with the lowest span
+      loss, exact; the loss is then the same as ``ordered`` on the reordered labels;
+    - ``matched_leading``: the same, but a sentence with R relations keeps them on its first R
+      heads, so that head order still means "the first relations", as the scorers and
+      ``decode.force_relation`` read it.
     """
 
     alpha: float = 1.0  # sequence classification

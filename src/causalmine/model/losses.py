@@ -73,11 +73,6 @@ def match_relations_to_heads(
     """Reorder each example's K label rows (gold relations, then all-``O`` rows) so that the
     sum of its span heads' losses is the lowest possible; return the reordered labels.
 
-    With ``leading`` (``loss.span_assignment=matched_leading``) a sentence with R relations
-    keeps them on its first R heads, matched among those only: head order still means "the
-    first relations", which the CNC scorers (they keep the first predicted relations when there
-    are more than gold ones) and ``decode.force_relation`` (the first head's path) rely on.
-
     The data give a sentence's relations in position order (first tagged word), so under
     ``ordered`` head k learns "the k-th relation from the left"; here a head takes whichever
     relation it already fits best, as the scorer pairs a multi-relation sentence's predicted
@@ -85,6 +80,11 @@ def match_relations_to_heads(
     ``linear_sum_assignment`` on the detached costs); rows without labels cost 0 everywhere
     and keep their order. Non-finite logits leave the labels as they are, so the loss turns
     non-finite as it would unmatched, and the non-finite guard sees it.
+
+    With ``leading`` (``loss.span_assignment=matched_leading``) a sentence with R relations
+    keeps them on its first R heads, matched among those only: head order still means "the
+    first relations", which the CNC scorers (they keep the first predicted relations when there
+    are more than gold ones) and ``decode.force_relation`` (the first head's path) rely on.
     """
     if cause_effect_labels.shape[1] == 1:  # one head: nothing to match
         return cause_effect_labels, signal_labels
