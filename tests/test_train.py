@@ -86,18 +86,23 @@ def test_learned_task_weights_train_and_return_with_the_checkpoint(train_config,
     assert reloaded.loss_log_variances is not None
 
 
+@pytest.mark.parametrize("assignment", ["matched", "matched_leading"])
 def test_matched_span_assignment_reaches_the_loss_and_the_checkpoint(
-    train_config, tmp_path, monkeypatch
+    train_config, tmp_path, monkeypatch, assignment
 ):
-    calls = []
+    leading = []
     matcher = losses.match_relations_to_heads
-    monkeypatch.setattr(
-        losses, "match_relations_to_heads", lambda *args: calls.append(1) or matcher(*args)
-    )
-    train(train_config("loss.span_assignment=matched"))
-    assert calls  # every training and validation step matched its span labels
+
+    def recording(*args, **kwargs):
+        leading.append(kwargs["leading"])
+        return matcher(*args, **kwargs)
+
+    monkeypatch.setattr(losses, "match_relations_to_heads", recording)
+    train(train_config(f"loss.span_assignment={assignment}"))
+    # every training and validation step matched its span labels, the way the config says
+    assert leading and set(leading) == {assignment == "matched_leading"}
     best = json.loads((tmp_path / "metrics.json").read_text())["best_checkpoint"]
-    assert load_module(best).loss_weights.span_assignment == "matched"
+    assert load_module(best).loss_weights.span_assignment == assignment
 
 
 def test_tiny_model_overfits_a_handful_of_sentences(data_root):
