@@ -52,10 +52,10 @@ def _head_label_costs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return -torch.where(labelled, scores, 0.0).sum(2)
 
 
-def _assignment(cost: np.ndarray, holds_relation: np.ndarray, leading: bool) -> np.ndarray:
-    """Which label row each head gets: the cheapest assignment, over all heads, or with
-    ``leading`` over the first R heads for the R rows that hold a relation (the rest in order)."""
-    if not leading:
+def _assignment(cost: np.ndarray, holds_relation: np.ndarray | None) -> np.ndarray:
+    """Which label row each head gets: the cheapest assignment over all heads or, given which
+    rows hold a relation, over the first R heads for those R rows (the rest in order)."""
+    if holds_relation is None:
         # rows come back in order, so the second array is head k's label row
         return linear_sum_assignment(cost)[1]
     relations, others = np.flatnonzero(holds_relation), np.flatnonzero(~holds_relation)
@@ -94,11 +94,16 @@ def match_relations_to_heads(
         )
         if not torch.isfinite(costs).all():
             return cause_effect_labels, signal_labels
-    holds_relation = (cause_effect_labels > 0).any(-1).cpu().numpy()  # label 0 is O
+    costs = costs.cpu().numpy()
+    # only leading matching reads which rows hold a relation (label 0 is O): no extra host copy
+    # on the free path
+    holds_relation = (
+        (cause_effect_labels > 0).any(-1).cpu().numpy() if leading else [None] * len(costs)
+    )
     order = np.stack(
         [
-            _assignment(cost, relations, leading)
-            for cost, relations in zip(costs.cpu().numpy(), holds_relation, strict=True)
+            _assignment(cost, relations)
+            for cost, relations in zip(costs, holds_relation, strict=True)
         ]
     )
     index = torch.as_tensor(order, device=cause_effect_labels.device)[:, :, None]
