@@ -49,6 +49,11 @@ CONFIGS: dict[str, list[str]] = {
     "matched_leading": ["loss.span_assignment=matched_leading"],
     # the span-only ablation (bench_quality's span_only) with the same assignment, to pair with it
     "span_only_matched": ["alpha=0", "loss.span_assignment=matched"],
+    # mean pooling for the sequence and pair heads (all-MiniLM-L6-v2 was trained with mean
+    # pooling; the default reads the first token)
+    "mean_pooling": ["pooling=mean"],
+    # the sequence-only ablation (bench_quality's seq_only) with the same pooling, to pair with it
+    "seq_only_mean_pooling": ["span_weight=0", "pooling=mean"],
     # the defaults on UniCausal's BECAUSE (sequence, span and pair tasks)
     "because": ["data=unicausal", "data.corpora=[because]"],
 }

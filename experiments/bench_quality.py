@@ -370,7 +370,8 @@ PROTOCOL_SETTINGS = {
     "optim.lr": ("lr", float),
     "data.batch_size": ("batch_size", int),
 }
-# the overrides that define a lever (the loss), allowed in an imported bench_protocol record
+# the overrides that define a lever (the loss, the pooling), allowed in an imported
+# bench_protocol record
 LEVER_KEYS = (
     "span_weight",
     "alpha",
@@ -378,6 +379,8 @@ LEVER_KEYS = (
     "loss.span_weight",
     "loss.alpha",
     "loss.span_assignment",
+    "pooling",
+    "model.pooling",
 )
 
 

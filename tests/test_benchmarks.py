@@ -42,6 +42,7 @@ def _run(system: str, seed: int, **figures: float) -> dict:
             "loss.span_assignment=matched",
         ),
         ({"loss.span_weight": "0.0"}, "seq_only", ""),
+        ({"span_weight": "0", "pooling": "mean"}, "seq_only", "pooling=mean"),
     ],
 )
 def test_a_protocol_run_is_the_system_its_loss_weights_make_it(overrides, system, lever):
