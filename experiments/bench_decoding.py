@@ -57,8 +57,11 @@ def network_outputs(module, loader) -> list[tuple]:
     return rows
 
 
-def span_f1(rows: list[tuple], bias: float, required_kinds: tuple[str, ...]) -> float:
-    """Official span F1 with ``bias`` added to the Cause/Effect heads' B/I logits."""
+def span_f1(
+    rows: list[tuple], bias: float, required_kinds: tuple[str, ...], transitions=None
+) -> float:
+    """Official span F1 with ``bias`` added to the Cause/Effect heads' B/I logits (decoded under
+    the CRFs' ``transitions`` for a model with ``model.span_crf``)."""
     from causalmine.scoring.decode import decode_batch
     from causalmine.scoring.span_metric import SpanF1
 
@@ -66,7 +69,9 @@ def span_f1(rows: list[tuple], bias: float, required_kinds: tuple[str, ...]) -> 
     for examples, positions, _, _, ce, sig in rows:
         biased = ce.clone()
         biased[..., 1:] += bias  # label 0 is O (schema.CE_LABELS)
-        predicted = decode_batch(biased, sig, positions, required_kinds, "viterbi")
+        predicted = decode_batch(
+            biased, sig, positions, required_kinds, "viterbi", transitions=transitions
+        )
         metric.update([e.words for e in examples], [e.relations for e in examples], predicted)
     return float(metric.compute()["span_f1"])
 
@@ -99,7 +104,10 @@ def measure(path: Path, data_dir: str) -> dict[str, dict]:
         rows = network_outputs(module, loader)
         result[split] = {}
         if trained["span"]:
-            result[split]["span_f1_by_bias"] = {str(b): span_f1(rows, b, kinds) for b in BIASES}
+            transitions = module.network.span_heads.transitions()
+            result[split]["span_f1_by_bias"] = {
+                str(b): span_f1(rows, b, kinds, transitions) for b in BIASES
+            }
         if trained["seq"]:
             result[split]["seq_f1_by_threshold"] = {str(t): seq_f1(rows, t) for t in THRESHOLDS}
         print(path, split, json.dumps(result[split]), flush=True)

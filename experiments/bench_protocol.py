@@ -49,6 +49,9 @@ CONFIGS: dict[str, list[str]] = {
     "matched_leading": ["loss.span_assignment=matched_leading"],
     # the span-only ablation (bench_quality's span_only) with the same assignment, to pair with it
     "span_only_matched": ["alpha=0", "loss.span_assignment=matched"],
+    # a linear-chain CRF over each span head's tags (trained by its likelihood, decoded under it)
+    "crf": ["model.span_crf=true"],
+    "span_only_crf": ["alpha=0", "model.span_crf=true"],
     # mean pooling for the sequence and pair heads (all-MiniLM-L6-v2 was trained with mean
     # pooling; the default reads the first token)
     "mean_pooling": ["pooling=mean"],

@@ -370,8 +370,8 @@ PROTOCOL_SETTINGS = {
     "optim.lr": ("lr", float),
     "data.batch_size": ("batch_size", int),
 }
-# the overrides that define a lever (the loss, the pooling), allowed in an imported
-# bench_protocol record
+# the overrides that define a lever (the loss, the pooling, CRF span heads), allowed in an
+# imported bench_protocol record
 LEVER_KEYS = (
     "span_weight",
     "alpha",
@@ -381,6 +381,7 @@ LEVER_KEYS = (
     "loss.span_assignment",
     "pooling",
     "model.pooling",
+    "model.span_crf",
 )
 
 

@@ -26,12 +26,20 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 from bench_decoding import network_outputs  # noqa: E402  (experiments/ is on sys.path)
 
 
+def head_transitions(transitions, k: int):
+    """Head ``k``'s share of a CRF model's transitions (cause/effect, signal); ``None`` without."""
+    if transitions is None:
+        return None
+    return tuple(type(t)(*(part[k : k + 1] for part in t)) for t in transitions)
+
+
 def head_usage(path: Path, data_dir: str) -> dict[str, object]:
     from causalmine.checkpoints import load_module
     from causalmine.recipes import checkpoint_datamodule
     from causalmine.scoring.decode import decode_batch
 
     module = load_module(path).eval()
+    transitions = module.network.span_heads.transitions()  # with model.span_crf
     kinds = tuple(module.required_kinds)
     datamodule = checkpoint_datamodule(module, {}, data_dir)
     datamodule.setup("fit")
@@ -41,10 +49,17 @@ def head_usage(path: Path, data_dir: str) -> dict[str, object]:
         heads = ce.shape[1]
         per_head = per_head or [0] * heads
         alone = [
-            decode_batch(ce[:, k : k + 1], sig[:, k : k + 1], positions, kinds, "viterbi")
+            decode_batch(
+                ce[:, k : k + 1],
+                sig[:, k : k + 1],
+                positions,
+                kinds,
+                "viterbi",
+                transitions=head_transitions(transitions, k),
+            )
             for k in range(heads)
         ]
-        together = decode_batch(ce, sig, positions, kinds, "viterbi")
+        together = decode_batch(ce, sig, positions, kinds, "viterbi", transitions=transitions)
         for i, example in enumerate(examples):
             if not example.relations:
                 continue

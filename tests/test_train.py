@@ -105,8 +105,45 @@ def test_matched_span_assignment_reaches_the_loss_and_the_checkpoint(
     assert load_module(best).loss_weights.span_assignment == assignment
 
 
-def test_tiny_model_overfits_a_handful_of_sentences(data_root):
-    """Training plumbing end to end: a tiny model must learn 8 sentences perfectly."""
+def test_crf_span_heads_train_decode_and_come_back_with_the_checkpoint(
+    train_config, tmp_path, monkeypatch
+):
+    from causalmine import lit
+    from causalmine.export import load
+
+    decoded_with = []
+    decode_batch = lit.decode_batch
+
+    def recording(*args, **kwargs):
+        decoded_with.append(args[6])  # the CRFs' transitions
+        return decode_batch(*args, **kwargs)
+
+    monkeypatch.setattr(lit, "decode_batch", recording)
+    train(train_config("model.span_crf=true"))
+    assert decoded_with and all(t is not None for t in decoded_with)
+    best = json.loads((tmp_path / "metrics.json").read_text())["best_checkpoint"]
+    module = load_module(best)
+    assert module.network.span_heads.crfs is not None
+    # prediction decodes under the checkpoint's transitions
+    from causalmine.inference import predictor as predictor_module
+
+    given = []
+    decode_sentences = predictor_module.decode_sentences
+
+    def recording_sentences(*args):
+        given.append(args[6])
+        return decode_sentences(*args)
+
+    monkeypatch.setattr(predictor_module, "decode_sentences", recording_sentences)
+    list(load(best).predict(["The storm caused floods ."]))
+    (ce, _), expected = given[0], module.network.span_heads.heads[0].ce_crf.transitions
+    assert torch.equal(ce.step[0], expected.detach())
+
+
+@pytest.mark.parametrize("span_crf", [False, True], ids=["softmax", "crf"])
+def test_tiny_model_overfits_a_handful_of_sentences(data_root, span_crf):
+    """Training plumbing end to end: a tiny model must learn 8 sentences perfectly, with span
+    heads scored per token or by CRFs (``model.span_crf``)."""
     L.seed_everything(0)
     tiny = {
         "arch": "bert",
@@ -134,8 +171,10 @@ def test_tiny_model_overfits_a_handful_of_sentences(data_root):
             "dropout": 0.0,
             "head_dropout": 0.0,
             "vocab_size": len(tokenizer),
+            "span_crf": span_crf,
         },
         optim={"lr": 3e-3, "head_lr": 1e-2, "warmup_ratio": 0.0, "weight_decay": 0.0},
+        decode={"method": "viterbi"} if span_crf else None,  # a CRF decodes with Viterbi
     )
     trainer = L.Trainer(
         max_epochs=4,

@@ -72,6 +72,8 @@ class CausalLitModule(L.LightningModule):
         decode_config = DecodeConfig(**(decode or {}))
         self.required_kinds = tuple(decode_config.required_kinds)
         self.decode_method = decode_config.method
+        if self.network.config.span_crf and self.decode_method != "viterbi":
+            raise ValueError("model.span_crf=true needs decode.method=viterbi")
         self.force_relation = decode_config.force_relation
         self.metrics = nn.ModuleDict({s: StageMetrics(s, corpora or []) for s in STAGES})
         self.last_losses: LossBreakdown | None = None  # the last training step's, for the guard
@@ -91,6 +93,7 @@ class CausalLitModule(L.LightningModule):
             batch,
             self.loss_weights,
             self.loss_log_variances,
+            self.network.span_heads.crfs,
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -121,6 +124,7 @@ class CausalLitModule(L.LightningModule):
                 self.required_kinds,
                 self.decode_method,
                 (out.seq_logits.argmax(-1) == 1).tolist() if self.force_relation else None,
+                self.network.span_heads.transitions(),
             )
         return self.metrics[stage].update_batch(out, batch, predicted)
 

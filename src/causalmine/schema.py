@@ -9,6 +9,10 @@ or an effect: Cause/Effect ``O B-C I-C B-E I-E`` and Signal ``O B-S I-S``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 CE_LABELS: tuple[str, ...] = ("O", "B-C", "I-C", "B-E", "I-E")
 SIG_LABELS: tuple[str, ...] = ("O", "B-S", "I-S")
@@ -18,6 +22,16 @@ SIG_LABEL_TO_ID = {label: i for i, label in enumerate(SIG_LABELS)}
 PAIR_MARKERS: tuple[str, ...] = ("<ARG0>", "</ARG0>", "<ARG1>", "</ARG1>")
 # label id of a position that no loss or metric reads (PyTorch's cross-entropy default)
 IGNORE_INDEX = -100
+
+
+class TagTransitions(NamedTuple):
+    """Learned tag-transition scores of one BIO layer (a linear-chain CRF per span head, with
+    ``model.span_crf``): ``start [K, labels]`` for the first word, ``step [K, labels, labels]``
+    for label i followed by label j, ``end [K, labels]`` for the last word."""
+
+    start: Tensor
+    step: Tensor
+    end: Tensor
 
 
 def split_words(text: str) -> list[str]:

@@ -151,6 +151,10 @@ class NetworkConfig:
     vocab_size: int | None = None  # set from the tokenizer (added marker tokens included)
     # recompute the backbone's activations in the backward pass: less memory, ~30% more compute
     gradient_checkpointing: bool = False
+    # a linear-chain CRF over each span head's cause/effect and signal tags: trained by its
+    # likelihood, decoded by Viterbi under its learned transitions (needs decode.method=viterbi
+    # and loss.span_assignment=ordered)
+    span_crf: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.lstm, dict):
@@ -164,6 +168,10 @@ class NetworkConfig:
         for key in ("dropout", "head_dropout"):
             value = getattr(self, key)
             _require(0.0 <= value < 1.0, f"model.{key} must be in [0, 1), got {value!r}")
+        _require(
+            isinstance(self.span_crf, bool),
+            f"model.span_crf must be true or false, got {self.span_crf!r}",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -391,6 +399,16 @@ class TrainConfig:
             f"objective must be a non-empty list of validation metrics (val/…), got {keys!r}",
         )
         _choice("", "test_checkpoint", self.test_checkpoint, TEST_CHECKPOINTS)
+        if self.model.span_crf:
+            _require(
+                self.decode.method == "viterbi",
+                "model.span_crf=true needs decode.method=viterbi (argmax ignores the CRF's transitions)",
+            )
+            _require(
+                loss.span_assignment == "ordered",
+                "model.span_crf=true needs loss.span_assignment=ordered "
+                "(the matching costs are per-token cross-entropies, not the CRF's likelihood)",
+            )
         for name in self.loggers:
             _require(
                 name in LOGGER_CHOICES,

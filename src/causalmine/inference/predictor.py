@@ -110,6 +110,13 @@ class Predictor:
         self.precision = predict_precision(precision, self.device)
         network = network.to(self.device).eval()
         self.network = quantized_int8(network) if self.precision == "int8" else network
+        # a model with CRFs (model.span_crf) decodes under their learned transitions
+        self.transitions = network.span_heads.transitions()
+        if self.transitions is not None and decode_method != "viterbi":
+            raise ValueError(
+                "a model with CRFs (model.span_crf) decodes with decode.method=viterbi, "
+                f"got {decode_method!r}"
+            )
         self.tokenizer = tokenizer
         self.collator = CausalCollator(tokenizer)  # pads as training batches are padded
         self.max_length = max_length
@@ -211,6 +218,7 @@ class Predictor:
                     [p >= self.threshold for p, _, _, _ in stitched.values()]
                     if self.force_relation
                     else None,
+                    self.transitions,
                 ),
                 strict=True,
             )

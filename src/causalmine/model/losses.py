@@ -1,7 +1,9 @@
 """The unified loss: ``alpha * seq + span_weight * sum_k span_k + pair_weight * pair``, or with
 learned task weights (``loss.weighting=uncertainty``, :class:`~causalmine.settings.LossWeights`).
 With ``loss.span_assignment=matched`` (or ``matched_leading``) each sentence's gold relations are
-first reordered to the span heads they fit best (:func:`match_relations_to_heads`).
+first reordered to the span heads they fit best (:func:`match_relations_to_heads`). A span
+head's term is the cross-entropy of its tags or, with ``model.span_crf``, its CRFs' negative
+log-likelihood per word (:func:`crf_negative_log_likelihood`).
 
 Rows without a label for a task carry -100 and contribute nothing: each term is a mean over
 the labelled elements only, and zero (still attached to the graph, so DDP sees every head
@@ -10,12 +12,14 @@ used) when a batch has none.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
+from torchcrf import CRF
 
 from causalmine.schema import IGNORE_INDEX
 from causalmine.settings import LossWeights
@@ -37,6 +41,37 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     summed = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX, reduction="sum")
     count = (flat_labels != IGNORE_INDEX).sum().clamp(min=1)
     return summed / count
+
+
+def crf_negative_log_likelihood(
+    crf: CRF, logits: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """A CRF's negative log-likelihood of the labelled words' tags, per labelled word (as
+    :func:`masked_cross_entropy` is per labelled token); 0 when nothing is labelled.
+
+    ``logits [batch, tokens, labels]`` are the emissions and ``labels [batch, tokens]`` the
+    tags, -100 off first subwords: each row's labelled positions are gathered, in order, into
+    a left-aligned chain, so the CRF links a word to the next word (not to the next subword).
+    """
+    labelled = labels != IGNORE_INDEX
+    counts = labelled.sum(1)
+    # a stable sort on "not labelled" puts each row's labelled positions first, in order
+    order = torch.sort((~labelled).to(torch.uint8), dim=1, stable=True).indices
+    emissions = logits.float().gather(1, order[..., None].expand(-1, -1, logits.shape[-1]))
+    tags = labels.gather(1, order).clamp(min=0)
+    # a row without labels keeps one position (the CRF needs it) and weighs 0: still in the
+    # graph, so DDP sees the CRF used when a batch has no span labels
+    mask = torch.arange(labels.shape[1], device=labels.device)[None] < counts.clamp(min=1)[:, None]
+    log_likelihood = crf(emissions, tags, mask, reduction="none")
+    return -(log_likelihood * (counts > 0)).sum() / counts.sum().clamp(min=1)
+
+
+def _tag_loss(logits: torch.Tensor, labels: torch.Tensor, crf: CRF | None) -> torch.Tensor:
+    """One BIO layer of one span head: its CRF's negative log-likelihood per word, or without a
+    CRF the tags' cross-entropy."""
+    if crf is None:
+        return masked_cross_entropy(logits, labels)
+    return crf_negative_log_likelihood(crf, logits, labels)
 
 
 def _head_label_costs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -130,8 +165,12 @@ def unified_loss(
     batch: dict,
     weights: LossWeights,
     log_variances: torch.Tensor | None = None,
+    crfs: Sequence[tuple[CRF, CRF]] | None = None,
 ) -> LossBreakdown:
     """Combine the task losses of one batch (mixed tasks and corpora allowed).
+
+    With ``crfs`` (each head's cause/effect and signal CRF, ``model.span_crf``) a span head's
+    term is their negative log-likelihood per word instead of the tags' cross-entropy.
 
     With ``log_variances`` (``s``, one per task of :data:`TASKS`; ``weights.learned``), task
     ``t`` adds ``w_t * exp(-s_t) * L_t + s_t / 2``, and only when the batch labels it: a task
@@ -141,6 +180,8 @@ def unified_loss(
     pair = masked_cross_entropy(pair_logits, batch["pair_labels"])
     cause_effect_labels, signal_labels = batch["cause_effect_labels"], batch["signal_labels"]
     if weights.span_assignment != "ordered":
+        if crfs is not None:
+            raise ValueError("model.span_crf needs loss.span_assignment=ordered")
         cause_effect_labels, signal_labels = match_relations_to_heads(
             cause_effect_logits,
             signal_logits,
@@ -148,10 +189,11 @@ def unified_loss(
             signal_labels,
             leading=weights.span_assignment == "matched_leading",
         )
+    heads = crfs if crfs is not None else [(None, None)] * cause_effect_logits.shape[1]
     per_head = [
-        masked_cross_entropy(cause_effect_logits[:, k], cause_effect_labels[:, k])
-        + masked_cross_entropy(signal_logits[:, k], signal_labels[:, k])
-        for k in range(cause_effect_logits.shape[1])
+        _tag_loss(cause_effect_logits[:, k], cause_effect_labels[:, k], ce_crf)
+        + _tag_loss(signal_logits[:, k], signal_labels[:, k], sig_crf)
+        for k, (ce_crf, sig_crf) in enumerate(heads)
     ]
     span = torch.stack(per_head).sum()
     if log_variances is None:

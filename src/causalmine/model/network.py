@@ -2,6 +2,7 @@
 
 input ids ─► backbone ─► dropout ─► BiLSTM reader (optional)           = token states h
 h ─► span head 1 ─► [h; logits_1] ─► span head 2 ─► …                   K chained heads
+                                                    (with model.span_crf, a CRF over each head's tags)
 h ─► pooling (cls | mean | pooler) ─► sequence head, pair head
 """
 
@@ -81,7 +82,12 @@ class CausalNetwork(nn.Module):
             )
             dim = 2 * config.lstm.hidden
         self.span_heads = ChainedSpanHeads(
-            dim, config.span_heads, len(CE_LABELS), len(SIG_LABELS), config.head_dropout
+            dim,
+            config.span_heads,
+            len(CE_LABELS),
+            len(SIG_LABELS),
+            config.head_dropout,
+            config.span_crf,
         )
         # the pretrained pooler reads backbone states; cls/mean read the (possibly LSTM) states
         pooled_dim = hidden if config.pooling == "pooler" else dim

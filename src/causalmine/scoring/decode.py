@@ -6,6 +6,8 @@
      seqeval's lenient BIO reading (an ``I-`` after ``O`` starts a span);
    - ``viterbi``: per head and layer, the most likely *valid* BIO sequence under the first
      subwords' log-probabilities (an ``I-X`` only after ``B-X`` or ``I-X``), found exactly;
+     a model with CRFs (``model.span_crf``) adds each head's learned transition scores
+     (:class:`~causalmine.schema.TagTransitions`) to the path's score;
 
    words without a subword (cut by truncation, or empty) are filled in: inside a span when both
    neighbours say so, else ``O``;
@@ -22,7 +24,7 @@ from functools import cache
 import torch
 
 from causalmine.data.tags import relation_from_bio
-from causalmine.schema import CE_LABELS, SIG_LABELS, Relation
+from causalmine.schema import CE_LABELS, SIG_LABELS, Relation, TagTransitions
 from causalmine.settings import DECODE_METHODS, DEFAULT_DECODE_METHOD, DEFAULT_REQUIRED_KINDS
 
 
@@ -141,12 +143,19 @@ def _best_paths(
 
 
 def _viterbi(
-    log_probs: torch.Tensor, labels: Sequence[str], lengths: torch.Tensor | None = None
+    log_probs: torch.Tensor,
+    labels: Sequence[str],
+    lengths: torch.Tensor | None = None,
+    learned: TagTransitions | None = None,
 ) -> torch.Tensor:
     """Best valid label ids ``[rows, words]`` for ``log_probs [rows, words, labels]`` (rows of
-    different ``lengths``: see :func:`_best_paths`)."""
+    different ``lengths``: see :func:`_best_paths`), under each row's ``learned`` transition
+    scores (``start [rows, labels]``, ...) when given."""
     start, step = _bio_constraints(tuple(labels))
-    return _best_paths(log_probs, start, step, lengths)[0]
+    end = None
+    if learned is not None:
+        start, step, end = start + learned.start, step + learned.step, learned.end
+    return _best_paths(log_probs, start, step, lengths, end)[0]
 
 
 def _viterbi_requiring(
@@ -154,10 +163,15 @@ def _viterbi_requiring(
     labels: Sequence[str],
     kinds: Sequence[str],
     lengths: torch.Tensor | None = None,
+    learned: TagTransitions | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Like :func:`_viterbi`, among the paths with at least one span of every kind in
     ``kinds``; also says which rows have such a path at all (a one-word row cannot hold two)."""
     start, step, end, label_of = _bio_constraints_requiring(tuple(labels), tuple(kinds))
+    if learned is not None:  # a state scores as its label
+        start = start + learned.start[:, label_of]
+        step = step + learned.step[:, label_of][:, :, label_of]
+        end = end + learned.end[:, label_of]
     states, total = _best_paths(log_probs[..., label_of], start, step, lengths, end)
     feasible = total > float("-inf")
     if lengths is not None:  # a sentence without scored words holds no span
@@ -180,10 +194,17 @@ def head_tags(
     word_positions: Sequence[int],
     labels: Sequence[str],
     method: str = DEFAULT_DECODE_METHOD,
+    transitions: TagTransitions | None = None,
 ) -> list[list[str]]:
     """Word tags of each head from label ids ``[K, tokens]`` or scores ``[K, tokens, labels]``
-    (logits or log-probabilities; ``viterbi`` needs scores)."""
-    return sentence_head_tags([outputs], [word_positions], labels, method)[0]
+    (logits or log-probabilities; ``viterbi`` needs scores), under the heads' learned
+    ``transitions`` when the model has CRFs."""
+    return sentence_head_tags([outputs], [word_positions], labels, method, transitions)[0]
+
+
+def _rows_of(transitions: TagTransitions, heads: Sequence[int]) -> TagTransitions:
+    """The transitions of every decoded row: sentence after sentence, its first k heads'."""
+    return TagTransitions(*(torch.cat([t[:0], *(t[:k] for k in heads)]) for t in transitions))
 
 
 def sentence_head_tags(
@@ -191,16 +212,23 @@ def sentence_head_tags(
     word_positions: Sequence[Sequence[int]],
     labels: Sequence[str],
     method: str = DEFAULT_DECODE_METHOD,
+    transitions: TagTransitions | None = None,
 ) -> list[list[list[str]]]:
     """:func:`head_tags` of many sentences; ``viterbi`` decodes all their heads in one pass
     (per sentence, its Python loop over words cost more than the network's forward pass)."""
     if check_method(method) == "argmax":
+        if transitions is not None:
+            raise ValueError(
+                "a model with CRFs (model.span_crf) decodes with decode.method=viterbi; "
+                "argmax would ignore its learned transitions"
+            )
         return [
             [word_tags(row, positions, labels) for row in (o.argmax(-1) if o.dim() == 3 else o)]
             for o, positions in zip(outputs, word_positions, strict=True)
         ]
     log_probs, lengths, heads = _padded_log_probs(outputs, word_positions, labels)
-    paths = iter(_viterbi(log_probs, labels, lengths).tolist())
+    learned = _rows_of(transitions, heads) if transitions is not None else None
+    paths = iter(_viterbi(log_probs, labels, lengths, learned).tolist())
     return [
         [_path_tags(path, positions, labels) for path in itertools.islice(paths, k)]
         for k, positions in zip(heads, word_positions, strict=True)
@@ -237,11 +265,16 @@ def forced_ce_tags(
     outputs: Sequence[torch.Tensor],
     word_positions: Sequence[Sequence[int]],
     kinds: Sequence[str],
+    transitions: TagTransitions | None = None,
 ) -> list[list[str] | None]:
     """Each sentence's best cause/effect tags from its first head's scores ``[K, tokens, labels]``
-    among the paths holding a span of every kind in ``kinds`` (``None``: no such path fits)."""
-    log_probs, lengths, _ = _padded_log_probs([o[:1] for o in outputs], word_positions, CE_LABELS)
-    paths, feasible = _viterbi_requiring(log_probs, CE_LABELS, kinds, lengths)
+    (and its learned ``transitions``, with CRFs) among the paths holding a span of every kind
+    in ``kinds`` (``None``: no such path fits)."""
+    log_probs, lengths, heads = _padded_log_probs(
+        [o[:1] for o in outputs], word_positions, CE_LABELS
+    )
+    learned = _rows_of(transitions, heads) if transitions is not None else None
+    paths, feasible = _viterbi_requiring(log_probs, CE_LABELS, kinds, lengths, learned)
     return [
         _path_tags(path, positions, CE_LABELS) if ok else None
         for path, ok, positions in zip(
@@ -278,6 +311,7 @@ def decode_sentences(
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
     method: str = DEFAULT_DECODE_METHOD,
     causal: Sequence[bool] | None = None,
+    transitions: tuple[TagTransitions, TagTransitions] | None = None,
 ) -> list[list[Relation]]:
     """Relations of many sentences, each from per-head label ids ``[K, tokens]`` (argmax of the
     logits) or per-head scores ``[K, tokens, labels]`` (either method).
@@ -285,9 +319,13 @@ def decode_sentences(
     ``causal`` (``decode.force_relation``; needs scores): a sentence marked causal that no head
     gives a relation gets the first head's best path holding every required cause/effect kind
     (exact, by :func:`forced_ce_tags`) with that head's signal tags.
+
+    ``transitions``: the cause/effect and signal CRFs' learned transition scores of a model
+    with ``model.span_crf`` (``viterbi`` only), added to every path's score.
     """
-    ce_tags = sentence_head_tags(ce, word_positions, CE_LABELS, method)
-    sig_tags = sentence_head_tags(sig, word_positions, SIG_LABELS, method)
+    ce_transitions, sig_transitions = transitions if transitions is not None else (None, None)
+    ce_tags = sentence_head_tags(ce, word_positions, CE_LABELS, method, ce_transitions)
+    sig_tags = sentence_head_tags(sig, word_positions, SIG_LABELS, method, sig_transitions)
     relations = [
         relations_from_tags(c, s, required_kinds) for c, s in zip(ce_tags, sig_tags, strict=True)
     ]
@@ -297,7 +335,7 @@ def decode_sentences(
     missing = [i for i, found in enumerate(relations) if causal[i] and not found]
     if missing:
         forced = forced_ce_tags(
-            [ce[i] for i in missing], [word_positions[i] for i in missing], kinds
+            [ce[i] for i in missing], [word_positions[i] for i in missing], kinds, ce_transitions
         )
         for i, tags in zip(missing, forced, strict=True):
             if tags is not None and sig_tags[i]:
@@ -333,7 +371,11 @@ def decode_batch(
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
     method: str = DEFAULT_DECODE_METHOD,
     causal: Sequence[bool] | None = None,
+    transitions: tuple[TagTransitions, TagTransitions] | None = None,
 ) -> list[list[Relation]]:
-    """Relations for every sentence of a batch from logits ``[batch, K, tokens, labels]``."""
+    """Relations for every sentence of a batch from logits ``[batch, K, tokens, labels]`` (and,
+    with CRFs, their learned ``transitions``: see :func:`decode_sentences`)."""
     ce, sig = head_outputs(cause_effect_logits, signal_logits, method)
-    return decode_sentences(list(ce), list(sig), word_positions, required_kinds, method, causal)
+    return decode_sentences(
+        list(ce), list(sig), word_positions, required_kinds, method, causal, transitions
+    )
