@@ -1,11 +1,11 @@
 """CRF span heads (``model.span_crf``): the loss is each layer's CRF negative log-likelihood over
 a sentence's words (subwords after the first skipped), and decoding finds the best valid BIO
-path under the emissions plus the learned transitions. Both checked against brute force."""
+path under the emissions plus the learned transitions. Both checked against brute force, and
+the likelihood against pytorch-crf."""
 
 from __future__ import annotations
 
 import itertools
-import math
 
 import pytest
 import torch
@@ -37,6 +37,17 @@ def _random_crf(labels: int, seed: int) -> CRF:
     return crf
 
 
+def _scores(crfs: list[CRF]) -> TagTransitions:
+    """The scores of pytorch-crf modules, one per head, in our layout."""
+    return TagTransitions(
+        *(
+            torch.stack([getattr(c, name) for c in crfs])
+            for name in ("start_transitions", "transitions", "end_transitions")
+        )
+    )
+
+
+@torch.no_grad()
 def _chain_score(crf: CRF, emissions: torch.Tensor, tags: tuple[int, ...]) -> float:
     """Score of one tag sequence over ``emissions [words, labels]``, from the CRF's definition."""
     score = crf.start_transitions[tags[0]] + crf.end_transitions[tags[-1]]
@@ -75,15 +86,41 @@ def test_crf_loss_is_the_chains_negative_log_likelihood_over_labelled_words(seed
         if chain:
             expected += _brute_force_nll(crf, logits[row, chain], tuple(gold))
             labelled += len(chain)
-    loss = crf_negative_log_likelihood(crf, logits, labels)
+    (loss,) = crf_negative_log_likelihood(logits[:, None], labels[:, None], _scores([crf]))
     assert float(loss.detach()) == pytest.approx(expected / max(labelled, 1), rel=1e-4, abs=1e-5)
+
+
+def test_crf_loss_equals_pytorch_crf_on_long_sentences_of_every_head():
+    """Realistic lengths (a sort that is not stable scrambles chains past ~24 tokens): 3 heads,
+    each its own CRF, rows of 0-40 words spread over 96 subword positions."""
+    generator = torch.Generator().manual_seed(7)
+    crfs = [_random_crf(5, seed) for seed in range(3)]
+    batch, heads, tokens = 6, 3, 96
+    logits = torch.randn(batch, heads, tokens, 5, generator=generator)
+    labels = torch.full((batch, heads, tokens), IGNORE_INDEX)
+    for b in range(1, batch):  # row 0 has no labels at all
+        words = torch.randperm(tokens - 1, generator=generator)[: 8 * b].sort().values + 1
+        labels[b, :, words] = torch.randint(5, (heads, len(words)), generator=generator)
+    ours = crf_negative_log_likelihood(logits, labels, _scores(crfs))
+    for k, crf in enumerate(crfs):
+        total, count = 0.0, 0
+        for b in range(batch):
+            chain = (labels[b, k] != IGNORE_INDEX).nonzero().squeeze(-1)
+            if len(chain):
+                emissions, tags = logits[b, k, chain][None], labels[b, k, chain][None]
+                mask = torch.ones_like(tags, dtype=torch.bool)
+                total -= float(crf(emissions, tags, mask, reduction="sum").detach())
+                count += len(chain)
+        assert float(ours[k].detach()) == pytest.approx(total / count, rel=1e-5)
 
 
 def test_a_batch_without_span_labels_costs_nothing_and_keeps_the_crf_in_the_graph():
     crf = _random_crf(5, 0)
-    logits = torch.randn(2, 6, 5, requires_grad=True)
-    loss = crf_negative_log_likelihood(crf, logits, torch.full((2, 6), IGNORE_INDEX))
-    assert float(loss) == 0.0
+    logits = torch.randn(2, 1, 6, 5, requires_grad=True)
+    (loss,) = crf_negative_log_likelihood(
+        logits, torch.full((2, 1, 6), IGNORE_INDEX), _scores([crf])
+    )
+    assert float(loss.detach()) == 0.0
     loss.backward()
     assert all(p.grad is not None and not p.grad.any() for p in crf.parameters())
 
@@ -101,12 +138,14 @@ def test_unified_loss_with_crfs_sums_each_heads_two_layers():
         "signal_labels": sig,
     }
     logits = (torch.zeros(2, 2), torch.zeros(2, 2))
-    losses = unified_loss(*logits, ce_logits, sig_logits, batch, LossWeights(), crfs=heads.crfs)
-    for k, (ce_crf, sig_crf) in enumerate(heads.crfs):
+    scores = heads.crf_scores()
+    losses = unified_loss(*logits, ce_logits, sig_logits, batch, LossWeights(), crf_scores=scores)
+    for k in range(2):
+        one = [TagTransitions(*(t[k : k + 1] for t in layer)) for layer in scores]
         expected = crf_negative_log_likelihood(
-            ce_crf, ce_logits[:, k], ce[:, k]
-        ) + crf_negative_log_likelihood(sig_crf, sig_logits[:, k], sig[:, k])
-        assert torch.allclose(losses.span_per_head[k], expected)
+            ce_logits[:, k : k + 1], ce[:, k : k + 1], one[0]
+        ) + crf_negative_log_likelihood(sig_logits[:, k : k + 1], sig[:, k : k + 1], one[1])
+        assert torch.allclose(losses.span_per_head[k], expected[0])
     plain = unified_loss(*logits, ce_logits, sig_logits, batch, LossWeights())
     assert not torch.allclose(plain.span, losses.span)  # the CRF's likelihood, not the tags' CE
     with pytest.raises(ValueError, match="span_assignment=ordered"):
@@ -116,7 +155,7 @@ def test_unified_loss_with_crfs_sums_each_heads_two_layers():
             sig_logits,
             batch,
             LossWeights(span_assignment="matched"),
-            crfs=heads.crfs,
+            crf_scores=scores,
         )
 
 
@@ -219,9 +258,10 @@ def test_crf_heads_expose_their_transitions_per_head_and_layer():
     ce, sig = heads.transitions()
     assert ce.start.shape == (3, 5) and ce.step.shape == (3, 5, 5) and ce.end.shape == (3, 5)
     assert sig.step.shape == (3, 3, 3) and not sig.step.requires_grad
-    assert torch.equal(ce.step[1], heads.heads[1].ce_crf.transitions.detach())
+    assert torch.equal(ce.step[1], heads.heads[1].ce_crf.step.detach())
+    assert heads.crf_scores()[0].step.requires_grad  # what the loss trains
     plain = ChainedSpanHeads(8, 3, len(CE_LABELS), len(SIG_LABELS), 0.0)
-    assert plain.crfs is None and plain.transitions() is None
+    assert plain.crf_scores() is None and plain.transitions() is None
     assert not any("crf" in name for name in plain.state_dict())  # old checkpoints still load
 
 
@@ -245,4 +285,3 @@ def test_chained_heads_with_crfs_add_two_small_parameter_sets_per_head():
     crf = ChainedSpanHeads(8, 3, 5, 3, 0.0, crf=True)
     extra = sum(p.numel() for p in crf.parameters()) - sum(p.numel() for p in plain.parameters())
     assert extra == 3 * ((5 * 5 + 2 * 5) + (3 * 3 + 2 * 3))
-    assert math.isfinite(float(sum(p.sum() for p in crf.parameters())))

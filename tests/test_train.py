@@ -23,6 +23,7 @@ from causalmine.lit import CausalLitModule
 from causalmine.model import losses
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.recipes import evaluate, train
+from causalmine.settings import ConfigError
 
 from .conftest import REPO, compose_config
 
@@ -123,7 +124,10 @@ def test_crf_span_heads_train_decode_and_come_back_with_the_checkpoint(
     assert decoded_with and all(t is not None for t in decoded_with)
     best = json.loads((tmp_path / "metrics.json").read_text())["best_checkpoint"]
     module = load_module(best)
-    assert module.network.span_heads.crfs is not None
+    assert module.network.span_heads.crf_scores() is not None
+    argmax = compose_config("eval", [f"ckpt_path={best}", "decode.method=argmax"], tmp_path / "e")
+    with pytest.raises(ConfigError, match="has CRF span heads"):
+        evaluate(argmax)  # refused before any data loads
     # prediction decodes under the checkpoint's transitions
     from causalmine.inference import predictor as predictor_module
 
@@ -136,7 +140,7 @@ def test_crf_span_heads_train_decode_and_come_back_with_the_checkpoint(
 
     monkeypatch.setattr(predictor_module, "decode_sentences", recording_sentences)
     list(load(best).predict(["The storm caused floods ."]))
-    (ce, _), expected = given[0], module.network.span_heads.heads[0].ce_crf.transitions
+    (ce, _), expected = given[0], module.network.span_heads.heads[0].ce_crf.step
     assert torch.equal(ce.step[0], expected.detach())
 
 

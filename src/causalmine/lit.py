@@ -93,7 +93,7 @@ class CausalLitModule(L.LightningModule):
             batch,
             self.loss_weights,
             self.loss_log_variances,
-            self.network.span_heads.crfs,
+            self.network.span_heads.crf_scores(),
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

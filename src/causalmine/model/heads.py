@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchcrf import CRF
 
 from causalmine.schema import TagTransitions
+
+
+class TagChain(nn.Module):
+    """The learned scores of a linear-chain CRF over one BIO layer's tags: ``start[j]`` (the
+    first word is j), ``step[i, j]`` (a word tagged i, the next j) and ``end[j]``; the head's
+    logits are its emissions. The likelihood is :func:`causalmine.model.losses.crf_negative_log_likelihood`."""
+
+    def __init__(self, num_labels: int) -> None:
+        super().__init__()
+        # small random scores, as pytorch-crf starts
+        self.start = nn.Parameter(torch.empty(num_labels).uniform_(-0.1, 0.1))
+        self.step = nn.Parameter(torch.empty(num_labels, num_labels).uniform_(-0.1, 0.1))
+        self.end = nn.Parameter(torch.empty(num_labels).uniform_(-0.1, 0.1))
 
 
 class SpanTagger(nn.Module):
@@ -21,8 +33,8 @@ class SpanTagger(nn.Module):
         # "ce" (cause/effect) and "sig" name the weights in every saved checkpoint and export
         self.ce = nn.Linear(in_dim, num_ce)
         self.sig = nn.Linear(in_dim, num_sig)
-        self.ce_crf = CRF(num_ce, batch_first=True) if crf else None
-        self.sig_crf = CRF(num_sig, batch_first=True) if crf else None
+        self.ce_crf = TagChain(num_ce) if crf else None
+        self.sig_crf = TagChain(num_sig) if crf else None
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.dropout(features)
@@ -51,32 +63,32 @@ class ChainedSpanHeads(nn.Module):
             SpanTagger(dim + k * step, num_ce, num_sig, dropout, crf) for k in range(num_heads)
         )
 
-    @property
-    def crfs(self) -> list[tuple[CRF, CRF]] | None:
-        """Each head's cause/effect and signal CRFs (``model.span_crf``), else ``None``."""
+    def crf_scores(self) -> tuple[TagTransitions, TagTransitions] | None:
+        """With CRFs (``model.span_crf``), their scores stacked over heads, cause/effect then
+        signal (``start [K, labels]``, ``step [K, labels, labels]``, ``end [K, labels]``, in
+        the graph: the loss trains them); ``None`` without."""
         if self.heads[0].ce_crf is None:
             return None
-        return [(head.ce_crf, head.sig_crf) for head in self.heads]
 
-    def transitions(self) -> tuple[TagTransitions, TagTransitions] | None:
-        """The CRFs' transition scores for decoding, cause/effect then signal, stacked over
-        heads (detached, on the CPU); ``None`` without CRFs."""
-        crfs = self.crfs
-        if crfs is None:
-            return None
-
-        def stacked(layer: int) -> TagTransitions:
+        def stacked(layer: str) -> TagTransitions:
+            chains = [getattr(head, layer) for head in self.heads]
             return TagTransitions(
                 *(
-                    torch.stack([getattr(pair[layer], name) for pair in crfs])
-                    .detach()
-                    .float()
-                    .cpu()
-                    for name in ("start_transitions", "transitions", "end_transitions")
+                    torch.stack([getattr(c, part) for c in chains])
+                    for part in TagTransitions._fields
                 )
             )
 
-        return stacked(0), stacked(1)
+        return stacked("ce_crf"), stacked("sig_crf")
+
+    def transitions(self) -> tuple[TagTransitions, TagTransitions] | None:
+        """:meth:`crf_scores` for decoding: detached, float, on the CPU."""
+        scores = self.crf_scores()
+        if scores is None:
+            return None
+        return tuple(  # type: ignore[return-value]
+            TagTransitions(*(t.detach().float().cpu() for t in layer)) for layer in scores
+        )
 
     def forward(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``cause_effect_logits [batch, K, tokens, num_ce]`` and ``signal_logits [batch, K, tokens, num_sig]``."""

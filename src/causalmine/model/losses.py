@@ -12,16 +12,14 @@ used) when a batch has none.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
-from torchcrf import CRF
 
-from causalmine.schema import IGNORE_INDEX
+from causalmine.schema import IGNORE_INDEX, TagTransitions
 from causalmine.settings import LossWeights
 
 
@@ -44,34 +42,49 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
 
 
 def crf_negative_log_likelihood(
-    crf: CRF, logits: torch.Tensor, labels: torch.Tensor
+    logits: torch.Tensor, labels: torch.Tensor, scores: TagTransitions
 ) -> torch.Tensor:
-    """A CRF's negative log-likelihood of the labelled words' tags, per labelled word (as
-    :func:`masked_cross_entropy` is per labelled token); 0 when nothing is labelled.
+    """Each head's linear-chain CRF negative log-likelihood of its labelled words' tags, per
+    labelled word (as :func:`masked_cross_entropy` is per labelled token): ``[K]``.
 
-    ``logits [batch, tokens, labels]`` are the emissions and ``labels [batch, tokens]`` the
-    tags, -100 off first subwords: each row's labelled positions are gathered, in order, into
-    a left-aligned chain, so the CRF links a word to the next word (not to the next subword).
+    ``logits [batch, K, tokens, labels]`` are the emissions, ``labels [batch, K, tokens]`` the
+    tags (-100 off first subwords) and ``scores`` each head's start/step/end scores. Each row's
+    labelled positions are gathered, in order, into a left-aligned chain, so the CRF links a
+    word to the next word, not to the next subword.
+
+    Written here rather than taken from pytorch-crf: that package runs one Python loop over
+    every padded token per CRF, and checks its mask on the host three times per call (2K CRFs
+    per step); this runs one loop over the longest sentence's words for all heads at once, the
+    sum-product twin of the decoder's Viterbi (``scoring.decode._best_paths``).
     """
+    _, heads, _, num_labels = logits.shape
     labelled = labels != IGNORE_INDEX
-    counts = labelled.sum(1)
+    counts = labelled.sum(-1)  # [batch, K]
+    words = max(int(counts.max()), 1)  # one host sync: the chains are this long at most
     # a stable sort on "not labelled" puts each row's labelled positions first, in order
-    order = torch.sort((~labelled).to(torch.uint8), dim=1, stable=True).indices
-    emissions = logits.float().gather(1, order[..., None].expand(-1, -1, logits.shape[-1]))
-    tags = labels.gather(1, order).clamp(min=0)
-    # a row without labels keeps one position (the CRF needs it) and weighs 0: still in the
-    # graph, so DDP sees the CRF used when a batch has no span labels
-    mask = torch.arange(labels.shape[1], device=labels.device)[None] < counts.clamp(min=1)[:, None]
-    log_likelihood = crf(emissions, tags, mask, reduction="none")
-    return -(log_likelihood * (counts > 0)).sum() / counts.sum().clamp(min=1)
-
-
-def _tag_loss(logits: torch.Tensor, labels: torch.Tensor, crf: CRF | None) -> torch.Tensor:
-    """One BIO layer of one span head: its CRF's negative log-likelihood per word, or without a
-    CRF the tags' cross-entropy."""
-    if crf is None:
-        return masked_cross_entropy(logits, labels)
-    return crf_negative_log_likelihood(crf, logits, labels)
+    order = torch.sort((~labelled).to(torch.uint8), dim=-1, stable=True).indices[..., :words]
+    emissions = logits.float().gather(2, order[..., None].expand(-1, -1, -1, num_labels))
+    tags = labels.gather(2, order).clamp(min=0)  # [batch, K, words]
+    present = torch.arange(words, device=labels.device) < counts[..., None]
+    start, step, end = (t.float() for t in scores)
+    head = torch.arange(heads, device=labels.device)[None, :]
+    # the gold chain's score: start, emissions and steps of its words, end at its last word
+    last = tags.gather(-1, (counts - 1).clamp(min=0)[..., None]).squeeze(-1)
+    gold = (
+        start[head, tags[..., 0]]
+        + (emissions.gather(-1, tags[..., None]).squeeze(-1) * present).sum(-1)
+        + (step[head[..., None], tags[..., :-1], tags[..., 1:]] * present[..., 1:]).sum(-1)
+        + end[head, last]
+    )
+    # every chain's: the forward algorithm; a row keeps its scores after its last word
+    alpha = start + emissions[:, :, 0]  # [batch, K, labels]
+    for w in range(1, words):
+        extended = torch.logsumexp(alpha[..., :, None] + step, dim=-2) + emissions[:, :, w]
+        alpha = torch.where(present[..., w, None], extended, alpha)
+    log_partition = torch.logsumexp(alpha + end, -1)
+    # rows without labels weigh 0 (still in the graph, so DDP sees the scores used)
+    negative = (log_partition - gold) * (counts > 0)
+    return negative.sum(0) / counts.sum(0).clamp(min=1)
 
 
 def _head_label_costs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -165,12 +178,13 @@ def unified_loss(
     batch: dict,
     weights: LossWeights,
     log_variances: torch.Tensor | None = None,
-    crfs: Sequence[tuple[CRF, CRF]] | None = None,
+    crf_scores: tuple[TagTransitions, TagTransitions] | None = None,
 ) -> LossBreakdown:
     """Combine the task losses of one batch (mixed tasks and corpora allowed).
 
-    With ``crfs`` (each head's cause/effect and signal CRF, ``model.span_crf``) a span head's
-    term is their negative log-likelihood per word instead of the tags' cross-entropy.
+    With ``crf_scores`` (the heads' cause/effect and signal CRF scores, ``model.span_crf``) a
+    span head's term is their negative log-likelihood per word instead of the tags'
+    cross-entropy.
 
     With ``log_variances`` (``s``, one per task of :data:`TASKS`; ``weights.learned``), task
     ``t`` adds ``w_t * exp(-s_t) * L_t + s_t / 2``, and only when the batch labels it: a task
@@ -180,7 +194,7 @@ def unified_loss(
     pair = masked_cross_entropy(pair_logits, batch["pair_labels"])
     cause_effect_labels, signal_labels = batch["cause_effect_labels"], batch["signal_labels"]
     if weights.span_assignment != "ordered":
-        if crfs is not None:
+        if crf_scores is not None:
             raise ValueError("model.span_crf needs loss.span_assignment=ordered")
         cause_effect_labels, signal_labels = match_relations_to_heads(
             cause_effect_logits,
@@ -189,12 +203,19 @@ def unified_loss(
             signal_labels,
             leading=weights.span_assignment == "matched_leading",
         )
-    heads = crfs if crfs is not None else [(None, None)] * cause_effect_logits.shape[1]
-    per_head = [
-        _tag_loss(cause_effect_logits[:, k], cause_effect_labels[:, k], ce_crf)
-        + _tag_loss(signal_logits[:, k], signal_labels[:, k], sig_crf)
-        for k, (ce_crf, sig_crf) in enumerate(heads)
-    ]
+    if crf_scores is not None:
+        per_head = list(
+            (
+                crf_negative_log_likelihood(cause_effect_logits, cause_effect_labels, crf_scores[0])
+                + crf_negative_log_likelihood(signal_logits, signal_labels, crf_scores[1])
+            ).unbind()
+        )
+    else:
+        per_head = [
+            masked_cross_entropy(cause_effect_logits[:, k], cause_effect_labels[:, k])
+            + masked_cross_entropy(signal_logits[:, k], signal_labels[:, k])
+            for k in range(cause_effect_logits.shape[1])
+        ]
     span = torch.stack(per_head).sum()
     if log_variances is None:
         total = weights.alpha * seq + weights.span_weight * span + weights.pair_weight * pair
