@@ -349,9 +349,12 @@ def decode_relations(
     word_positions: Sequence[int],
     required_kinds: Sequence[str] = DEFAULT_REQUIRED_KINDS,
     method: str = DEFAULT_DECODE_METHOD,
+    transitions: tuple[TagTransitions, TagTransitions] | None = None,
 ) -> list[Relation]:
     """Relations of one sentence (see :func:`decode_sentences`)."""
-    return decode_sentences([ce], [sig], [word_positions], required_kinds, method)[0]
+    return decode_sentences(
+        [ce], [sig], [word_positions], required_kinds, method, None, transitions
+    )[0]
 
 
 def head_outputs(
