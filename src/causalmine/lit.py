@@ -25,6 +25,7 @@ from causalmine.settings import (
     LossWeights,
     NetworkConfig,
     OptimConfig,
+    require_viterbi_for_crf,
 )
 
 STAGES = ("val", "test")
@@ -72,8 +73,7 @@ class CausalLitModule(L.LightningModule):
         decode_config = DecodeConfig(**(decode or {}))
         self.required_kinds = tuple(decode_config.required_kinds)
         self.decode_method = decode_config.method
-        if self.network.config.span_crf and self.decode_method != "viterbi":
-            raise ValueError("model.span_crf=true needs decode.method=viterbi")
+        require_viterbi_for_crf(self.network.config.span_crf, self.decode_method)
         self.force_relation = decode_config.force_relation
         self.metrics = nn.ModuleDict({s: StageMetrics(s, corpora or []) for s in STAGES})
         self.last_losses: LossBreakdown | None = None  # the last training step's, for the guard

@@ -49,13 +49,13 @@ from causalmine.precision import trainer_precision
 from causalmine.prediction_files import read_texts, write_predictions
 from causalmine.scoring.tables import print_results
 from causalmine.settings import (
-    ConfigError,
     DecodeConfig,
     EvalConfig,
     InferenceConfig,
     MineConfig,
     PredictConfig,
     TrainConfig,
+    require_viterbi_for_crf,
 )
 from causalmine.training import training_callbacks
 
@@ -254,11 +254,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if settings.decode.force_relation is not None:
         module.force_relation = settings.decode.force_relation
     DecodeConfig(method=module.decode_method, force_relation=module.force_relation)
-    if module.network.config.span_crf and module.decode_method != "viterbi":
-        raise ConfigError(
-            f"{ckpt_path} has CRF span heads (model.span_crf): decode.method must be viterbi, "
-            f"got {module.decode_method!r}"
-        )
+    require_viterbi_for_crf(module.network.config.span_crf, module.decode_method, str(ckpt_path))
     datamodule = checkpoint_datamodule(module, settings.data, cfg.paths.data_dir)
     callbacks = build_callbacks(
         cfg.get("callbacks"),

@@ -53,6 +53,16 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def require_viterbi_for_crf(span_crf: bool, method: str, source: str = "the model") -> None:
+    """A model with CRF span heads (``model.span_crf``) decodes under their learned transitions,
+    which argmax decoding would ignore: any other ``decode.method`` is refused."""
+    _require(
+        not span_crf or method == "viterbi",
+        f"{source} has CRF span heads (model.span_crf=true): it needs decode.method=viterbi "
+        f"(argmax ignores the CRF's transitions), got {method!r}",
+    )
+
+
 def _required_message(key: str) -> str:
     return f"{key} is required: add {key}=… to the command"
 
@@ -399,11 +409,8 @@ class TrainConfig:
             f"objective must be a non-empty list of validation metrics (val/…), got {keys!r}",
         )
         _choice("", "test_checkpoint", self.test_checkpoint, TEST_CHECKPOINTS)
+        require_viterbi_for_crf(self.model.span_crf, self.decode.method)
         if self.model.span_crf:
-            _require(
-                self.decode.method == "viterbi",
-                "model.span_crf=true needs decode.method=viterbi (argmax ignores the CRF's transitions)",
-            )
             _require(
                 loss.span_assignment == "ordered",
                 "model.span_crf=true needs loss.span_assignment=ordered "

@@ -22,7 +22,12 @@ from causalmine.model.network import CausalNetwork
 from causalmine.precision import autocast, predict_precision, quantized_int8
 from causalmine.schema import Relation, split_words
 from causalmine.scoring.decode import decode_sentences, head_outputs
-from causalmine.settings import DEFAULT_DECODE_METHOD, DEFAULT_REQUIRED_KINDS, DecodeConfig
+from causalmine.settings import (
+    DEFAULT_DECODE_METHOD,
+    DEFAULT_REQUIRED_KINDS,
+    DecodeConfig,
+    require_viterbi_for_crf,
+)
 
 CHUNK_BATCHES = 32  # texts are read in chunks of this many batches, sorted by length within a chunk
 
@@ -112,11 +117,7 @@ class Predictor:
         self.network = quantized_int8(network) if self.precision == "int8" else network
         # a model with CRFs (model.span_crf) decodes under their learned transitions
         self.transitions = network.span_heads.transitions()
-        if self.transitions is not None and decode_method != "viterbi":
-            raise ValueError(
-                "a model with CRFs (model.span_crf) decodes with decode.method=viterbi, "
-                f"got {decode_method!r}"
-            )
+        require_viterbi_for_crf(self.transitions is not None, decode_method)
         self.tokenizer = tokenizer
         self.collator = CausalCollator(tokenizer)  # pads as training batches are padded
         self.max_length = max_length
