@@ -127,3 +127,22 @@ def test_gradient_checkpointing_gives_the_same_gradients():
             torch.cat([p.grad.flatten() for p in network.parameters() if p.grad is not None])
         )
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_bilstm_reads_in_fp32_under_bf16_autocast():
+    """A packed bf16 LSTM leaves cuDNN's fused kernels (5x slower on an H200, RESULTS §11):
+    the reader runs fp32 while the rest of the network keeps autocast."""
+    net = _network(lstm={"enabled": True, "hidden": 8, "layers": 1}).eval()
+    ids = torch.randint(5, 120, (2, 7))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0
+    states = torch.randn(2, 7, net.backbone.config.hidden_size).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        read = net._read(states, mask)
+        out = net(ids, mask)
+        assert net.lstm(states)[0].dtype == torch.bfloat16  # what autocast alone would do
+    assert read.dtype == torch.float32
+    assert out.cause_effect_logits.dtype == torch.bfloat16  # the heads still run under autocast
+    with torch.no_grad():
+        reference = net._read(states.float(), mask)
+    torch.testing.assert_close(read, reference)
