@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.plugins import MixedPrecision
 from torch.utils.data import DataLoader
 
 from causalmine.data.collate import CausalCollator
@@ -16,6 +19,7 @@ from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.model.freezing import FreezeConfig, parameter_depths
 from causalmine.optim import OptimConfig, build_optimizer, parameter_groups
 from causalmine.schema import Example
+from causalmine.settings import ConfigError
 from causalmine.training import training_callbacks
 
 TINY = {
@@ -196,3 +200,42 @@ def test_fused_and_foreach_adamw_take_the_same_steps(loader):
         assert not torch.equal(weights[-1], start)
     # one step moves a weight by up to lr = 1e-2; the kernels differ only in rounding
     torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=5e-5)
+
+
+def test_fp16_loss_scaling_with_clipping_takes_foreach_and_refuses_fused(loader):
+    """Lightning cannot clip before a fused step that unscales fp16 gradients itself."""
+    _, vocab = loader
+    module = _module(vocab)
+    optimizer, _ = build_optimizer(
+        module.network, OptimConfig(), FreezeConfig(), 10, lambda: True, scaled_clipping=True
+    )
+    assert not optimizer.defaults["fused"]
+    with pytest.raises(ConfigError, match=r"optim\.fused=true cannot run with gradient clipping"):
+        build_optimizer(
+            module.network,
+            OptimConfig(fused=True),
+            FreezeConfig(),
+            10,
+            lambda: True,
+            scaled_clipping=True,
+        )
+
+
+@pytest.mark.parametrize(("algorithm", "value"), [("norm", 0.01), ("value", 0.001)])
+def test_bf16_mixed_precision_clips_the_gradients_of_a_fused_step(loader, algorithm, value):
+    """Lightning's mixed-precision plugin refuses to clip for a fused AdamW; without a loss
+    scaler (bf16) the module clips the true-scale gradients itself, exactly as asked."""
+    batches, vocab = loader
+    module = _module(vocab)
+    optimizer, _ = build_optimizer(module.network, OptimConfig(), FreezeConfig(), 10, lambda: True)
+    assert optimizer.defaults["fused"] is True
+    module.training_step(next(iter(batches)), 0).backward()
+    module._trainer = SimpleNamespace(precision_plugin=MixedPrecision("bf16-mixed", "cpu"))
+    grads = [p.grad for p in module.network.parameters() if p.grad is not None]
+    assert torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])) > 10 * value
+    module.configure_gradient_clipping(optimizer, value, algorithm)
+    if algorithm == "norm":
+        norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+        assert norm == pytest.approx(value, rel=1e-3)
+    else:
+        assert max(g.abs().max() for g in grads) == pytest.approx(value)

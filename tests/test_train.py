@@ -144,6 +144,19 @@ def test_crf_span_heads_train_decode_and_come_back_with_the_checkpoint(
     assert torch.equal(ce.step[0], expected.detach())
 
 
+def test_bf16_mixed_precision_trains_with_the_default_fused_adamw_and_clipping(
+    train_config, tmp_path
+):
+    """What ``trainer.precision=auto`` picks on every recent GPU and AMX CPU: Lightning's AMP
+    plugin refused to clip for the fused optimizer and stopped such runs at their first step."""
+    cfg = train_config("trainer.precision=bf16-mixed")
+    assert cfg.trainer.gradient_clip_val > 0 and cfg.optim.fused is None
+    metrics = train(cfg)
+    assert "test/span_f1" in metrics
+    saved = torch.load(next((tmp_path / "checkpoints").glob("last*.ckpt")), weights_only=True)
+    assert saved["optimizer_states"][0]["param_groups"][0]["fused"] is True
+
+
 @pytest.mark.parametrize("span_crf", [False, True], ids=["softmax", "crf"])
 def test_tiny_model_overfits_a_handful_of_sentences(data_root, span_crf):
     """Training plumbing end to end: a tiny model must learn 8 sentences perfectly, with span

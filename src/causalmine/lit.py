@@ -154,6 +154,39 @@ class CausalLitModule(L.LightningModule):
         policy = self.freeze_config
         return policy.policy != "gradual" or self.current_epoch >= policy.unfreeze_at_epoch
 
+    def _loss_scaler(self) -> Any:
+        """The trainer's fp16 loss scaler, or None (fp32, bf16 and CPU runs have none)."""
+        return getattr(self.trainer.precision_plugin, "scaler", None)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip as Lightning does, except under mixed precision without a loss scaler (bf16).
+
+        Lightning's mixed-precision plugin refuses to clip for any optimizer that unscales
+        gradients itself, such as our default fused AdamW, which stopped every bf16-mixed run at
+        its first step. bf16 autocast scales no loss, so its gradients are at their true scale
+        and clipping them before the fused step is exact. Under fp16's scaler the optimizer is
+        foreach instead (:func:`causalmine.optim.use_fused`) and Lightning clips.
+        """
+        plugin = self.trainer.precision_plugin
+        mixed_unscaled = isinstance(plugin, L.pytorch.plugins.MixedPrecision) and (
+            self._loss_scaler() is None
+        )
+        if not (gradient_clip_val and mixed_unscaled):
+            super().configure_gradient_clipping(
+                optimizer, gradient_clip_val, gradient_clip_algorithm
+            )
+            return
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        if (gradient_clip_algorithm or "norm") == "norm":
+            nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
+        else:
+            nn.utils.clip_grad_value_(parameters, gradient_clip_val)
+
     def configure_optimizers(self) -> dict[str, Any]:
         total = int(self.trainer.estimated_stepping_batches)
         optimizer, scheduler = build_optimizer(
@@ -163,6 +196,8 @@ class CausalLitModule(L.LightningModule):
             total,
             self.backbone_thawed,
             loss_parameters=[] if self.loss_log_variances is None else [self.loss_log_variances],
+            scaled_clipping=self._loss_scaler() is not None
+            and bool(self.trainer.gradient_clip_val),
         )
         return {
             "optimizer": optimizer,

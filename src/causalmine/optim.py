@@ -15,7 +15,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from causalmine.model.freezing import parameter_depths
 from causalmine.model.network import CausalNetwork
-from causalmine.settings import FreezeConfig, OptimConfig
+from causalmine.settings import ConfigError, FreezeConfig, OptimConfig
 
 
 def parameter_groups(
@@ -78,11 +78,26 @@ def linear_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], floa
     return factor
 
 
-def use_fused(groups: list[dict[str, Any]], fused: bool | None) -> bool | None:
+def use_fused(
+    groups: list[dict[str, Any]], fused: bool | None, scaled_clipping: bool = False
+) -> bool | None:
     """Whether AdamW runs fused: ``fused`` if set, else whether torch has a fused kernel for the
     device of every parameter. On this project's 2-core CPU the fused step over MiniLM's 22 M
     parameters takes ~16 ms instead of ~150 ms for the default (foreach) one
-    (experiments/RESULTS.md, speed)."""
+    (experiments/RESULTS.md, speed).
+
+    ``scaled_clipping``: gradients are clipped under a loss scaler (fp16 mixed precision). A
+    fused step unscales the gradients itself, after the clip would have had to, so Lightning
+    refuses the pair: ``null`` then means foreach, and ``true`` is an error.
+    """
+    if scaled_clipping:
+        if fused:
+            raise ConfigError(
+                "optim.fused=true cannot run with gradient clipping under fp16 mixed precision "
+                "(the fused step unscales the gradients after the clip): set optim.fused=null "
+                "or false, trainer.gradient_clip_val=null, or trainer.precision=bf16-mixed"
+            )
+        return None  # torch's default (foreach)
     if fused is not None:
         return fused
     devices = {p.device.type for g in groups for p in g["params"]}
@@ -106,12 +121,17 @@ def build_optimizer(
     total_steps: int,
     is_thawed: Callable[[], bool],
     loss_parameters: Sequence[torch.nn.Parameter] = (),
+    scaled_clipping: bool = False,
 ) -> tuple[torch.optim.Optimizer, LambdaLR]:
     """AdamW and a per-step schedule: linear warm-up then linear decay to 0; groups that thaw
-    get factor 0 until ``is_thawed()``."""
+    get factor 0 until ``is_thawed()``. ``scaled_clipping``: see :func:`use_fused`."""
     groups = parameter_groups(network, optim, freeze, loss_parameters)
     optimizer = torch.optim.AdamW(
-        groups, lr=optim.lr, betas=optim.betas, eps=optim.eps, fused=use_fused(groups, optim.fused)
+        groups,
+        lr=optim.lr,
+        betas=optim.betas,
+        eps=optim.eps,
+        fused=use_fused(groups, optim.fused, scaled_clipping),
     )
     warmup = (
         optim.warmup_steps
