@@ -2,6 +2,7 @@
 
     python experiments/bench_speed.py                       # CPU here: fp32
     python experiments/bench_speed.py --device cuda --bf16  # on a GPU: fp32 and bf16 autocast
+    python experiments/bench_speed.py --device cuda --bf16 --systems dynamic --batch-size 8 16 32
 
 The same model (the default MiniLM network) is fed the same CNC training sentences at the same
 batch size, (a) the way our datamodule batches them (padded per batch, grouped by length) and
@@ -9,7 +10,9 @@ batch size, (a) the way our datamodule batches them (padded per batch, grouped b
 default. Training = forward + loss + backward + AdamW step; prediction = forward under
 ``inference_mode`` (our predictor sorts by length, the baseline keeps input order). Each
 (system, repetition) runs in a fresh subprocess, systems interleaved, so peak memory is per
-system; the table gives medians and the ratio to (a).
+system; the table gives medians and the ratio to (a). On a GPU with ``--bf16`` the MFU column
+divides the useful backbone FLOP/s by ``--peak-tflops``, or, when that is not given, by the rate
+of a bare 8192³ bf16 matrix product measured on the same device at start (the achievable peak).
 """
 
 from __future__ import annotations
@@ -44,12 +47,13 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
 
     torch.manual_seed(0)
     device = torch.device(args.device)
+    batch_size = args.batch_size[0]
     tokenizer = load_tokenizer(BackboneSpec(args.model))
     network = CausalNetwork(
         NetworkConfig(name_or_path=args.model, vocab_size=len(tokenizer), lstm={"enabled": True})
     ).to(device)
     examples = load_cnc(args.data_root, download=False).train
-    examples = random.Random(0).sample(examples, args.batches * args.batch_size)
+    examples = random.Random(0).sample(examples, args.batches * batch_size)
     max_length = 256 if system == "dynamic" else int(system.removeprefix("pad"))
     items = [encode_example(e, tokenizer, max_length, 3) for e in examples]
     collator = CausalCollator(tokenizer)
@@ -59,7 +63,7 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
 
         order = list(
             LengthGroupedSampler(
-                args.batch_size,
+                batch_size,
                 lengths=[len(i.input_ids) for i in items],
                 generator=torch.Generator().manual_seed(0),
             )
@@ -70,8 +74,8 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
 
     def batches(indices: list[int]) -> list[dict]:
         out = []
-        for start in range(0, len(indices), args.batch_size):
-            batch = collator([items[i] for i in indices[start : start + args.batch_size]])
+        for start in range(0, len(indices), batch_size):
+            batch = collator([items[i] for i in indices[start : start + batch_size]])
             if system != "dynamic":
                 batch = _pad_to(batch, max_length, tokenizer.pad_token_id)
             out.append({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
@@ -132,6 +136,7 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
     )
     result = {
         "system": system,
+        "batch_size": batch_size,
         "train_samples_per_s": samples / train_seconds,
         "predict_samples_per_s": samples / predict_seconds,
         "real_tokens": real_tokens,
@@ -186,13 +191,36 @@ def machine() -> str:
     return text
 
 
+def matmul_peak_tflops(device_name: str, size: int = 8192, repeats: int = 10) -> float:
+    """The rate of a bare ``size``³ bf16 matrix product on a CUDA device: the achievable peak.
+
+    Mean of ``repeats`` timed products after three warm-ups, timed with CUDA events.
+    """
+    import torch
+
+    device = torch.device(device_name)
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeats):
+        a @ b
+    end.record()
+    torch.cuda.synchronize()
+    seconds = start.elapsed_time(end) / 1000 / repeats
+    return 2 * size**3 / seconds / 1e12
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true", help="also measure with bf16 autocast (GPU)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[16])
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
@@ -204,7 +232,7 @@ def main() -> None:
         "--peak-tflops",
         type=float,
         default=None,
-        help="the device's peak dense TFLOP/s at this precision, for MFU",
+        help="the device's peak dense bf16 TFLOP/s, for MFU (default on CUDA: measured)",
     )
     parser.add_argument("--out", default=str(HERE / "results" / "speed.json"))
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one system here
@@ -212,48 +240,20 @@ def main() -> None:
     if args.one:
         print(json.dumps(_measure(args.one, args)))
         return
+    if args.peak_tflops is None and args.bf16 and args.device.startswith("cuda"):
+        args.peak_tflops = matmul_peak_tflops(args.device)
+        print(f"measured bf16 matrix-product peak: {args.peak_tflops:.0f} TFLOP/s", flush=True)
 
     precisions = [False, True] if args.bf16 else [False]
     runs = []
     for bf16 in precisions:
         for repeat in range(args.repeats):
-            for system in SYSTEMS:  # interleaved: a, b, c, a, b, c …
-                command = [
-                    sys.executable,
-                    __file__,
-                    "--one",
-                    system,
-                    "--device",
-                    args.device,
-                    "--batch-size",
-                    str(args.batch_size),
-                    "--batches",
-                    str(args.batches),
-                    "--warmup",
-                    str(args.warmup),
-                    "--model",
-                    args.model,
-                    "--data-root",
-                    args.data_root,
-                ]
-                if bf16:
-                    command.append("--bf16")
-                done = subprocess.run(
-                    command,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    env={
-                        **os.environ,
-                        "PYTHONPATH": os.pathsep.join(
-                            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
-                        ),
-                    },
-                )
-                result = json.loads(done.stdout.strip().splitlines()[-1])
-                result.update(repeat=repeat, precision="bf16" if bf16 else "fp32")
-                runs.append(result)
-                print(json.dumps(result), flush=True)
+            for batch_size in args.batch_size:
+                for system in args.systems:  # interleaved: a, b, c, a, b, c …
+                    result = _run_one(system, batch_size, bf16, args)
+                    result.update(repeat=repeat, precision="bf16" if bf16 else "fp32")
+                    runs.append(result)
+                    print(json.dumps(result), flush=True)
     summary = summarize(runs)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(
@@ -270,13 +270,56 @@ def main() -> None:
     print(markdown(summary, args))
 
 
+def _run_one(system: str, batch_size: int, bf16: bool, args: argparse.Namespace) -> dict:
+    """One (system, batch size, precision) measurement in a fresh subprocess."""
+    command = [
+        sys.executable,
+        __file__,
+        "--one",
+        system,
+        "--device",
+        args.device,
+        "--batch-size",
+        str(batch_size),
+        "--batches",
+        str(args.batches),
+        "--warmup",
+        str(args.warmup),
+        "--model",
+        args.model,
+        "--data-root",
+        args.data_root,
+    ]
+    if bf16:
+        command.append("--bf16")
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+            ),
+        },
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{system} at batch {batch_size} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def summarize(runs: list[dict]) -> list[dict]:
+    """Medians per (precision, batch size, system), and each system's ratio to the first one."""
     rows = []
-    for precision in sorted({r["precision"] for r in runs}, reverse=True):
-        base = {}
-        for system in SYSTEMS:
-            mine = [r for r in runs if r["system"] == system and r["precision"] == precision]
-            row = {"precision": precision, "system": system}
+    groups = dict.fromkeys((r["precision"], r.get("batch_size", 16)) for r in runs)
+    for precision, batch_size in groups:
+        group = [
+            r for r in runs if r["precision"] == precision and r.get("batch_size", 16) == batch_size
+        ]
+        first = None
+        for system in dict.fromkeys(r["system"] for r in group):
+            mine = [r for r in group if r["system"] == system]
+            row = {"precision": precision, "batch_size": batch_size, "system": system}
             for key in (
                 "train_samples_per_s",
                 "predict_samples_per_s",
@@ -287,31 +330,28 @@ def summarize(runs: list[dict]) -> list[dict]:
                 values = [r[key] for r in mine if r[key] is not None]
                 row[key] = statistics.median(values) if values else None
             row["padding_share"] = 1 - mine[0]["real_tokens"] / mine[0]["padded_tokens"]
-            base.setdefault("dynamic", row)
+            first = first or row
+            row["train_speedup_of_dynamic"] = (
+                first["train_samples_per_s"] / row["train_samples_per_s"]
+            )
+            row["predict_speedup_of_dynamic"] = (
+                first["predict_samples_per_s"] / row["predict_samples_per_s"]
+            )
             rows.append(row)
-        for row in rows:
-            if row["precision"] == precision:
-                dynamic = base["dynamic"]
-                row["train_speedup_of_dynamic"] = (
-                    dynamic["train_samples_per_s"] / row["train_samples_per_s"]
-                )
-                row["predict_speedup_of_dynamic"] = (
-                    dynamic["predict_samples_per_s"] / row["predict_samples_per_s"]
-                )
     return rows
 
 
 def markdown(summary: list[dict], args: argparse.Namespace) -> str:
     lines = [
-        "| precision | batching | padding share | train samples/s | dynamic ÷ this (train) | predict samples/s | dynamic ÷ this (predict) | peak memory MiB | backbone TFLOP/s (train) | MFU |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| precision | batch | batching | padding share | train samples/s | first ÷ this (train) | predict samples/s | first ÷ this (predict) | peak memory MiB | backbone TFLOP/s (train) | MFU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in summary:
         memory = r["cuda_peak_mib"] if r["cuda_peak_mib"] is not None else r["peak_rss_mib"]
         peak = args.peak_tflops if r["precision"] == "bf16" else None
-        mfu = f"{r['train_tflops'] / peak:.1%}" if peak else "–"
+        mfu = f"{r['train_tflops'] / peak:.2%}" if peak else "–"
         lines.append(
-            f"| {r['precision']} | {r['system']} | {r['padding_share']:.0%} | {r['train_samples_per_s']:.1f} | {r['train_speedup_of_dynamic']:.2f}× "
+            f"| {r['precision']} | {r['batch_size']} | {r['system']} | {r['padding_share']:.0%} | {r['train_samples_per_s']:.1f} | {r['train_speedup_of_dynamic']:.2f}× "
             f"| {r['predict_samples_per_s']:.1f} | {r['predict_speedup_of_dynamic']:.2f}× | {memory:.0f} | {r['train_tflops']:.2f} | {mfu} |"
         )
     return "\n".join(lines)

@@ -10,8 +10,10 @@ import pytest
 from .conftest import REPO
 
 sys.path.insert(0, str(REPO / "experiments"))
+import bench_gpu_sharing
 import bench_protocol
 import bench_quality
+import bench_speed
 
 
 def _protocol_record(config: str, seed: int, *overrides: str, **test: float) -> dict:
@@ -137,3 +139,52 @@ def test_a_validation_run_recorded_twice_is_refused():
     runs = [_validation_record("default", 1, 0.6), _validation_record("default", 1, 0.61)]
     with pytest.raises(SystemExit, match="default seed 1 is recorded twice"):
         bench_protocol.paired(runs, "default")
+
+
+def test_gpu_sharing_speedup_is_the_ratio_of_median_sweep_times():
+    runs = [{"mode": "one_after_another", "wall_s": w} for w in (100.0, 120.0, 110.0)] + [
+        {"mode": "all_at_once", "wall_s": w} for w in (50.0, 40.0, 55.0)
+    ]
+    summary = bench_gpu_sharing.summarize(runs)
+    assert summary == {
+        "one_after_another_wall_s": 110.0,
+        "all_at_once_wall_s": 50.0,
+        "speedup": pytest.approx(2.2),
+    }
+    assert "speedup" not in bench_gpu_sharing.summarize(runs[:3])  # one mode only: no ratio
+
+
+def test_every_sharing_job_writes_to_its_own_run_directory(tmp_path):
+    command = bench_gpu_sharing.job_command(3, tmp_path / "job3", ["trainer=gpu"])
+    assert "seed=3" in command and f"hydra.run.dir={tmp_path / 'job3'}" in command
+    assert command[-1] == "trainer=gpu"  # the caller's overrides come last and win
+
+
+def test_speed_summary_is_per_precision_and_batch_size_against_the_first_system():
+    def run(precision, batch, system, train, predict):
+        return {
+            "precision": precision,
+            "batch_size": batch,
+            "system": system,
+            "train_samples_per_s": train,
+            "predict_samples_per_s": predict,
+            "peak_rss_mib": 1.0,
+            "cuda_peak_mib": None,
+            "train_tflops": 0.1,
+            "real_tokens": 60,
+            "padded_tokens": 100,
+        }
+
+    runs = [
+        run("fp32", 8, "dynamic", 100.0, 400.0),
+        run("fp32", 8, "pad128", 50.0, 100.0),
+        run("fp32", 16, "dynamic", 180.0, 700.0),
+        run("fp32", 8, "dynamic", 120.0, 600.0),
+    ]
+    rows = {(r["batch_size"], r["system"]): r for r in bench_speed.summarize(runs)}
+    assert set(rows) == {(8, "dynamic"), (8, "pad128"), (16, "dynamic")}
+    assert rows[8, "dynamic"]["train_samples_per_s"] == 110.0  # median of its two repetitions
+    assert rows[8, "pad128"]["train_speedup_of_dynamic"] == pytest.approx(110 / 50)
+    assert rows[8, "pad128"]["predict_speedup_of_dynamic"] == pytest.approx(500 / 100)
+    assert rows[16, "dynamic"]["train_speedup_of_dynamic"] == 1.0
+    assert rows[8, "pad128"]["padding_share"] == pytest.approx(0.4)
