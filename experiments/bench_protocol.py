@@ -52,6 +52,8 @@ CONFIGS: dict[str, list[str]] = {
     # a linear-chain CRF over each span head's tags (trained by its likelihood, decoded under it)
     "crf": ["model.span_crf=true"],
     "span_only_crf": ["alpha=0", "model.span_crf=true"],
+    # span warm-up: the first 3 of the 10 epochs train spans (and pairs) alone
+    "span_warmup3": ["loss.seq_start_epoch=3"],
     # mean pooling for the sequence and pair heads (all-MiniLM-L6-v2 was trained with mean
     # pooling; the default reads the first token)
     "mean_pooling": ["pooling=mean"],

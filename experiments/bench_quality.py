@@ -379,6 +379,7 @@ LEVER_KEYS = (
     "loss.span_weight",
     "loss.alpha",
     "loss.span_assignment",
+    "loss.seq_start_epoch",
     "pooling",
     "model.pooling",
     "model.span_crf",

@@ -83,6 +83,7 @@ def test_an_unknown_key_fails_at_composition(train_config):
             ["loss.span_assignment=greedy"],
             "loss.span_assignment must be one of ordered, matched, matched_leading",
         ),
+        (["loss.seq_start_epoch=-1"], "loss.seq_start_epoch must be an integer >= 0"),
         (["model.span_heads=0"], "model.span_heads must be an integer >= 1"),
         (["model.dropout=1.0"], r"model.dropout must be in \[0, 1\)"),
         (

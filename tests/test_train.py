@@ -144,6 +144,34 @@ def test_crf_span_heads_train_decode_and_come_back_with_the_checkpoint(
     assert torch.equal(ce.step[0], expected.detach())
 
 
+def test_span_warm_up_leaves_the_sequence_loss_out_of_its_first_epochs(train_config, monkeypatch):
+    from causalmine import lit
+
+    steps, alphas = [], []  # (training?, epoch) of each loss, and the alpha it was weighed with
+    compute, unified = lit.CausalLitModule.compute_losses, lit.unified_loss
+
+    def computing(self, out, batch):
+        steps.append((self.training, self.current_epoch))
+        return compute(self, out, batch)
+
+    def weighing(*args, **kwargs):
+        alphas.append(args[5].alpha)
+        return unified(*args, **kwargs)
+
+    monkeypatch.setattr(lit.CausalLitModule, "compute_losses", computing)
+    monkeypatch.setattr(lit, "unified_loss", weighing)
+    train(train_config("loss.seq_start_epoch=1", "trainer.max_epochs=2", "alpha=3"))
+    weighed = {
+        (training, epoch, alpha) for (training, epoch), alpha in zip(steps, alphas, strict=True)
+    }
+    # training leaves sequences out of epoch 0 only; validation and test weigh them always
+    assert {w for w in weighed if w[0]} == {(True, 0, 0.0), (True, 1, 3.0)}
+    assert {(e, a) for t, e, a in weighed if not t} >= {(0, 3.0), (1, 3.0)}
+    assert {a for t, _, a in weighed if not t} == {3.0}
+    with pytest.raises(ConfigError, match=r"leaves the sequence loss out of all 2 epochs"):
+        train(train_config("loss.seq_start_epoch=2", "trainer.max_epochs=2"))
+
+
 def test_bf16_mixed_precision_trains_with_the_default_fused_adamw_and_clipping(
     train_config, tmp_path
 ):

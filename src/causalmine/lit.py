@@ -84,14 +84,18 @@ class CausalLitModule(L.LightningModule):
         )
 
     def compute_losses(self, out: NetworkOutput, batch: dict[str, Any]) -> LossBreakdown:
-        """The task losses of ``batch`` and their total, as this run weighs them."""
+        """The task losses of ``batch`` and their total, as this run weighs them (in training,
+        as the current epoch does: see ``LossWeights.seq_start_epoch``)."""
+        weights = self.loss_weights
+        if self.training:
+            weights = weights.at_epoch(self.current_epoch)
         return unified_loss(
             out.seq_logits,
             out.pair_logits,
             out.cause_effect_logits,
             out.signal_logits,
             batch,
-            self.loss_weights,
+            weights,
             self.loss_log_variances,
             self.network.span_heads.crf_scores(),
         )

@@ -18,7 +18,7 @@ nothing from causalmine, so the entry points can register the schemas without lo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, TypeVar
 
 LOSS_WEIGHTINGS = ("fixed", "uncertainty")
@@ -104,6 +104,10 @@ class LossWeights:
     - ``matched_leading``: the same, but a sentence with R relations keeps them on its first R
       heads, so that head order still means "the first relations", as the scorers and
       ``decode.force_relation`` read it.
+
+    ``seq_start_epoch``: a span warm-up. Training epochs before this one leave the sequence
+    loss out (the spans and pairs train alone); from it on, ``alpha`` applies. Validation always
+    weighs every task.
     """
 
     alpha: float = 1.0  # sequence classification
@@ -111,6 +115,7 @@ class LossWeights:
     pair_weight: float = 1.0
     weighting: str = "fixed"
     span_assignment: str = "ordered"
+    seq_start_epoch: int = 0
 
     def __post_init__(self) -> None:
         for name in ("alpha", "span_weight", "pair_weight"):
@@ -121,6 +126,19 @@ class LossWeights:
             )
         _choice("loss", "weighting", self.weighting, LOSS_WEIGHTINGS)
         _choice("loss", "span_assignment", self.span_assignment, SPAN_ASSIGNMENTS)
+        _require(
+            isinstance(self.seq_start_epoch, int)
+            and not isinstance(self.seq_start_epoch, bool)
+            and self.seq_start_epoch >= 0,
+            f"loss.seq_start_epoch must be an integer >= 0, got {self.seq_start_epoch!r}",
+        )
+
+    def at_epoch(self, epoch: int) -> LossWeights:
+        """The weights a training step of ``epoch`` uses (no sequence loss before
+        ``seq_start_epoch``)."""
+        if epoch >= self.seq_start_epoch:
+            return self
+        return replace(self, alpha=0.0)
 
     @property
     def learned(self) -> bool:
