@@ -3,12 +3,13 @@
     python experiments/bench_gpu_sharing.py --jobs 4 --repeats 2 -- trainer=gpu trainer.max_epochs=2
 
 On a machine with one GPU, ``hydra/launcher=ray_gpus launcher.gpus_per_job=0.25`` runs four
-``train.py`` jobs on that GPU at once, each a fresh process with a quarter of the CPU cores. This
-benchmark runs exactly those processes without Ray (so it needs neither Ray nor a cluster): the
-jobs of a sweep over seeds 1..N, once one after another with all cores each (one job per GPU)
-and once all at once with ``cores / N`` threads each (``gpus_per_job = 1/N``). The two modes are
-interleaved over ``--repeats``; the table gives the median sweep wall time of each and the
-speed-up. Everything after ``--`` is passed to every job as Hydra overrides.
+``train.py`` jobs on that GPU at once, each a fresh process with ``launcher.cpus_per_job`` cores
+(Ray sets ``OMP_NUM_THREADS`` to it); ``gpus_per_job=1`` runs them one after another. This
+benchmark runs those processes without Ray (so it needs neither Ray nor a cluster): the jobs of
+a sweep over seeds 1..N, once one after another and once all at once, each with
+``--cpus-per-job`` threads. The two modes are interleaved over ``--repeats``; the table gives the
+median sweep wall time of each and the speed-up. Everything after ``--`` is passed to every job
+as Hydra overrides.
 """
 
 from __future__ import annotations
@@ -42,8 +43,7 @@ def job_command(seed: int, run_dir: Path, overrides: list[str]) -> list[str]:
 
 def run_sweep(mode: str, args: argparse.Namespace, work: Path) -> dict:
     """Run the N jobs in ``mode``; return the sweep's wall time and each job's."""
-    cores = os.cpu_count() or 1
-    threads = cores if mode == "one_after_another" else max(1, cores // args.jobs)
+    threads = args.cpus_per_job
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
     started: dict[int, float] = {}
     ended: dict[int, float] = {}
@@ -68,6 +68,9 @@ def run_sweep(mode: str, args: argparse.Namespace, work: Path) -> dict:
         ended[seed] = time.perf_counter()
         logs[seed].close()
         if code != 0:
+            for other in processes.values():  # the sweep failed: stop the jobs beside it
+                if other.poll() is None:
+                    other.kill()
             tail = (work / f"{mode}_seed{seed}" / "job.log").read_text()[-3000:]
             raise RuntimeError(f"{mode} job seed={seed} failed with exit code {code}:\n{tail}")
 
@@ -109,12 +112,15 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=4, help="jobs per sweep (seeds 1..N)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--cpus-per-job", type=int, default=1, help="threads per job (launcher.cpus_per_job)"
+    )
     parser.add_argument("--work-dir", default="outputs/bench_gpu_sharing")
     parser.add_argument("--out", default=str(HERE / "results" / "gpu_sharing.json"))
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every job (after --)")
     args = parser.parse_args()
-    if args.jobs < 1 or args.repeats < 1:
-        parser.error("--jobs and --repeats must be at least 1")
+    if min(args.jobs, args.repeats, args.cpus_per_job) < 1:
+        parser.error("--jobs, --repeats and --cpus-per-job must be at least 1")
 
     runs = []
     for repeat in range(args.repeats):

@@ -10,7 +10,7 @@
 # BACKBONE_CONFIG_DIR holds a MiniLM's config.json and tokenizer files (the bundled package's
 # model folder will do). The benchmarks build a random-weight backbone of that shape: speed does
 # not depend on the weights, and a GPU machine without the hub or the 90 MB weights can run it.
-# Knobs (environment): DEVICE=cuda TRAINER=gpu JOBS=4 EPOCHS=2 SHARING_REPEATS=2 SPEED_REPEATS=3
+# Knobs (environment): DEVICE=cuda TRAINER=gpu JOBS=4 CPUS_PER_JOB=4 EPOCHS=2 SHARING_REPEATS=2 SPEED_REPEATS=3
 # SPEED_BATCHES=40 BATCH_SIZES="8 16 32".
 set -euo pipefail
 
@@ -43,7 +43,7 @@ status=0
     --systems dynamic --batch-size ${BATCH_SIZES:-8 16 32} --repeats "${SPEED_REPEATS:-3}" \
     --batches "${SPEED_BATCHES:-40}" --model "$model_dir" --out "$out/speed_gpu.json" || status=1
 
-"$python" "$root/experiments/bench_gpu_sharing.py" --jobs "${JOBS:-4}" \
+"$python" "$root/experiments/bench_gpu_sharing.py" --jobs "${JOBS:-4}" --cpus-per-job "${CPUS_PER_JOB:-4}" \
     --repeats "${SHARING_REPEATS:-2}" --work-dir "$(mktemp -d)" --out "$out/gpu_sharing.json" \
     -- trainer="${TRAINER:-gpu}" model.name_or_path="$model_dir" \
     trainer.max_epochs="${EPOCHS:-2}" ${SHARING_OVERRIDES:-} || status=1

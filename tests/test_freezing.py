@@ -221,6 +221,25 @@ def test_fp16_loss_scaling_with_clipping_takes_foreach_and_refuses_fused(loader)
         )
 
 
+def test_fp16_loss_scaling_with_clipping_trains_foreach_under_lightning(loader):
+    """The wiring: under a real fp16 loss scaler with clipping, the module asks for foreach,
+    and Lightning unscales, clips and steps without refusing."""
+    batches, vocab = loader
+    module = _module(vocab)
+    trainer = L.Trainer(
+        max_steps=2,
+        gradient_clip_val=0.01,
+        plugins=[MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=training_callbacks(),
+    )
+    trainer.fit(module, train_dataloaders=batches)
+    assert trainer.global_step == 2 and not trainer.optimizers[0].defaults["fused"]
+
+
 @pytest.mark.parametrize(("algorithm", "value"), [("norm", 0.01), ("value", 0.001)])
 def test_bf16_mixed_precision_clips_the_gradients_of_a_fused_step(loader, algorithm, value):
     """Lightning's mixed-precision plugin refuses to clip for a fused AdamW; without a loss

@@ -146,3 +146,11 @@ def test_bilstm_reads_in_fp32_under_bf16_autocast():
     with torch.no_grad():
         reference = net._read(states.float(), mask)
     torch.testing.assert_close(read, reference)
+
+
+def test_a_bf16_network_reads_in_bf16_without_autocast():
+    net = _network(lstm={"enabled": True, "hidden": 8, "layers": 1}).to(torch.bfloat16).eval()
+    ids = torch.randint(5, 120, (2, 7))
+    with torch.no_grad():
+        out = net(ids, torch.ones_like(ids))
+    assert out.cause_effect_logits.dtype == torch.bfloat16

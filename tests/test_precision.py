@@ -63,11 +63,16 @@ def test_train_config_resolves_auto_before_the_trainer_sees_it(monkeypatch, tmp_
     assert build_trainer(cfg.trainer, logger=False).precision == "bf16-mixed"
 
 
-@pytest.fixture(scope="module")
-def network_and_tokenizer():
+@pytest.fixture(scope="module", params=[False, True], ids=["no_lstm", "lstm"])
+def network_and_tokenizer(request):
     torch.manual_seed(0)
     tokenizer = load_tokenizer(BackboneSpec("tiny-bert", TINY_BERT))
-    config = NetworkConfig(name_or_path="tiny-bert", tiny=TINY_BERT, vocab_size=len(tokenizer))
+    config = NetworkConfig(
+        name_or_path="tiny-bert",
+        tiny=TINY_BERT,
+        vocab_size=len(tokenizer),
+        lstm={"enabled": request.param, "hidden": 16, "layers": 2},
+    )
     return CausalNetwork(config, None), tokenizer
 
 

@@ -177,7 +177,7 @@ def test_bf16_mixed_precision_trains_with_the_default_fused_adamw_and_clipping(
 ):
     """What ``trainer.precision=auto`` picks on every recent GPU and AMX CPU: Lightning's AMP
     plugin refused to clip for the fused optimizer and stopped such runs at their first step."""
-    cfg = train_config("trainer.precision=bf16-mixed")
+    cfg = train_config("trainer.precision=bf16-mixed", "model.lstm.enabled=true")
     assert cfg.trainer.gradient_clip_val > 0 and cfg.optim.fused is None
     metrics = train(cfg)
     assert "test/span_f1" in metrics

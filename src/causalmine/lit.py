@@ -180,7 +180,7 @@ class CausalLitModule(L.LightningModule):
         mixed_unscaled = isinstance(plugin, L.pytorch.plugins.MixedPrecision) and (
             self._loss_scaler() is None
         )
-        if not (gradient_clip_val and mixed_unscaled):
+        if not (gradient_clip_val is not None and gradient_clip_val > 0 and mixed_unscaled):
             super().configure_gradient_clipping(
                 optimizer, gradient_clip_val, gradient_clip_algorithm
             )
@@ -201,7 +201,7 @@ class CausalLitModule(L.LightningModule):
             self.backbone_thawed,
             loss_parameters=[] if self.loss_log_variances is None else [self.loss_log_variances],
             scaled_clipping=self._loss_scaler() is not None
-            and bool(self.trainer.gradient_clip_val),
+            and (self.trainer.gradient_clip_val or 0) > 0,
         )
         return {
             "optimizer": optimizer,

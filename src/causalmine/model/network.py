@@ -97,17 +97,18 @@ class CausalNetwork(nn.Module):
         self.train()  # from_pretrained returns the backbone in eval mode (dropout off)
 
     def _read(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The BiLSTM over each row's real tokens (packed), in fp32 even under autocast.
+        """The BiLSTM over each row's real tokens (packed), in fp32 under autocast.
 
-        Under bf16 autocast a packed LSTM on CUDA leaves cuDNN's fused kernels and ran the
-        whole network about 5x slower than fp32 on an H200 (RESULTS §11); its few matrix
-        products gain nothing from bf16, so it stays fp32 and the rest of the network keeps
-        autocast.
+        With the LSTM under bf16 autocast the whole network trained 3-5x slower than fp32 on
+        an H200 (RESULTS §11), so the reader leaves autocast and the backbone and heads keep
+        it. Without autocast the states keep their dtype (an fp32, bf16 or int8 network).
         """
         lengths = attention_mask.sum(1).clamp(min=1).cpu()
+        if torch.is_autocast_enabled(states.device.type):
+            states = states.float()
         with torch.autocast(states.device.type, enabled=False):
             packed = nn.utils.rnn.pack_padded_sequence(
-                states.float(), lengths, batch_first=True, enforce_sorted=False
+                states, lengths, batch_first=True, enforce_sorted=False
             )
             out, _ = self.lstm(packed)
             read, _ = nn.utils.rnn.pad_packed_sequence(
