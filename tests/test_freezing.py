@@ -75,10 +75,13 @@ def _module(vocab_size: int, **freeze) -> CausalLitModule:
     )
 
 
-def _train(module: CausalLitModule, loader: DataLoader, epochs: int) -> dict[str, torch.Tensor]:
+def _train(
+    module: CausalLitModule, loader: DataLoader, epochs: int, **trainer_options
+) -> dict[str, torch.Tensor]:
     before = {n: p.detach().clone() for n, p in module.network.named_parameters()}
     trainer = L.Trainer(
         max_epochs=epochs,
+        **trainer_options,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -226,18 +229,16 @@ def test_fp16_loss_scaling_with_clipping_trains_foreach_under_lightning(loader):
     and Lightning unscales, clips and steps without refusing."""
     batches, vocab = loader
     module = _module(vocab)
-    trainer = L.Trainer(
+    _train(
+        module,
+        batches,
+        epochs=1,
         max_steps=2,
         gradient_clip_val=0.01,
         plugins=[MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=training_callbacks(),
     )
-    trainer.fit(module, train_dataloaders=batches)
-    assert trainer.global_step == 2 and not trainer.optimizers[0].defaults["fused"]
+    assert module.trainer.global_step == 2
+    assert not module.trainer.optimizers[0].defaults["fused"]
 
 
 @pytest.mark.parametrize(("algorithm", "value"), [("norm", 0.01), ("value", 0.001)])
