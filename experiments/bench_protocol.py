@@ -157,8 +157,21 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {spread:.4f}"
 
 
+def untrained(config: str, key: str) -> bool:
+    """Whether ``key`` reads a head that ``config`` leaves untrained (a span-only run's sequence
+    figures, a sequence-only run's span figures, and either one's joint F1)."""
+    overrides = set(CONFIGS.get(config, []))
+    no_seq = bool(overrides & {"alpha=0", "loss.alpha=0"})
+    no_span = bool(overrides & {"span_weight=0", "loss.span_weight=0"})
+    task = key.split("/", 1)[-1]
+    return (no_seq and task.startswith(("seq_", "joint_"))) or (
+        no_span and task.startswith(("span_", "joint_"))
+    )
+
+
 def summarize(runs: list[dict]) -> str:
-    """Markdown: the validation table of every configuration, then the test figures of each."""
+    """Markdown: the validation table of every configuration, then the test figures of each
+    (a dash where the configuration leaves the head untrained)."""
     ok = [r for r in runs if r["returncode"] == 0]
     configs = list(dict.fromkeys(r["config"] for r in ok))
     lines = [
@@ -167,7 +180,10 @@ def summarize(runs: list[dict]) -> str:
     ]
     for config in configs:
         mine = [r for r in ok if r["config"] == config]
-        cells = [mean_std([r[k] for r in mine if k in r]) for k in VAL_CURVE]
+        cells = [
+            "–" if untrained(config, k) else mean_std([r[k] for r in mine if k in r])
+            for k in VAL_CURVE
+        ]
         epochs = ",".join(str(r["best_epoch"]) for r in mine)
         minutes = f"{statistics.mean(r['seconds'] / 60 for r in mine):.1f}"
         seeds = ",".join(str(r["seed"]) for r in mine)
@@ -181,7 +197,10 @@ def summarize(runs: list[dict]) -> str:
         mine = [r for r in ok if r["config"] == config]
         lines.append(
             f"| {config} | "
-            + " | ".join(mean_std([r[k] for r in mine if k in r]) for k in TEST_KEYS)
+            + " | ".join(
+                "–" if untrained(config, k) else mean_std([r[k] for r in mine if k in r])
+                for k in TEST_KEYS
+            )
             + " |"
         )
     failed = [f"{r['config']} seed {r['seed']}" for r in runs if r["returncode"] != 0]

@@ -188,3 +188,17 @@ def test_speed_summary_is_per_precision_and_batch_size_against_the_first_system(
     assert rows[8, "pad128"]["predict_speedup_of_dynamic"] == pytest.approx(500 / 100)
     assert rows[16, "dynamic"]["train_speedup_of_dynamic"] == 1.0
     assert rows[8, "pad128"]["padding_share"] == pytest.approx(0.4)
+
+
+def test_a_summary_leaves_out_the_figures_of_an_untrained_head():
+    assert bench_protocol.untrained("span_only_crf", "test/seq_f1")
+    assert bench_protocol.untrained("span_only_crf", "val/joint_f1")
+    assert not bench_protocol.untrained("span_only_crf", "test/span_f1")
+    assert bench_protocol.untrained("seq_only_mean_pooling", "val/span_f1_2023")
+    assert not bench_protocol.untrained("seq_only_mean_pooling", "test/seq_mcc")
+    assert not bench_protocol.untrained("default", "val/joint_f1")
+    run = _protocol_record("span_only_crf", 1, **{"seq_f1": 0.7, "span_f1": 0.55})
+    run |= {"best_epoch": 5, "val/seq_f1": 0.71, "val/joint_f1": 0.6, "val/span_f1": 0.48}
+    table = bench_protocol.summarize([run])
+    assert "0.5500" in table and "0.4800" in table
+    assert "0.7000" not in table and "0.7100" not in table and "0.6000" not in table
