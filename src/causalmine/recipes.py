@@ -49,7 +49,6 @@ from causalmine.precision import trainer_precision
 from causalmine.prediction_files import read_texts, write_predictions
 from causalmine.scoring.tables import print_results
 from causalmine.settings import (
-    ConfigError,
     DecodeConfig,
     EvalConfig,
     InferenceConfig,
@@ -138,12 +137,6 @@ def resume_checkpoint(ckpt_path: str | None, out_dir: Path) -> str | None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the unified model, test its best checkpoint, write ``metrics.json``; return the metrics."""
     settings = TrainConfig.from_config(cfg)  # every value checked before anything loads
-    start, epochs = settings.loss.seq_start_epoch, cfg.trainer.get("max_epochs")
-    if settings.loss.alpha > 0 and epochs is not None and 0 <= epochs <= start:
-        raise ConfigError(
-            f"loss.seq_start_epoch={start} leaves the sequence loss out of all {epochs} epochs "
-            "(trainer.max_epochs): lower it, or set alpha=0 for a span-only run"
-        )
     out_dir = output_dir(cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("LOCAL_RANK", 0)) == 0:  # DDP's other ranks say nothing

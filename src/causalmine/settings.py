@@ -404,6 +404,7 @@ class TrainConfig:
     objective: list[str] | None = None
     test_checkpoint: str = "best"
     loggers: list[str] = field(default_factory=list)
+    max_epochs: int | None = None  # trainer.max_epochs (None or -1: no limit)
 
     def __post_init__(self) -> None:
         # a training rule, not a loss one: a model trained so can still be loaded and scored
@@ -411,6 +412,12 @@ class TrainConfig:
         _require(
             loss.alpha + loss.span_weight + loss.pair_weight > 0,
             "alpha, span_weight and pair_weight are all 0: nothing to train",
+        )
+        start, epochs = loss.seq_start_epoch, self.max_epochs
+        _require(
+            not (loss.alpha > 0 and epochs is not None and 0 <= epochs <= start),
+            f"loss.seq_start_epoch={start} leaves the sequence loss out of all {epochs} epochs "
+            "(trainer.max_epochs): lower it, or set alpha=0 for a span-only run",
         )
         _require(
             isinstance(self.monitor, str) and self.monitor.startswith("val/"),
@@ -465,6 +472,7 @@ class TrainConfig:
             objective=_plain(cfg.get("objective")),
             test_checkpoint=cfg.get("test_checkpoint", "best"),
             loggers=list(cfg.get("logger") or {}),
+            max_epochs=(cfg.get("trainer") or {}).get("max_epochs"),
         )
 
 
