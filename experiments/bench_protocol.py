@@ -54,6 +54,9 @@ CONFIGS: dict[str, list[str]] = {
     "span_only_crf": ["alpha=0", "model.span_crf=true"],
     # span warm-up: the first 3 of the 10 epochs train spans (and pairs) alone
     "span_warmup3": ["loss.seq_start_epoch=3"],
+    # longer warm-ups, for the dose-response of the warm-up (half and 70 % of the 10 epochs)
+    "span_warmup5": ["loss.seq_start_epoch=5"],
+    "span_warmup7": ["loss.seq_start_epoch=7"],
     # mean pooling for the sequence and pair heads (all-MiniLM-L6-v2 was trained with mean
     # pooling; the default reads the first token)
     "mean_pooling": ["pooling=mean"],
