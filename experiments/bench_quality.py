@@ -393,6 +393,20 @@ def system_order(run: dict) -> tuple:
 
 # the loss weights that switch a task off when 0
 SWITCHES = {"seq": ("alpha", "loss.alpha"), "span": ("span_weight", "loss.span_weight")}
+# lever overrides that act on one task alone: a system with that task off is the same with or
+# without them (a span-only run has no sequence loss to warm up)
+TASK_ONLY_LEVERS = {
+    "seq": ("loss.seq_start_epoch",),
+    "span": ("loss.span_assignment", "model.span_crf"),
+}
+PER_TASK_OFF = {"span_only": "seq", "seq_only": "span"}
+
+
+def per_task_lever(lever: str, system: str) -> str:
+    """A unified lever as per-task ``system`` (``span_only`` or ``seq_only``) carries it:
+    without the overrides that act only on the task it switches off."""
+    drop = TASK_ONLY_LEVERS[PER_TASK_OFF[system]]
+    return ",".join(part for part in lever.split(",") if part and part.split("=")[0] not in drop)
 
 
 def protocol_system(name: str, overrides: dict[str, str]) -> tuple[str, str]:
@@ -635,8 +649,8 @@ def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[s
 
     A lever ``unified[<config>]`` is also compared with the unified default and with the
     per-task systems trained under the same lever (``span_only[<config2>]`` whose loss
-    overrides, the switched-off task aside, are the same); a per-task system under a lever
-    with itself without it."""
+    overrides, the switched-off task and the overrides acting on it alone aside, are the same:
+    :func:`per_task_lever`); a per-task system under a lever with itself without it."""
     by = {(r["system"], r["seed"]): r for r in runs}
     rows = []
     base = system.split("[")[0]
@@ -645,7 +659,13 @@ def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[s
     elif base == "unified":
         lever = next(r["lever"] for r in runs if r["system"] == system)
         same_lever = sorted(
-            {r["system"] for r in runs if r.get("lever") == lever and r["system"] != system}
+            {
+                r["system"]
+                for r in runs
+                if r["system"].split("[")[0] in PER_TASK_OFF
+                and "[" in r["system"]
+                and r.get("lever") == per_task_lever(lever, r["system"].split("[")[0])
+            }
         )
         comparisons = (
             COMPARISONS

@@ -103,6 +103,34 @@ def test_a_lever_pairs_with_per_task_systems_under_the_same_lever_only():
     assert ablation[0]["mean"] == pytest.approx(0.01)
 
 
+def test_a_lever_acting_on_the_switched_off_task_alone_does_not_stop_the_pairing():
+    # the warm-up delays the sequence loss, which a span-only run does not have: the unified
+    # model under warm-up + matching pairs with span-only under matching (not under another
+    # span lever), and with a sequence-only system under the warm-up (matching acts on spans)
+    warm_matched = "loss.seq_start_epoch=3,loss.span_assignment=matched"
+    runs = [
+        *(_run("unified", s, span_f1=0.52, seq_f1=0.81) for s in (1, 2)),
+        *(_run("span_only", s, span_f1=0.54) for s in (1, 2)),
+        *(_run("seq_only", s, seq_f1=0.79) for s in (1, 2)),
+        *(_run("unified[wm]", s, span_f1=0.56, seq_f1=0.81, lever=warm_matched) for s in (1, 2)),
+        _run("span_only[som]", 1, span_f1=0.55, lever="loss.span_assignment=matched"),
+        _run("span_only[som]", 2, span_f1=0.53, lever="loss.span_assignment=matched"),
+        *(_run("span_only[crf]", s, span_f1=0.6, lever="model.span_crf=true") for s in (1, 2)),
+        *(_run("seq_only[w]", s, seq_f1=0.7, lever="loss.seq_start_epoch=3") for s in (1, 2)),
+    ]
+    baselines = {r["baseline"] for r in bench_quality.paired_differences(runs, "unified[wm]")}
+    assert baselines == {"unified", "span_only", "seq_only", "span_only[som]", "seq_only[w]"}
+    rows = {
+        (r["baseline"], r["column"]): r
+        for r in bench_quality.paired_differences(runs, "unified[wm]")
+    }
+    assert rows["span_only[som]", "span_f1"]["mean"] == pytest.approx(0.02)  # 0.01 and 0.03
+    assert bench_quality.per_task_lever(warm_matched, "span_only") == (
+        "loss.span_assignment=matched"
+    )
+    assert bench_quality.per_task_lever(warm_matched, "seq_only") == "loss.seq_start_epoch=3"
+
+
 def _validation_record(config: str, seed: int, joint: float, *overrides: str) -> dict:
     curve = [{"epoch": 0, **{k: joint for k in bench_protocol.VAL_CURVE}}]
     return {
