@@ -2,8 +2,10 @@
 
 ``trainer.precision: auto`` (training and ``eval.py``) and ``precision: auto`` (``predict.py``)
 pick bf16 autocast on a GPU with bf16 (Ampere and later) and on a CPU with AMX or AVX512-BF16
-(on this project's AMX machine: 1.36x faster training, 1.8x faster prediction); fp16 mixed
-precision on an older GPU (V100, T4); fp32 on any other CPU, where bf16 is emulated and slower.
+(on this project's first, AMX machine, training steps ran 1.36x and prediction 1.8x faster,
+measured when this was written and quoted in RESULTS §7, but with no committed record; on an
+H200, MiniLM trains as fast or faster in fp32: RESULTS §11); fp16 mixed precision on an older
+GPU (V100, T4); fp32 on any other CPU, where bf16 is emulated and slower.
 Prediction can also run int8 (dynamic quantization of the linear and LSTM layers, CPU only).
 """
 
