@@ -59,6 +59,8 @@ CONFIGS: dict[str, list[str]] = {
     "span_warmup7": ["loss.seq_start_epoch=7"],
     # two levers that each gained on test, together (paired with span_only_matched)
     "span_warmup3_matched": ["loss.seq_start_epoch=3", "loss.span_assignment=matched"],
+    # PCGrad: the tasks' conflicting gradient components projected out in the shared encoder
+    "pcgrad": ["loss.gradient_surgery=pcgrad"],
     # mean pooling for the sequence and pair heads (all-MiniLM-L6-v2 was trained with mean
     # pooling; the default reads the first token)
     "mean_pooling": ["pooling=mean"],

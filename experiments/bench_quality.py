@@ -380,6 +380,7 @@ LEVER_KEYS = (
     "loss.alpha",
     "loss.span_assignment",
     "loss.seq_start_epoch",
+    "loss.gradient_surgery",
     "pooling",
     "model.pooling",
     "model.span_crf",
@@ -393,11 +394,13 @@ def system_order(run: dict) -> tuple:
 
 # the loss weights that switch a task off when 0
 SWITCHES = {"seq": ("alpha", "loss.alpha"), "span": ("span_weight", "loss.span_weight")}
-# lever overrides that act on one task alone: a system with that task off is the same with or
-# without them (a span-only run has no sequence loss to warm up)
+# lever overrides that act on one task alone, or on two tasks together: a system with that
+# task off is the same with or without them (a span-only run has no sequence loss to warm up,
+# and no second task whose gradients could conflict with its own)
+JOINT_LEVERS = ("loss.gradient_surgery",)
 TASK_ONLY_LEVERS = {
-    "seq": ("loss.seq_start_epoch",),
-    "span": ("loss.span_assignment", "model.span_crf"),
+    "seq": ("loss.seq_start_epoch", *JOINT_LEVERS),
+    "span": ("loss.span_assignment", "model.span_crf", *JOINT_LEVERS),
 }
 PER_TASK_OFF = {"span_only": "seq", "seq_only": "span"}
 

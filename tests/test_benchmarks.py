@@ -129,6 +129,10 @@ def test_a_lever_acting_on_the_switched_off_task_alone_does_not_stop_the_pairing
         "loss.span_assignment=matched"
     )
     assert bench_quality.per_task_lever(warm_matched, "seq_only") == "loss.seq_start_epoch=3"
+    # gradient surgery acts between tasks: no per-task system has it
+    surgery = "loss.gradient_surgery=pcgrad,loss.span_assignment=matched"
+    assert bench_quality.per_task_lever(surgery, "span_only") == "loss.span_assignment=matched"
+    assert bench_quality.per_task_lever(surgery, "seq_only") == ""
 
 
 def _validation_record(config: str, seed: int, joint: float, *overrides: str) -> dict:

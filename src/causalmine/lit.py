@@ -14,12 +14,14 @@ from torch import nn
 from transformers import AutoConfig
 
 from causalmine.model.freezing import apply_static_freezing
+from causalmine.model.gradient_surgery import pcgrad_backward
 from causalmine.model.losses import TASKS, LossBreakdown, unified_loss
 from causalmine.model.network import CausalNetwork, NetworkOutput
 from causalmine.optim import build_optimizer
 from causalmine.scoring.decode import decode_batch
 from causalmine.scoring.stage_metrics import EvalBatchOutput, StageMetrics
 from causalmine.settings import (
+    ConfigError,
     DecodeConfig,
     FreezeConfig,
     LossWeights,
@@ -112,6 +114,41 @@ class CausalLitModule(L.LightningModule):
             }
         self.log_dict(parts, batch_size=size)
         return losses.total
+
+    def setup(self, stage: str) -> None:
+        surgery = self.loss_weights.gradient_surgery
+        if stage == "fit" and surgery != "none" and self.trainer.world_size > 1:
+            raise ConfigError(
+                f"loss.gradient_surgery={surgery} runs on one device, not "
+                f"{self.trainer.world_size}: its per-task backward passes bypass DDP's "
+                "gradient reduction"
+            )
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        """The backward pass of a training step; with ``loss.gradient_surgery=pcgrad`` and two
+        or more tasks trained by the batch, one pass per task and PCGrad's projection in the
+        shared parameters (:func:`causalmine.model.gradient_surgery.pcgrad_backward`)."""
+        losses = self.last_losses
+        terms = {}
+        if self.loss_weights.gradient_surgery == "pcgrad" and losses is not None:
+            terms = {task: t for task, t in losses.terms.items() if bool(losses.labelled[task])}
+        if len(terms) < 2:  # one task (or none) to train: nothing to project
+            super().backward(loss, *args, **kwargs)
+            return
+        scaler = self._loss_scaler()
+        accumulate = self.trainer.accumulate_grad_batches
+
+        def scale(term: torch.Tensor) -> torch.Tensor:
+            # what Lightning did to the total: 1 / accumulation steps, then the fp16 loss scale
+            term = term / accumulate
+            return scaler.scale(term) if scaler is not None else term
+
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        cosines = pcgrad_backward(terms, parameters, scale)
+        self.log_dict(
+            {f"train/gradient_cosine_{pair}": c for pair, c in cosines.items()},
+            batch_size=1,
+        )
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> EvalBatchOutput:
         out = self(batch)

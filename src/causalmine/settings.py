@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 
 LOSS_WEIGHTINGS = ("fixed", "uncertainty")
 SPAN_ASSIGNMENTS = ("ordered", "matched", "matched_leading")
+GRADIENT_SURGERIES = ("none", "pcgrad")
 POOLING_MODES = ("cls", "mean", "pooler")
 FREEZE_POLICIES = ("none", "embeddings", "bottom_k", "backbone", "gradual")
 FREEZABLE_HEADS = ("seq", "span", "pair")
@@ -108,6 +109,12 @@ class LossWeights:
     ``seq_start_epoch``: a span warm-up. Training epochs before this one leave the sequence
     loss out (the spans and pairs train alone); from it on, ``alpha`` applies. Validation always
     weighs every task.
+
+    ``gradient_surgery`` says how the tasks' gradients combine in the parameters they share
+    (the backbone and the reader): ``none`` adds them (the backward pass of the total);
+    ``pcgrad`` (Yu et al., NeurIPS 2020) first removes from each task's gradient its component
+    along every other task's gradient that it conflicts with
+    (:mod:`causalmine.model.gradient_surgery`). It costs one backward pass per trained task.
     """
 
     alpha: float = 1.0  # sequence classification
@@ -116,6 +123,7 @@ class LossWeights:
     weighting: str = "fixed"
     span_assignment: str = "ordered"
     seq_start_epoch: int = 0
+    gradient_surgery: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("alpha", "span_weight", "pair_weight"):
@@ -126,6 +134,7 @@ class LossWeights:
             )
         _choice("loss", "weighting", self.weighting, LOSS_WEIGHTINGS)
         _choice("loss", "span_assignment", self.span_assignment, SPAN_ASSIGNMENTS)
+        _choice("loss", "gradient_surgery", self.gradient_surgery, GRADIENT_SURGERIES)
         _require(
             isinstance(self.seq_start_epoch, int)
             and not isinstance(self.seq_start_epoch, bool)

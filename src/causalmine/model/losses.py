@@ -30,6 +30,10 @@ class LossBreakdown:
     span: torch.Tensor  # summed over heads
     pair: torch.Tensor
     span_per_head: list[torch.Tensor]
+    # each task's weighted share of ``total``, for the tasks weighted above 0 (the ones that
+    # train), and whether the batch labels it (a 0/1 tensor): what gradient surgery separates
+    terms: dict[str, torch.Tensor]
+    labelled: dict[str, torch.Tensor]
 
 
 def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -217,27 +221,34 @@ def unified_loss(
             for k in range(cause_effect_logits.shape[1])
         ]
     span = torch.stack(per_head).sum()
+    weighted = (weights.alpha, weights.span_weight, weights.pair_weight)
+    task_weights = dict(zip(TASKS, weighted, strict=True))
+    losses = dict(zip(TASKS, (seq, span, pair), strict=True))
+    labelled = {
+        "seq": _labelled(batch["seq_labels"]),
+        "span": torch.maximum(
+            _labelled(batch["cause_effect_labels"]), _labelled(batch["signal_labels"])
+        ),
+        "pair": _labelled(batch["pair_labels"]),
+    }
     if log_variances is None:
-        total = weights.alpha * seq + weights.span_weight * span + weights.pair_weight * pair
+        shares = {task: task_weights[task] * losses[task] for task in TASKS}
     else:
-        labelled = (
-            _labelled(batch["seq_labels"]),
-            torch.maximum(
-                _labelled(batch["cause_effect_labels"]), _labelled(batch["signal_labels"])
-            ),
-            _labelled(batch["pair_labels"]),
-        )
-        terms = zip(
-            (weights.alpha, weights.span_weight, weights.pair_weight),
-            (seq, span, pair),
-            labelled,
-            log_variances,
-            strict=True,
-        )
         # a task switched off (weight 0) stays in the graph at 0, as in the fixed sum, so that
         # DDP sees its head used; its log variance gets no gradient
-        total = sum(
-            present * (weight * torch.exp(-s) * loss + s / 2) if weight > 0 else 0.0 * loss
-            for weight, loss, present, s in terms
-        )
-    return LossBreakdown(total=total, seq=seq, span=span, pair=pair, span_per_head=per_head)
+        shares = {
+            task: labelled[task] * (weight * torch.exp(-s) * losses[task] + s / 2)
+            if weight > 0
+            else 0.0 * losses[task]
+            for (task, weight), s in zip(task_weights.items(), log_variances, strict=True)
+        }
+    total = sum(shares.values())
+    return LossBreakdown(
+        total=total,
+        seq=seq,
+        span=span,
+        pair=pair,
+        span_per_head=per_head,
+        terms={task: share for task, share in shares.items() if task_weights[task] > 0},
+        labelled=labelled,
+    )
