@@ -4,6 +4,7 @@ backward pass that applies it, and the training step that uses it."""
 from __future__ import annotations
 
 import copy
+import csv
 
 import lightning as L
 import pytest
@@ -45,11 +46,47 @@ def test_a_zero_gradient_conflicts_with_nothing():
     assert torch.isfinite(projected).all() and torch.equal(projected, gradients)
 
 
+def _sequential_pcgrad(gradients: torch.Tensor) -> torch.Tensor:
+    """The paper's loop, vector by vector: row i against every other original row in order."""
+    rows = []
+    for i, row in enumerate(gradients):
+        row = row.clone()
+        for j, other in enumerate(gradients):
+            if j != i and row @ other < 0:
+                row = row - (row @ other) / (other @ other) * other
+        rows.append(row)
+    return torch.stack(rows)
+
+
 def test_three_tasks_project_one_other_task_after_another_in_order():
     g = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 1.0, 0.0], [-1.0, -1.0, 1.0]])
-    first = g[0] + 0.5 * g[1]  # g0 · g1 = -1, |g1|^2 = 2
-    first = first - (first @ g[2]).clamp(max=0) / (g[2] @ g[2]) * g[2]  # then along g2
-    assert torch.allclose(project_conflicting(g)[0], first)
+    expected = _sequential_pcgrad(g)
+    # row 0 projected along g1 (g0 . g1 = -1, |g1|^2 = 2), then along g2
+    first = g[0] + 0.5 * g[1]
+    assert torch.allclose(expected[0], first - (first @ g[2]) / (g[2] @ g[2]) * g[2])
+    assert torch.allclose(project_conflicting(g), expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(2, 4).flatmap(
+        lambda t: st.lists(
+            st.lists(
+                st.floats(-10, 10, allow_nan=False, allow_infinity=False, width=32),
+                min_size=5,
+                max_size=5,
+            ),
+            min_size=t,
+            max_size=t,
+        )
+    )
+)
+def test_the_gram_matrix_projection_is_the_papers_loop(rows):
+    gradients = torch.tensor(rows, dtype=torch.float64)
+    scale = float(gradients.norm(dim=1).max()) + 1.0
+    assert torch.allclose(
+        project_conflicting(gradients), _sequential_pcgrad(gradients), atol=1e-9 * scale**3
+    )
 
 
 vectors = st.lists(
@@ -70,23 +107,25 @@ def test_the_step_never_goes_against_either_of_two_tasks(a, b):
 
 
 def test_cosines_name_each_pair_of_tasks():
-    cosines = cosine_similarities(
-        torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0]]), ["seq", "span", "pair"]
-    )
+    g = torch.tensor([[1.0, 0.0], [-2.0, 0.0], [0.0, 0.0]])
+    cosines = cosine_similarities(g @ g.T, ["seq", "span", "pair"])
     assert set(cosines) == {"seq_span", "seq_pair", "span_pair"}
     assert cosines["seq_span"].item() == pytest.approx(-1.0)
     assert cosines["seq_pair"].item() == 0.0
 
 
 class _TwoTasks(nn.Module):
-    """A shared layer under two heads, the shape of the unified network. The heads start equal,
-    with outputs near 1, and one task pulls them to 0, the other to 3: the tasks conflict."""
+    """A shared layer under two heads, the shape of the unified network, and a third head for
+    a task the batch does not train. The heads start equal, with outputs near 1, and one task
+    pulls them to 0, the other to 3: the tasks conflict."""
 
     def __init__(self) -> None:
         super().__init__()
         self.shared = nn.Linear(3, 4)
         self.head_a = nn.Linear(4, 1)
         self.head_b = nn.Linear(4, 1)
+        self.head_c = nn.Linear(4, 1)
+        self.log_variances = nn.Parameter(torch.tensor([0.3, -0.2]))
         with torch.no_grad():
             self.head_a.weight.mul_(0.1)
             self.head_a.bias.fill_(1.0)
@@ -94,30 +133,55 @@ class _TwoTasks(nn.Module):
 
     def terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = torch.tanh(self.shared(x))
-        return {"a": self.head_a(h).pow(2).mean(), "b": (self.head_b(h) - 3).pow(2).mean()}
+        s = self.log_variances
+        return {
+            "a": torch.exp(-s[0]) * self.head_a(h).pow(2).mean() + s[0] / 2,
+            "b": torch.exp(-s[1]) * (self.head_b(h) - 3).pow(2).mean() + s[1] / 2,
+            "c": 0.0 * self.head_c(h).mean(),  # untrained: zero gradients
+        }
 
 
-def test_the_backward_pass_projects_the_shared_layer_and_leaves_each_head_its_own_gradient():
+def test_the_backward_pass_projects_the_shared_layer_and_leaves_the_rest_as_a_plain_pass():
     torch.manual_seed(0)
     model, x = _TwoTasks(), torch.randn(5, 3)
+    names = [n for n, _ in model.named_parameters()]
     params = list(model.parameters())
     grads = {
-        task: torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+        task: dict(
+            zip(
+                names,
+                torch.autograd.grad(term, params, retain_graph=True, allow_unused=True),
+                strict=True,
+            )
+        )
         for task, term in model.terms(x).items()
     }
-    shared = torch.stack([torch.cat([g.reshape(-1) for g in grads[t][:2]]) for t in "ab"])
-    g_a, g_b = shared
+    g_a, g_b = (
+        torch.cat([grads[t]["shared.weight"].reshape(-1), grads[t]["shared.bias"]]) for t in "ab"
+    )
     inner = g_a @ g_b
     assert inner < 0
     expected = (g_a - inner / (g_b @ g_b) * g_b) + (g_b - inner / (g_a @ g_a) * g_a)
 
     model.shared.weight.grad = torch.ones_like(model.shared.weight)  # accumulated before
-    cosines = pcgrad_backward(model.terms(x), params, scale=lambda t: t)
+    terms = model.terms(x)
+    cosines = pcgrad_backward(
+        {"a": terms["a"], "b": terms["b"]},
+        params,
+        scale=lambda t: t,
+        unprojected=[model.log_variances],
+        silent=terms["c"],
+    )
     got = torch.cat([model.shared.weight.grad.reshape(-1) - 1, model.shared.bias.grad])
     assert torch.allclose(got, expected, atol=1e-6)
     assert not torch.allclose(got, g_a + g_b, atol=1e-3)  # not the plain sum
-    assert torch.equal(model.head_a.weight.grad, grads["a"][2])
-    assert torch.equal(model.head_b.bias.grad, grads["b"][5])
+    assert torch.equal(model.head_a.weight.grad, grads["a"]["head_a.weight"])
+    assert torch.equal(model.head_b.bias.grad, grads["b"]["head_b.bias"])
+    # each task's log variance gets its own task's gradient, not a projected one
+    own = grads["a"]["log_variances"] + grads["b"]["log_variances"]
+    assert torch.allclose(model.log_variances.grad, own)
+    # the untrained task's head gets zeros, as in the plain pass (AdamW still decays it)
+    assert torch.equal(model.head_c.weight.grad, torch.zeros_like(model.head_c.weight))
     assert cosines["a_b"].item() == pytest.approx(float(inner / (g_a.norm() * g_b.norm())))
 
 
@@ -144,31 +208,37 @@ TINY = {
 }
 
 
-def _module_and_batch(data_root, surgery: str) -> tuple[CausalLitModule, DataLoader]:
-    L.seed_everything(0)
+def _module_and_loader(
+    data_root, surgery: str, seed: int = 0, **settings: dict
+) -> tuple[CausalLitModule, DataLoader]:
+    L.seed_everything(seed)
     tokenizer = load_tokenizer(BackboneSpec("tiny-bert", TINY))
     corpus = load_cnc(data_root, download=False)
     causal = [e for e in corpus.train if e.relations and len(e.words) < 30][:3]
     other = [e for e in corpus.train if e.seq_label == 0 and len(e.words) < 30][:3]
     items = [encode_example(e, tokenizer, 64, 2) for e in causal + other]
     loader = DataLoader(EncodedDataset(items), batch_size=6, collate_fn=CausalCollator(tokenizer))
+    network = {
+        "name_or_path": "tiny-bert",
+        "tiny": TINY,
+        "span_heads": 2,
+        "dropout": 0.0,
+        "head_dropout": 0.0,
+        "vocab_size": len(tokenizer),
+        "lstm": {"enabled": True, "hidden": 16},
+    }
     module = CausalLitModule(
-        network={
-            "name_or_path": "tiny-bert",
-            "tiny": TINY,
-            "span_heads": 2,
-            "dropout": 0.0,
-            "head_dropout": 0.0,
-            "vocab_size": len(tokenizer),
-        },
-        loss={"alpha": 3.0, "gradient_surgery": surgery},
+        network=network | settings.get("network", {}),
+        loss={"alpha": 3.0, "gradient_surgery": surgery} | settings.get("loss", {}),
         optim={"warmup_ratio": 0.0},
+        freeze=settings.get("freeze"),
     )
     return module, loader
 
 
 class _KeepGradients(L.Callback):
     def on_before_optimizer_step(self, trainer, module, optimizer) -> None:
+        # copies: a fused step under a loss scaler unscales the gradients in place
         self.grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
 
 
@@ -188,61 +258,120 @@ def _first_step_gradients(module: CausalLitModule, loader: DataLoader, **trainer
     return kept.grads
 
 
-@pytest.mark.parametrize("accumulate", [1, 2])
-def test_a_pcgrad_training_step_steps_along_the_projected_gradients(data_root, accumulate):
-    """The module's backward pass under ``pcgrad`` gives, per parameter, the PCGrad gradient
-    computed here from each task's own gradient; the plain sum is what ``none`` gives."""
-    module, loader = _module_and_batch(data_root, "pcgrad")
-    reference = copy.deepcopy(module)
-    batch = next(iter(loader))
-    reference.train()
-    losses = reference.compute_losses(reference(batch), batch)
-    assert set(losses.terms) == {"seq", "span", "pair"} and not losses.labelled["pair"]
-    params = [p for p in reference.parameters() if p.requires_grad]
-    names = [n for n, p in reference.named_parameters() if p.requires_grad]
-    g_seq, g_span = (
-        torch.autograd.grad(losses.terms[t], params, retain_graph=True, allow_unused=True)
-        for t in ("seq", "span")
+def _reference_step(
+    module: CausalLitModule, batch: dict, held: str | None
+) -> tuple[dict, dict, float]:
+    """PCGrad's step for the sequence and span tasks, from each task's own gradient (the
+    two-task formula), on a copy of ``module``; parameters named ``held*`` do not step. Also
+    the plain sum, for comparison, keyed by parameter name as the step is, and the cosine of
+    the two tasks' gradients in the parameters they share."""
+    module = copy.deepcopy(module).train()
+    losses = module.compute_losses(module(batch), batch)
+    assert losses.trains["seq"] and losses.trains["span"] and not losses.trains["pair"]
+    named = [
+        (n, p)
+        for n, p in module.named_parameters()
+        if p.requires_grad and not (held and n.startswith(held))
+    ]
+    names, params = [n for n, _ in named], [p for _, p in named]
+    seq_grads, span_grads = (
+        torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+        for term in (losses.terms["seq"], losses.terms["span"] + losses.terms["pair"])
     )
     shared = [
         i
-        for i, (a, b) in enumerate(zip(g_seq, g_span, strict=True))
-        if a is not None and b is not None
+        for i, (a, b) in enumerate(zip(seq_grads, span_grads, strict=True))
+        if a is not None and b is not None and names[i] != "loss_log_variances"
     ]
-    assert any(names[i].startswith("network.backbone") for i in shared)
-    flat = torch.stack([torch.cat([g[i].reshape(-1) for i in shared]) for g in (g_seq, g_span)])
-    a, b = flat
+    a, b = (torch.cat([g[i].reshape(-1) for i in shared]) for g in (seq_grads, span_grads))
     inner = a @ b
     step = a - inner.clamp(max=0) / (b @ b) * b + b - inner.clamp(max=0) / (a @ a) * a
-    # a batch repeated `accumulate` times: the accumulated gradient is the single one
-    loader = DataLoader([batch] * accumulate, batch_size=None, collate_fn=lambda b: b)
-    got = _first_step_gradients(module, loader, accumulate_grad_batches=accumulate)
-    got_shared = torch.cat([got[names[i]].reshape(-1) for i in shared])
-    assert torch.allclose(got_shared, step, rtol=1e-4, atol=1e-7)
-    assert inner < 0  # the tasks conflict on this batch: surgery changed the step
-    assert not torch.allclose(got_shared, a + b, rtol=1e-3, atol=1e-6)
-    # the sequence head is the sequence task's alone: its plain gradient
-    head = [i for i, n in enumerate(names) if n.startswith("network.seq_head.")]
-    assert head and not set(head) & set(shared)
-    for i in head:
-        assert torch.allclose(got[names[i]], g_seq[i], rtol=1e-4, atol=1e-7)
+    expected, plain, offset = {}, {}, 0
+    for i, name in enumerate(names):
+        present = [g[i] for g in (seq_grads, span_grads) if g[i] is not None]
+        if present:
+            plain[name] = sum(present)
+        if i in shared:
+            expected[name] = step[offset : offset + params[i].numel()].view_as(params[i])
+            offset += params[i].numel()
+        elif present:
+            expected[name] = plain[name]
+    return expected, plain, float(inner / (a.norm() * b.norm()))
+
+
+@pytest.mark.parametrize(
+    ("variant", "settings", "accumulate"),
+    [
+        ("default", {}, 1),
+        ("accumulated", {}, 2),
+        ("learned weights", {"loss": {"weighting": "uncertainty"}}, 1),
+        ("gradual unfreezing", {"freeze": {"policy": "gradual"}}, 1),
+    ],
+)
+def test_a_pcgrad_training_step_steps_along_the_projected_gradients(
+    data_root, variant, settings, accumulate
+):
+    """Every parameter's gradient at the optimizer step is PCGrad's, computed here from each
+    task's own gradient: projected where both tasks reach, the task's own elsewhere, zeros for
+    the pair head (no pair labels), nothing for a backbone that gradual unfreezing holds."""
+    module, loader = _module_and_loader(data_root, "pcgrad", **settings)
+    batch = next(iter(loader))
+    held = "network.backbone." if variant == "gradual unfreezing" else None
+    expected, plain, cosine = _reference_step(module, batch, held)
+    # the same batch `accumulate` times: the accumulated gradient is the single one
+    repeated = DataLoader([batch] * accumulate, batch_size=None, collate_fn=lambda b: b)
+    got = _first_step_gradients(module, repeated, accumulate_grad_batches=accumulate)
+    assert set(got) == set(expected)
+    for name, grad in expected.items():
+        assert torch.allclose(got[name], grad, rtol=1e-4, atol=1e-7), name
+    assert not got["network.pair_head.out.weight"].any()
+    assert any(n.startswith("network.lstm.") for n in expected)
+    differs = any(not torch.allclose(got[n], plain[n], rtol=1e-3, atol=1e-6) for n in expected)
+    if held:
+        # the tasks agree in the reader (they conflict in the held backbone, cosine -0.035):
+        # no surgery, although a projection over the backbone's gradients too would change it
+        assert cosine > 0 and not differs
+        assert not any(n.startswith(held) for n in got)
+    else:
+        assert cosine < 0 and differs  # the tasks conflict on this batch: surgery acts
+
+
+def test_pcgrad_under_the_fp16_loss_scaler_scales_each_task_as_lightning_scales_the_total(
+    data_root,
+):
+    """Under fp16 the gradients reach the fused optimizer still scaled (it unscales them
+    itself): PCGrad's step times the scale. On a CPU, Lightning's "16-mixed" is bf16 without a
+    scaler, so the plugin is given explicitly."""
+    from lightning.pytorch.plugins import MixedPrecision
+
+    module, loader = _module_and_loader(data_root, "pcgrad")
+    batch = next(iter(loader))
+    expected, _, _ = _reference_step(module, batch, None)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    got = _first_step_gradients(
+        module,
+        DataLoader([batch], batch_size=None, collate_fn=lambda b: b),
+        plugins=[MixedPrecision("16-mixed", "cpu", scaler)],
+    )
+    flat_got = torch.cat([got[n].reshape(-1) for n in expected])
+    flat_expected = torch.cat([expected[n].reshape(-1) for n in expected])
+    assert torch.nn.functional.cosine_similarity(flat_got, flat_expected, dim=0) > 0.999
+    assert (flat_got.norm() / flat_expected.norm()).item() == pytest.approx(1024.0, rel=0.01)
 
 
 def test_pcgrad_is_refused_on_more_than_one_device(data_root):
-    module, _ = _module_and_batch(data_root, "pcgrad")
+    module, _ = _module_and_loader(data_root, "pcgrad")
     module.trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False)
     with pytest.raises(ConfigError, match="runs on one device, not 2"):
         module.setup("fit")
 
 
-@pytest.mark.parametrize("precision", ["32-true", "16-mixed"])
-def test_a_pcgrad_run_trains_end_to_end_and_logs_how_the_tasks_conflict(
-    train_config, tmp_path, precision
-):
-    """The Hydra config end to end, also under fp16's loss scaler (the terms are scaled as
-    Lightning scales the total)."""
+def test_a_pcgrad_run_trains_end_to_end_and_logs_how_the_tasks_conflict(train_config, tmp_path):
+    """The Hydra config end to end; the first epoch of a warm-up trains spans alone (the plain
+    backward pass), the second both tasks with surgery."""
     overrides = ("loss.gradient_surgery=pcgrad", "alpha=3", "trainer.log_every_n_steps=1")
-    metrics = train(train_config(*overrides, f"trainer.precision={precision}"))
+    metrics = train(train_config(*overrides, "loss.seq_start_epoch=1", "trainer.max_epochs=2"))
     assert "test/span_f1" in metrics
-    logged = next(tmp_path.rglob("metrics.csv")).read_text()
-    assert "train/gradient_cosine_seq_span" in logged
+    rows = list(csv.DictReader(next(tmp_path.rglob("metrics.csv")).open()))
+    logged = {int(r["epoch"]) for r in rows if r.get("train/gradient_cosine_seq_span")}
+    assert logged == {1}

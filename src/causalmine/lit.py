@@ -129,12 +129,14 @@ class CausalLitModule(L.LightningModule):
         or more tasks trained by the batch, one pass per task and PCGrad's projection in the
         shared parameters (:func:`causalmine.model.gradient_surgery.pcgrad_backward`)."""
         losses = self.last_losses
-        terms = {}
+        trained: list[str] = []
         if self.loss_weights.gradient_surgery == "pcgrad" and losses is not None:
-            terms = {task: t for task, t in losses.terms.items() if bool(losses.labelled[task])}
-        if len(terms) < 2:  # one task (or none) to train: nothing to project
+            trains = torch.stack([losses.trains[task] for task in TASKS]).tolist()  # one sync
+            trained = [task for task, on in zip(TASKS, trains, strict=True) if on]
+        if len(trained) < 2:  # one task (or none) to train: nothing to project
             super().backward(loss, *args, **kwargs)
             return
+        assert losses is not None
         scaler = self._loss_scaler()
         accumulate = self.trainer.accumulate_grad_batches
 
@@ -143,12 +145,31 @@ class CausalLitModule(L.LightningModule):
             term = term / accumulate
             return scaler.scale(term) if scaler is not None else term
 
-        parameters = [p for p in self.parameters() if p.requires_grad]
-        cosines = pcgrad_backward(terms, parameters, scale)
-        self.log_dict(
-            {f"train/gradient_cosine_{pair}": c for pair, c in cosines.items()},
-            batch_size=1,
+        untrained = [losses.terms[task] for task in TASKS if task not in trained]
+        cosines = pcgrad_backward(
+            {task: losses.terms[task] for task in trained},
+            self._stepping_parameters(),
+            scale,
+            unprojected=[] if self.loss_log_variances is None else [self.loss_log_variances],
+            silent=torch.stack(untrained).sum() if untrained else None,
         )
+        self.log_dict(
+            {f"train/gradient_cosine_{pair}": c for pair, c in cosines.items()}, batch_size=1
+        )
+
+    def _stepping_parameters(self) -> list[nn.Parameter]:
+        """The parameters this optimizer step updates: trainable ones, less the backbone while
+        gradual unfreezing still holds it (its gradients are dropped before the step)."""
+        held = set()
+        if not self.backbone_thawed():
+            held = {
+                id(p)
+                for optimizer in self.trainer.optimizers
+                for group in optimizer.param_groups
+                if group.get("thaws")
+                for p in group["params"]
+            }
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in held]
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> EvalBatchOutput:
         out = self(batch)

@@ -30,10 +30,10 @@ class LossBreakdown:
     span: torch.Tensor  # summed over heads
     pair: torch.Tensor
     span_per_head: list[torch.Tensor]
-    # each task's weighted share of ``total``, for the tasks weighted above 0 (the ones that
-    # train), and whether the batch labels it (a 0/1 tensor): what gradient surgery separates
+    # each task's share of ``total`` (0 for a task weighted 0), and whether this batch trains
+    # it (1.0: weighted above 0 and labelled here, else 0.0): what gradient surgery separates
     terms: dict[str, torch.Tensor]
-    labelled: dict[str, torch.Tensor]
+    trains: dict[str, torch.Tensor]
 
 
 def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -249,6 +249,6 @@ def unified_loss(
         span=span,
         pair=pair,
         span_per_head=per_head,
-        terms={task: share for task, share in shares.items() if task_weights[task] > 0},
-        labelled=labelled,
+        terms=shares,
+        trains={task: labelled[task] * float(task_weights[task] > 0) for task in TASKS},
     )
