@@ -185,6 +185,34 @@ def test_the_backward_pass_projects_the_shared_layer_and_leaves_the_rest_as_a_pl
     assert cosines["a_b"].item() == pytest.approx(float(inner / (g_a.norm() * g_b.norm())))
 
 
+def test_a_gradient_autograd_returns_for_two_parameters_is_not_written_twice():
+    """``h * (p1 + p2)``: autograd hands back one tensor for p1 and p2."""
+    torch.manual_seed(0)
+    w, p1, p2 = (
+        nn.Parameter(torch.randn(3, 3)),
+        nn.Parameter(torch.randn(3)),
+        nn.Parameter(torch.randn(3)),
+    )
+    x = torch.randn(4, 3)
+
+    def terms() -> dict[str, torch.Tensor]:
+        h = torch.tanh(x @ w) * (p1 + p2)
+        return {"a": h[:, 0].pow(2).mean(), "b": (h[:, 0] - 3).pow(2).mean()}
+
+    params = [w, p1, p2]
+    flat = torch.stack(
+        [
+            torch.cat([g.reshape(-1) for g in torch.autograd.grad(t, params, retain_graph=True)])
+            for t in terms().values()
+        ]
+    )
+    expected = _sequential_pcgrad(flat).sum(dim=0)
+    pcgrad_backward(terms(), params, scale=lambda t: t)
+    got = torch.cat([p.grad.reshape(-1) for p in params])
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert p1.grad is not p2.grad
+
+
 def test_the_backward_pass_needs_two_tasks():
     model = _TwoTasks()
     with pytest.raises(ValueError, match="two or more tasks"):
@@ -274,9 +302,9 @@ def _reference_step(
         if p.requires_grad and not (held and n.startswith(held))
     ]
     names, params = [n for n, _ in named], [p for _, p in named]
-    seq_grads, span_grads = (
-        torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
-        for term in (losses.terms["seq"], losses.terms["span"] + losses.terms["pair"])
+    seq_grads, span_grads, pair_grads = (
+        torch.autograd.grad(losses.terms[task], params, retain_graph=True, allow_unused=True)
+        for task in ("seq", "span", "pair")
     )
     shared = [
         i
@@ -296,6 +324,8 @@ def _reference_step(
             offset += params[i].numel()
         elif present:
             expected[name] = plain[name]
+        elif pair_grads[i] is not None:  # the pair head, untrained here: zeros
+            expected[name] = plain[name] = pair_grads[i]
     return expected, plain, float(inner / (a.norm() * b.norm()))
 
 
@@ -306,6 +336,8 @@ def _reference_step(
         ("accumulated", {}, 2),
         ("learned weights", {"loss": {"weighting": "uncertainty"}}, 1),
         ("gradual unfreezing", {"freeze": {"policy": "gradual"}}, 1),
+        # the pooler's dense layer is the sequence and pair heads', not the spans'
+        ("pooler", {"network": {"pooling": "pooler"}}, 1),
     ],
 )
 def test_a_pcgrad_training_step_steps_along_the_projected_gradients(
@@ -326,6 +358,9 @@ def test_a_pcgrad_training_step_steps_along_the_projected_gradients(
         assert torch.allclose(got[name], grad, rtol=1e-4, atol=1e-7), name
     assert not got["network.pair_head.out.weight"].any()
     assert any(n.startswith("network.lstm.") for n in expected)
+    if variant == "pooler":  # reached by the sequence task alone: its own gradient
+        dense = [n for n in expected if n.startswith("network.pooling.")]
+        assert dense and all(torch.allclose(got[n], plain[n], rtol=1e-4, atol=1e-7) for n in dense)
     differs = any(not torch.allclose(got[n], plain[n], rtol=1e-3, atol=1e-6) for n in expected)
     if held:
         # the tasks agree in the reader (they conflict in the held backbone, cosine -0.035):

@@ -74,12 +74,22 @@ def cosine_similarities(gram: torch.Tensor, names: Sequence[str]) -> dict[str, t
     }
 
 
-def _owned(gradient: torch.Tensor) -> torch.Tensor:
-    """``gradient`` itself when it owns its memory (autograd's usual result), else a copy: an
-    expanded or viewed gradient must not be written in place."""
-    if gradient.is_contiguous() and gradient._base is None:
+class _Owner:
+    """Hands out gradients that may be written in place or kept as ``.grad``: a gradient
+    itself the first time its memory is seen and when it is contiguous (autograd's usual
+    result), else a copy. Autograd may return one tensor for two parameters, an expanded one
+    (stride 0), or slices of one buffer (cuDNN's LSTM weights)."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+
+    def __call__(self, gradient: torch.Tensor) -> torch.Tensor:
+        storage = gradient.untyped_storage().data_ptr()
+        if not gradient.is_contiguous() or storage in self.seen:
+            gradient = gradient.clone(memory_format=torch.contiguous_format)
+            storage = gradient.untyped_storage().data_ptr()
+        self.seen.add(storage)
         return gradient
-    return gradient.clone()
 
 
 def _gram_matrix(per_task: list[list[torch.Tensor | None]]) -> torch.Tensor:
@@ -114,29 +124,47 @@ def pcgrad_backward(
     and summed; every other parameter gets the sum of its tasks' gradients, as the plain
     backward pass would give it. ``unprojected`` parameters are never projected although every
     task reaches them (their entries belong to one task each: the learned log variances).
-    ``silent``, the share of the tasks the batch does not train (its gradients are zeros), goes
-    back with the last task so that their heads get zero gradients, as in the plain pass.
+    ``silent``, the share of the tasks the batch does not train (its gradients are zeros),
+    goes back into the parameters no trained task reaches (their heads), so that these get
+    zero gradients as in the plain pass without counting as reached.
     ``scale`` maps a term to the loss that is backpropagated (gradient accumulation, a loss
     scaler); gradients add to what ``.grad`` holds, as ``backward`` does. Returns the tasks'
     gradient cosines in the projected parameters (:func:`cosine_similarities`)."""
     if len(terms) < 2:
         raise ValueError(f"gradient surgery needs two or more tasks, got {sorted(terms)}")
     losses = list(terms.values())
-    if silent is not None:
-        losses[-1] = losses[-1] + silent
-    per_task = [
-        list(
-            torch.autograd.grad(
-                scale(loss), parameters, retain_graph=index < len(losses) - 1, allow_unused=True
-            )
+    per_task: list[list[torch.Tensor | None]] = []
+    silent_grads: dict[int, torch.Tensor | None] = {}
+    for index, loss in enumerate(losses):
+        last = index == len(losses) - 1
+        if last and silent is not None:
+            # before the last pass frees the graph: the untrained tasks' heads (the parameters
+            # no earlier task reached; a pass from their share walks only those heads)
+            candidates = [k for k in range(len(parameters)) if all(g[k] is None for g in per_task)]
+            if candidates:
+                zeros = torch.autograd.grad(
+                    scale(silent),
+                    [parameters[k] for k in candidates],
+                    retain_graph=True,
+                    allow_unused=True,
+                )
+                silent_grads = dict(zip(candidates, zeros, strict=True))
+        grads = torch.autograd.grad(
+            scale(loss), parameters, retain_graph=not last, allow_unused=True
         )
-        for index, loss in enumerate(losses)
-    ]
+        per_task.append(list(grads))
+    # before anything is written in place: one tensor per gradient, with memory of its own
+    owned = _Owner()
+    per_task = [[None if g is None else owned(g) for g in grads] for grads in per_task]
     separate = {id(p) for p in unprojected}
     reached = [sum(grads[k] is not None for grads in per_task) for k in range(len(parameters))]
     shared = [k for k, p in enumerate(parameters) if reached[k] > 1 and id(p) not in separate]
     cosines: dict[str, torch.Tensor] = {}
-    gradients: dict[int, torch.Tensor] = {}
+    # zero gradients for the heads only untrained tasks reach, as the plain pass gives them;
+    # they neither count as reached nor enter the projection
+    gradients: dict[int, torch.Tensor] = {
+        k: owned(g) for k, g in silent_grads.items() if g is not None and reached[k] == 0
+    }
     if shared:
         gram = _gram_matrix([[grads[k] for k in shared] for grads in per_task])
         cosines = cosine_similarities(gram, list(terms))
@@ -148,16 +176,15 @@ def pcgrad_backward(
                 if grads[k] is None:
                     continue
                 if step is None:
-                    step = _owned(grads[k]).mul_(weight)
+                    step = grads[k].mul_(weight)
                 else:
                     step.addcmul_(grads[k], weight)
                 grads[k] = None
             gradients[k] = step  # type: ignore[assignment]
     for k in range(len(parameters)):
-        if k in gradients or reached[k] == 0:
-            continue
         present = [grads[k] for grads in per_task if grads[k] is not None]
-        gradients[k] = present[0] if len(present) == 1 else torch.stack(present).sum(dim=0)
+        if present and k not in gradients:
+            gradients[k] = present[0] if len(present) == 1 else torch.stack(present).sum(0)
     for k, grad in gradients.items():
         parameter = parameters[k]
         if parameter.grad is None:
