@@ -3,11 +3,13 @@
     python experiments/bench_speed.py                       # CPU here: fp32
     python experiments/bench_speed.py --device cuda --bf16  # on a GPU: fp32 and bf16 autocast
     python experiments/bench_speed.py --device cuda --bf16 --systems dynamic --batch-size 8 16 32
+    python experiments/bench_speed.py --systems dynamic pcgrad   # the cost of gradient surgery
 
 The same model (the default MiniLM network) is fed the same CNC training sentences at the same
 batch size, (a) the way our datamodule batches them (padded per batch, grouped by length) and
 (b) padded to a fixed ``max_length`` (128 and 256), as the Hugging Face example scripts do by
-default. Training = forward + loss + backward + AdamW step; prediction = forward under
+default. System ``pcgrad`` batches as (a) and trains with ``loss.gradient_surgery=pcgrad``'s
+backward pass (one per task). Training = forward + loss + backward + AdamW step; prediction = forward under
 ``inference_mode`` (our predictor sorts by length, the baseline keeps input order). Each
 (system, repetition) runs in a fresh subprocess, systems interleaved, so peak memory is per
 system; the table gives medians and the ratio to (a). On a GPU with ``--bf16`` the MFU column
@@ -31,7 +33,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SYSTEMS = ("dynamic", "pad128", "pad256")
+# pcgrad: our batching, with the backward pass of loss.gradient_surgery=pcgrad
+SYSTEMS = ("dynamic", "pad128", "pad256", "pcgrad")
+PADDED = {"pad128": 128, "pad256": 256}
 
 
 def _measure(system: str, args: argparse.Namespace) -> dict:
@@ -42,7 +46,8 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
     from causalmine.data.corpora import load_cnc
     from causalmine.data.encoding import encode_example
     from causalmine.model.backbone import BackboneSpec, load_tokenizer
-    from causalmine.model.losses import LossWeights, unified_loss
+    from causalmine.model.gradient_surgery import pcgrad_backward
+    from causalmine.model.losses import TASKS, LossWeights, unified_loss
     from causalmine.model.network import CausalNetwork, NetworkConfig
 
     torch.manual_seed(0)
@@ -54,10 +59,10 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
     ).to(device)
     examples = load_cnc(args.data_root, download=False).train
     examples = random.Random(0).sample(examples, args.batches * batch_size)
-    max_length = 256 if system == "dynamic" else int(system.removeprefix("pad"))
+    max_length = PADDED.get(system, 256)
     items = [encode_example(e, tokenizer, max_length, 3) for e in examples]
     collator = CausalCollator(tokenizer)
-    if system == "dynamic":
+    if system not in PADDED:
         # our datamodule: length-grouped mega-batches, padded per batch
         from transformers.trainer_pt_utils import LengthGroupedSampler
 
@@ -76,7 +81,7 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
         out = []
         for start in range(0, len(indices), batch_size):
             batch = collator([items[i] for i in indices[start : start + batch_size]])
-            if system != "dynamic":
+            if system in PADDED:
                 batch = _pad_to(batch, max_length, tokenizer.pad_token_id)
             out.append({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
         return out
@@ -85,18 +90,30 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-5)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
 
+    parameters = [p for p in network.parameters() if p.requires_grad]
+
     def train_step(batch: dict) -> None:
         with autocast:
             out = network(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-            loss = unified_loss(
+            losses = unified_loss(
                 out.seq_logits,
                 out.pair_logits,
                 out.cause_effect_logits,
                 out.signal_logits,
                 batch,
                 LossWeights(),
-            ).total
-        loss.backward()
+            )
+        trained = [t for t in TASKS if losses.trains[t]]
+        if system == "pcgrad" and len(trained) > 1:  # as CausalLitModule.backward does
+            untrained = [losses.terms[t] for t in TASKS if t not in trained]
+            pcgrad_backward(
+                {t: losses.terms[t] for t in trained},
+                parameters,
+                lambda term: term,
+                silent=torch.stack(untrained).sum() if untrained else None,
+            )
+        else:
+            losses.total.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
