@@ -628,7 +628,8 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
-# (baseline, column): the unified model against each per-task system on that system's own task
+# (baseline, column): the unified model against each per-task system on that system's own task;
+# the final_val_* columns are the same comparison on validation at the tested (final) weights
 COMPARISONS = (
     ("hf_seq", "seq_f1"),
     ("seq_only", "seq_f1"),
@@ -636,7 +637,23 @@ COMPARISONS = (
     ("span_only", "span_ce_f1"),
     ("span_only", "span_f1"),
     ("span_only", "span_f1_2023"),
+    ("hf_seq", "final_val_seq_f1"),
+    ("seq_only", "final_val_seq_f1"),
+    ("span_only", "final_val_span_f1"),
 )
+
+
+def with_final_validation(run: dict) -> dict:
+    """``run`` with ``final_val_seq_f1`` / ``final_val_span_f1``: its last validation point
+    (the final weights, which are the ones tested), for the tasks its system trains."""
+    curve = run.get("val_curve") or []
+    trained = trained_columns(run["system"].split("[")[0])
+    extra = {
+        f"final_val_{column}": curve[-1][f"val/{column}"]
+        for column in ("seq_f1", "span_f1")
+        if curve and column in trained and f"val/{column}" in curve[-1]
+    }
+    return run | extra
 
 
 # a lever (system unified[<config>]) against the unified default as well
@@ -654,6 +671,7 @@ def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[s
     per-task systems trained under the same lever (``span_only[<config2>]`` whose loss
     overrides, the switched-off task and the overrides acting on it alone aside, are the same:
     :func:`per_task_lever`); a per-task system under a lever with itself without it."""
+    runs = [with_final_validation(r) for r in runs]
     by = {(r["system"], r["seed"]): r for r in runs}
     rows = []
     base = system.split("[")[0]

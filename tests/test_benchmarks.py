@@ -135,6 +135,26 @@ def test_a_lever_acting_on_the_switched_off_task_alone_does_not_stop_the_pairing
     assert bench_quality.per_task_lever(surgery, "seq_only") == ""
 
 
+def test_systems_are_also_compared_on_validation_at_the_weights_that_were_tested():
+    def run(system: str, seed: int, last: dict, **test: float) -> dict:
+        curve = [{"epoch": 0, "val/seq_f1": 0.1, "val/span_f1": 0.1}, {"epoch": 9, **last}]
+        return _run(system, seed, val_curve=curve, **test)
+
+    runs = [
+        run("unified", 1, {"val/seq_f1": 0.84, "val/span_f1": 0.48}, span_f1=0.52),
+        run("unified", 2, {"val/seq_f1": 0.82, "val/span_f1": 0.46}, span_f1=0.53),
+        # a span-only run's sequence head is untrained: its figure must not be compared
+        run("span_only", 1, {"val/seq_f1": 0.99, "val/span_f1": 0.47}, span_f1=0.54),
+        run("span_only", 2, {"val/seq_f1": 0.99, "val/span_f1": 0.49}, span_f1=0.54),
+        run("hf_seq", 1, {"val/seq_f1": 0.80}),
+    ]
+    rows = {(r["baseline"], r["column"]): r for r in bench_quality.paired_differences(runs)}
+    final = rows["span_only", "final_val_span_f1"]
+    assert final["mean"] == pytest.approx(-0.01) and final["wins"] == 1  # +0.01, -0.03
+    assert rows["hf_seq", "final_val_seq_f1"]["mean"] == pytest.approx(0.04)
+    assert ("span_only", "final_val_seq_f1") not in rows
+
+
 def _validation_record(config: str, seed: int, joint: float, *overrides: str) -> dict:
     curve = [{"epoch": 0, **{k: joint for k in bench_protocol.VAL_CURVE}}]
     return {
