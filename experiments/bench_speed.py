@@ -46,8 +46,8 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
     from causalmine.data.corpora import load_cnc
     from causalmine.data.encoding import encode_example
     from causalmine.model.backbone import BackboneSpec, load_tokenizer
-    from causalmine.model.gradient_surgery import pcgrad_backward
-    from causalmine.model.losses import TASKS, LossWeights, unified_loss
+    from causalmine.model.gradient_surgery import pcgrad_backward, trained_terms
+    from causalmine.model.losses import LossWeights, unified_loss
     from causalmine.model.network import CausalNetwork, NetworkConfig
 
     torch.manual_seed(0)
@@ -103,15 +103,9 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
                 batch,
                 LossWeights(),
             )
-        trained = [t for t in TASKS if losses.trains[t]]
-        if system == "pcgrad" and len(trained) > 1:  # as CausalLitModule.backward does
-            untrained = [losses.terms[t] for t in TASKS if t not in trained]
-            pcgrad_backward(
-                {t: losses.terms[t] for t in trained},
-                parameters,
-                lambda term: term,
-                silent=torch.stack(untrained).sum() if untrained else None,
-            )
+        trained, silent = trained_terms(losses) if system == "pcgrad" else ({}, None)
+        if len(trained) > 1:  # as CausalLitModule.backward does
+            pcgrad_backward(trained, parameters, lambda term: term, silent=silent)
         else:
             losses.total.backward()
         optimizer.step()

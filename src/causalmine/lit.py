@@ -14,7 +14,7 @@ from torch import nn
 from transformers import AutoConfig
 
 from causalmine.model.freezing import apply_static_freezing
-from causalmine.model.gradient_surgery import pcgrad_backward
+from causalmine.model.gradient_surgery import pcgrad_backward, trained_terms
 from causalmine.model.losses import TASKS, LossBreakdown, unified_loss
 from causalmine.model.network import CausalNetwork, NetworkOutput
 from causalmine.optim import build_optimizer
@@ -129,14 +129,13 @@ class CausalLitModule(L.LightningModule):
         or more tasks trained by the batch, one pass per task and PCGrad's projection in the
         shared parameters (:func:`causalmine.model.gradient_surgery.pcgrad_backward`)."""
         losses = self.last_losses
-        trained: list[str] = []
+        trained: dict[str, torch.Tensor] = {}
+        silent = None
         if self.loss_weights.gradient_surgery == "pcgrad" and losses is not None:
-            trains = torch.stack([losses.trains[task] for task in TASKS]).tolist()  # one sync
-            trained = [task for task, on in zip(TASKS, trains, strict=True) if on]
+            trained, silent = trained_terms(losses)
         if len(trained) < 2:  # one task (or none) to train: nothing to project
             super().backward(loss, *args, **kwargs)
             return
-        assert losses is not None
         scaler = self._loss_scaler()
         accumulate = self.trainer.accumulate_grad_batches
 
@@ -145,13 +144,12 @@ class CausalLitModule(L.LightningModule):
             term = term / accumulate
             return scaler.scale(term) if scaler is not None else term
 
-        untrained = [losses.terms[task] for task in TASKS if task not in trained]
         cosines = pcgrad_backward(
-            {task: losses.terms[task] for task in trained},
+            trained,
             self._stepping_parameters(),
             scale,
             unprojected=[] if self.loss_log_variances is None else [self.loss_log_variances],
-            silent=torch.stack(untrained).sum() if untrained else None,
+            silent=silent,
         )
         self.log_dict(
             {f"train/gradient_cosine_{pair}": c for pair, c in cosines.items()}, batch_size=1

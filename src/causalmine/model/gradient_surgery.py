@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from causalmine.model.losses import TASKS, LossBreakdown
+
 
 def projection_coefficients(gram: torch.Tensor) -> torch.Tensor:
     """PCGrad on the tasks' Gram matrix ``gram[i, j] = g_i . g_j``: the coefficients ``C``
@@ -109,6 +111,16 @@ def _gram_matrix(per_task: list[list[torch.Tensor | None]]) -> torch.Tensor:
                 torch.stack(dots).sum() if dots else torch.zeros((), device=device)
             )
     return torch.stack([torch.stack([entries[i, j] for j in range(tasks)]) for i in range(tasks)])
+
+
+def trained_terms(losses: LossBreakdown) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """The shares of the tasks ``losses``' batch trains, in ``TASKS`` order, and the summed
+    share of the others (``silent`` for :func:`pcgrad_backward`; None when every task trains).
+    One host synchronisation."""
+    trains = torch.stack([losses.trains[task] for task in TASKS]).tolist()
+    trained = {task: losses.terms[task] for task, on in zip(TASKS, trains, strict=True) if on}
+    untrained = [losses.terms[task] for task in TASKS if task not in trained]
+    return trained, torch.stack(untrained).sum() if untrained else None
 
 
 def pcgrad_backward(
