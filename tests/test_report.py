@@ -83,6 +83,19 @@ def test_report_has_a_row_per_job_sorted_by_objective_and_plots(sweep, tmp_path)
     assert len(table) == 12 and {"pooling", "alpha", "seed", "val/span_f1"} <= set(table.columns)
 
 
+def test_report_keeps_small_settings_legible(tmp_path):
+    """A swept learning rate keeps its significant digits; the metrics keep four decimals."""
+    root = tmp_path / "multiruns" / "2026-01-01_00-00-00_123"
+    for number, lr in enumerate((1.4532e-4, 3.1e-5)):
+        config = {"optim": {"lr": lr}, "seed": 1, "objective": ["val/joint_f1"]}
+        metrics = {"val/joint_f1": 0.5 + lr, "test/span_f1": 0.123456}
+        _write_job(root / str(number), [f"optim.lr={lr}"], config, metrics)
+    rows = _section(main([str(root), "--out", str(tmp_path / "out")]).read_text(), "Jobs")
+    cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
+    assert [c[1] for c in cells] == ["0.0001453", "3.1e-05"]
+    assert [c[2] for c in cells] == ["0.5001", "0.5000"] and cells[0][3] == "0.1235"
+
+
 def test_report_averages_over_seeds(sweep, tmp_path):
     report = main([str(sweep), "--out", str(tmp_path / "out")]).read_text()
     rows = _section(report, "Mean ± std over seeds")

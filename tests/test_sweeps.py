@@ -3,6 +3,7 @@ objective is validated; an Optuna search runs end to end and shares its study vi
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime
 
@@ -74,6 +75,36 @@ def test_optuna_search_space_and_objective_compose():
     assert list(cfg.objective) == ["val/seq_f1", "val/span_f1"]
     sweeper = instantiate(cfg.hydra.sweeper)
     assert type(sweeper).__name__ == "OptunaSweeper"
+
+
+def test_levers_search_covers_only_valid_configs_and_never_tests():
+    """The issue-12 search: validation only, at the protocol's budget, and every corner of its
+    space passes the config checks (a warm-up as long as the budget would fail every trial)."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+    from optuna.distributions import CategoricalDistribution
+
+    cfg = _compose("hparams_search=levers")
+    assert cfg.test is False and list(cfg.objective) == ["val/joint_f1"]
+    assert cfg.trainer.max_epochs == 10 and cfg.hydra.sweeper.study_name == "levers"
+    space, fixed = create_params_from_overrides(
+        [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
+    )
+    assert not fixed and set(space) == {
+        "optim.lr",
+        "optim.head_lr",
+        "span_weight",
+        "loss.seq_start_epoch",
+        "loss.span_assignment",
+    }
+
+    def ends(distribution) -> tuple:
+        if isinstance(distribution, CategoricalDistribution):
+            return distribution.choices
+        return (distribution.low, distribution.high)
+
+    for corner in itertools.product(*(ends(d) for d in space.values())):
+        point = [f"{key}={value}" for key, value in zip(space, corner, strict=True)]
+        TrainConfig.from_config(_compose("hparams_search=levers", *point))
 
 
 @pytest.mark.parametrize(

@@ -241,7 +241,10 @@ def write_report(
         lines.append(
             "Common overrides: " + ", ".join(f"`{k}={v}`" for k, v in common.items()) + "."
         )
-    lines += ["", "## Jobs", "", table.to_markdown(index=False, floatfmt=".4f"), ""]
+    # settings with 4 significant digits (a learning rate of 1.5e-4 is not 0.0001), metrics
+    # with 4 decimals
+    formats = ["", *(".4g" for _ in swept), *(".4f" for _ in ["objective", *shown])]
+    lines += ["", "## Jobs", "", table.to_markdown(index=False, floatfmt=formats), ""]
     if SEED in swept and len(table):
         values = ["objective", *shown]
         keys = [k for k in swept if k != SEED]
