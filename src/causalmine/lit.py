@@ -17,7 +17,7 @@ from causalmine.model.freezing import apply_static_freezing
 from causalmine.model.gradient_surgery import pcgrad_backward, trained_terms
 from causalmine.model.losses import TASKS, LossBreakdown, unified_loss
 from causalmine.model.network import CausalNetwork, NetworkOutput
-from causalmine.optim import build_optimizer
+from causalmine.optim import build_optimizer, thawing_parameters
 from causalmine.scoring.decode import decode_batch
 from causalmine.scoring.stage_metrics import EvalBatchOutput, StageMetrics
 from causalmine.settings import (
@@ -160,13 +160,7 @@ class CausalLitModule(L.LightningModule):
         gradual unfreezing still holds it (its gradients are dropped before the step)."""
         held = set()
         if not self.backbone_thawed():
-            held = {
-                id(p)
-                for optimizer in self.trainer.optimizers
-                for group in optimizer.param_groups
-                if group.get("thaws")
-                for p in group["params"]
-            }
+            held = {id(p) for p in thawing_parameters(self.trainer.optimizers)}
         return [p for p in self.parameters() if p.requires_grad and id(p) not in held]
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> EvalBatchOutput:

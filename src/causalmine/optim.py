@@ -145,3 +145,16 @@ def build_optimizer(
 
     scheduler = LambdaLR(optimizer, [held if g["thaws"] else base for g in groups])
     return optimizer, scheduler
+
+
+def thawing_parameters(optimizers: Sequence[torch.optim.Optimizer]) -> list[torch.nn.Parameter]:
+    """The parameters of the groups marked ``thaws`` (a ``gradual`` backbone): while it is still
+    frozen they take no optimizer step, so their gradients are dropped and nothing else may
+    count them as trained."""
+    return [
+        param
+        for optimizer in optimizers
+        for group in optimizer.param_groups
+        if group.get("thaws")
+        for param in group["params"]
+    ]

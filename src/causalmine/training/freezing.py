@@ -8,6 +8,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from causalmine.optim import thawing_parameters
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +41,5 @@ class GradualUnfreezing(Callback):
     ) -> None:
         if not pl_module.backbone_thawed():
             # no gradient, no AdamW update or weight decay: the frozen backbone stays bit-identical
-            for group in optimizer.param_groups:
-                if group.get("thaws"):
-                    for param in group["params"]:
-                        param.grad = None
+            for param in thawing_parameters([optimizer]):
+                param.grad = None
