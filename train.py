@@ -12,7 +12,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 from causalmine.config import plain_experiment_override, register_with_hydra
 from causalmine.entry import check_override_keys, friendly_errors
 from causalmine.model.hub import check_backbone
-from causalmine.objective import objective, objective_keys
+from causalmine.objective import objective_keys, trial_value
 
 register_with_hydra()
 
@@ -24,7 +24,13 @@ def main(cfg: DictConfig) -> float:
     from causalmine.recipes import train
 
     metrics = train(cfg)
-    return objective(metrics, objective_keys(cfg))
+    return trial_value(metrics, objective_keys(cfg), _sweeper())
+
+
+def _sweeper() -> str | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().sweeper.get("_target_") if HydraConfig.initialized() else None
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from datetime import datetime
 
 import pytest
@@ -14,7 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from causalmine.objective import objective, objective_keys
+from causalmine.objective import objective, objective_keys, trial_value
 from causalmine.recipes import train
 from causalmine.settings import ConfigError, TrainConfig
 
@@ -195,6 +196,47 @@ def test_optuna_search_runs_and_records_its_trials(tmp_path):
     # each trial's value is its job's objective, val/seq_f1 + val/span_f1
     expected = [m["val/seq_f1"] + m["val/span_f1"] for m in jobs]
     assert sorted(values) == pytest.approx(sorted(expected))
+
+
+def test_a_trial_without_its_objective_fails_and_the_search_goes_on(tmp_path):
+    """No validation, so no objective: each trial is recorded as FAIL, naming the metric, and
+    the process runs its next trial (a NaN would crash the sweeper at the first). With no trial
+    completed, the sweeper then has no best trial to report and the process ends in error."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    done = _run(
+        [
+            "train.py",
+            "hparams_search=optuna",
+            f"hydra.sweeper.storage={storage}",
+            "hydra.sweeper.study_name=shared",
+            "hydra.sweeper.n_trials=2",
+            "model=tiny_bert",
+            "logger=none",
+            "test=false",
+            "trainer.max_steps=1",
+            "+trainer.limit_val_batches=0",
+            "trainer.enable_progress_bar=false",
+            f"paths.log_dir={tmp_path}",
+        ],
+        timeout=900,
+    )
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2, done.stderr[
+        -3000:
+    ]
+    assert "objective metric val/seq_f1, val/span_f1 is not among" in done.stdout + done.stderr
+
+
+def test_trial_value_is_the_objective_or_a_named_failure_under_optuna():
+    metrics = {"val/seq_f1": 0.75, "val/span_f1": 0.5}
+    sweeper = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    assert trial_value(metrics, ["val/seq_f1", "val/span_f1"], sweeper) == 1.25
+    # a grid or a single run keeps its NaN (nothing to store it in, and a grid goes on)
+    assert math.isnan(trial_value(metrics, ["val/pair_f1"], None))
+    with pytest.raises(ValueError, match="val/pair_f1 is not among the run's metrics"):
+        trial_value(metrics, ["val/pair_f1"], sweeper)
 
 
 @pytest.mark.slow
