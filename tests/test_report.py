@@ -75,7 +75,7 @@ def test_report_has_a_row_per_job_sorted_by_objective_and_plots(sweep, tmp_path)
     assert "`12`" in report and "No metrics.json" in report
     assert "`model=tiny_bert`" in report  # common, not a column
 
-    for png in ("test_span_f1_vs_alpha.png", "test_seq_f1_vs_alpha.png"):
+    for png in ("objective_vs_alpha.png", "test_span_f1_vs_alpha.png", "test_seq_f1_vs_alpha.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in report
 
@@ -142,3 +142,34 @@ def test_report_is_logged_to_wandb_as_an_artifact(sweep, tmp_path, monkeypatch):
     report = json.dumps(artifacts[(f"sweep-report-{run_id}", "sweep-report")])
     assert all(name in report for name in ("report.md", "report.csv", ".png"))
     assert (f"run-{run_id}-sweep_report", "run_table") in artifacts  # the job table
+
+
+def test_a_search_is_plotted_as_one_point_per_job(tmp_path, monkeypatch):
+    """Random or TPE trials share no other settings, so no line joins them and no legend lists
+    every job; a grid keeps one line per combination of the other settings."""
+    import matplotlib.pyplot as plt
+
+    from causalmine.report import plot_metric
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    search = pd.DataFrame(
+        {"optim.lr": [3e-5, 1e-4, 2e-4], "alpha": [0.5, 2.0, 1.0], "objective": [0.6, 0.7, 0.65]}
+    )
+    plot_metric(search, "objective", "optim.lr", ["alpha"], tmp_path / "search.png")
+    grid = pd.DataFrame(
+        {
+            "alpha": [1, 3, 1, 3],
+            "pooling": ["cls", "cls", "mean", "mean"],
+            "objective": [1, 2, 3, 4],
+        }
+    )
+    plot_metric(grid, "objective", "alpha", ["pooling"], tmp_path / "grid.png")
+    (search_ax,), (grid_ax,) = (f.axes for f in figures)
+    assert search_ax.get_legend() is None
+    assert {line.get_linestyle() for line in search_ax.get_lines()} == {"None"}  # points, caps
+    assert [t.get_text() for t in grid_ax.get_legend().get_texts()] == [
+        "pooling=cls",
+        "pooling=mean",
+    ]
+    assert [line.get_linestyle() for line in grid_ax.get_lines()].count("-") == 2  # one per pooling

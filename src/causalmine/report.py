@@ -170,14 +170,25 @@ def plot_metric(table: pd.DataFrame, metric: str, x: str, lines: list[str], out_
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    groups = table.groupby(lines, dropna=False, sort=True) if lines else [((), table)]
+    groups = list(table.groupby(lines, dropna=False, sort=True)) if lines else [((), table)]
+    scattered = bool(lines) and all(part[x].nunique() <= 1 for _, part in groups)
+    if scattered:
+        # a search: each job its own combination of the other settings, so there are no lines
+        # to draw, only one point per job
+        lines, groups = [], [((), table)]
     for name, part in groups:
         stats = part.groupby(x, sort=True)[metric].agg(["mean", "std"])
         label = ", ".join(f"{k}={v}" for k, v in zip(lines, _as_tuple(name), strict=True))
         numeric = pd.api.types.is_numeric_dtype(table[x])
         positions = list(stats.index) if numeric else [str(v) for v in stats.index]
         ax.errorbar(
-            positions, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=label or None
+            positions,
+            stats["mean"],
+            yerr=stats["std"],
+            marker="o",
+            capsize=3,
+            linestyle="none" if scattered else "-",
+            label=label or None,
         )
     ax.set_xlabel(x)
     ax.set_ylabel(metric)
@@ -186,7 +197,7 @@ def plot_metric(table: pd.DataFrame, metric: str, x: str, lines: list[str], out_
     if lines:
         ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
-    fig.savefig(out_file, dpi=120)
+    fig.savefig(out_file, dpi=120, bbox_inches="tight")  # the legend sits outside the axes
     plt.close(fig)
     return out_file
 
@@ -256,10 +267,12 @@ def write_report(
             "",
         ]
     x_key = choose_x(table, swept, x) if len(table) else None
-    if x_key is not None:
+    # the objective (validation: what a choice is made on) first, then the test figures
+    plotted = [m for m in ("objective", *PLOT_METRICS) if m in table and table[m].notna().any()]
+    if x_key is not None and plotted:
         others = [k for k in swept if k not in (x_key, SEED)]
         lines += ["## Plots", ""]
-        for metric in (m for m in PLOT_METRICS if m in table):
+        for metric in plotted:
             png = out_dir / f"{metric.replace('/', '_')}_vs_{x_key.replace('/', '_')}.png"
             plot_metric(table, metric, x_key, others, png)
             lines += [f"![{metric} against {x_key}]({png.name})", ""]
