@@ -203,7 +203,10 @@ def test_exported_directory_predicts_like_its_checkpoint(trained_checkpoint, tmp
     for source in ({"ckpt_path": str(trained_checkpoint)}, {"model_dir": str(model_dir)}):
         cfg = compose_config(
             "predict",
-            [f"{k}={v}" for k, v in source.items()] + ["input=unused", "progress_bar=false"],
+            # fp32 as causalmine.load's default: precision=auto is bf16 on a CPU with native bf16
+            # (AMX or AVX512-BF16), and the comparison is of the export, not of the precision
+            [f"{k}={v}" for k, v in source.items()]
+            + ["input=unused", "progress_bar=false", "precision=fp32"],
             tmp_path,
         )
         from causalmine.recipes import load_predictor
@@ -211,7 +214,7 @@ def test_exported_directory_predicts_like_its_checkpoint(trained_checkpoint, tmp
         predictor = load_predictor(PredictConfig.from_config(cfg))
         outputs.append([p.to_json() for p in predictor.predict(texts)])
     assert outputs[0] == outputs[1]
-    loaded = causalmine.load(str(model_dir))
+    loaded = causalmine.load(str(model_dir), precision="fp32")
     assert [p.to_json() for p in loaded.predict(texts)] == outputs[0]
 
 
