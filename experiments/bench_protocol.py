@@ -66,6 +66,22 @@ CONFIGS: dict[str, list[str]] = {
     "mean_pooling": ["pooling=mean"],
     # the sequence-only ablation (bench_quality's seq_only) with the same pooling, to pair with it
     "seq_only_mean_pooling": ["span_weight=0", "pooling=mean"],
+    # the best two regions of the levers search (RESULTS §8n, validation, seed 1 only), rounded,
+    # rerun at 3 seeds: trial 2 (warm-up 3 + matching at lower learning rates) ...
+    "levers_t2": [
+        "optim.lr=4.6e-5",
+        "optim.head_lr=6.6e-4",
+        "span_weight=1.14",
+        "loss.seq_start_epoch=3",
+        "loss.span_assignment=matched",
+    ],
+    # ... and trial 0 (ordered heads, a 1-epoch warm-up, half the span weight)
+    "levers_t0": [
+        "optim.lr=7.8e-5",
+        "optim.head_lr=1.6e-3",
+        "span_weight=0.5",
+        "loss.seq_start_epoch=1",
+    ],
     # the defaults on UniCausal's BECAUSE (sequence, span and pair tasks)
     "because": ["data=unicausal", "data.corpora=[because]"],
 }
