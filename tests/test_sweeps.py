@@ -78,6 +78,16 @@ def test_optuna_search_space_and_objective_compose():
     assert type(sweeper).__name__ == "OptunaSweeper"
 
 
+@pytest.mark.parametrize("search", ["optuna", "levers"])
+def test_every_search_shares_the_projects_sweeper_settings(search):
+    """conf/hydra/sweeper/optuna_tpe.yaml is the one place for what the searches share; each
+    search file keeps only its own study, seed and axes."""
+    sweeper = _compose(f"hparams_search={search}").hydra.sweeper
+    assert sweeper.direction == "maximize" and sweeper.max_failure_rate == 1.0
+    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    assert sweeper.sampler.n_startup_trials == 8 and sweeper.n_jobs == 1
+
+
 def test_levers_search_covers_only_valid_configs_and_never_tests():
     """The issue-12 search: validation only, at the protocol's budget, and every corner of its
     space passes the config checks (a warm-up as long as the budget would fail every trial)."""
