@@ -60,7 +60,7 @@ def loader():
     ), len(tokenizer)
 
 
-def _module(vocab_size: int, **freeze) -> CausalLitModule:
+def _module(vocab_size: int, network: dict | None = None, **freeze) -> CausalLitModule:
     torch.manual_seed(0)
     return CausalLitModule(
         network={
@@ -69,6 +69,7 @@ def _module(vocab_size: int, **freeze) -> CausalLitModule:
             "span_heads": 2,
             "vocab_size": vocab_size,
             "pooling": "pooler",
+            **(network or {}),
         },
         optim={"lr": 1e-2, "head_lr": 1e-2, "warmup_ratio": 0.0},
         freeze=freeze,
@@ -162,6 +163,35 @@ def test_layer_decay_scales_learning_rates_by_depth(loader):
     )
     assert lrs["heads"] == 5.0 and lrs["heads_no_decay"] == 5.0
     assert all(g["weight_decay"] == 0.0 for g in groups if g["name"].endswith("_no_decay"))
+
+
+def test_task_heads_take_their_own_learning_rates(loader):
+    """optim.{span,seq,pair}_head_lr move exactly that task's head into its own group; the
+    reader and pooling, shared by every task, stay at head_lr; unset, the groups are the
+    default ones (a checkpoint's optimizer state keeps matching them)."""
+    _, vocab = loader
+    network = _module(vocab, network={"lstm": {"enabled": True, "hidden": 8}}).network
+    default = parameter_groups(network, OptimConfig(lr=1.0, head_lr=5.0), FreezeConfig())
+    assert [g["name"] for g in default] == [
+        "backbone",
+        "backbone_no_decay",
+        "heads",
+        "heads_no_decay",
+    ]
+    groups = parameter_groups(
+        network, OptimConfig(lr=1.0, head_lr=5.0, seq_head_lr=2.0, span_head_lr=7.0), FreezeConfig()
+    )
+    names = {id(p): n for n, p in network.named_parameters()}
+    members = {g["name"]: {names[id(p)].split(".")[0] for p in g["params"]} for g in groups}
+    lrs = {g["name"]: g["lr"] for g in groups}
+    assert members["seq_head"] == members["seq_head_no_decay"] == {"seq_head"}
+    assert members["span_heads"] == {"span_heads"} and lrs["span_heads"] == 7.0
+    assert lrs["seq_head"] == lrs["seq_head_no_decay"] == 2.0
+    assert members["heads"] | members["heads_no_decay"] == {"lstm", "pooling", "pair_head"}
+    assert lrs["heads"] == 5.0
+    assert sum(len(g["params"]) for g in groups) == sum(len(g["params"]) for g in default)
+    with pytest.raises(ConfigError, match=r"optim\.seq_head_lr"):
+        OptimConfig(seq_head_lr=0.0)
 
 
 def test_bad_policy_is_rejected():

@@ -1,7 +1,8 @@
 """Optimizer and learning-rate schedule: AdamW parameter groups and linear warm-up/decay.
 
-Groups are split by part (backbone or heads), by depth (for layer-wise decay) and by weight
-decay (none on biases and normalisation weights). Statically frozen parameters are left out;
+Groups are split by part (backbone or heads, and a task's own head when it has its own learning
+rate), by depth (for layer-wise decay) and by weight decay (none on biases and normalisation
+weights). Statically frozen parameters are left out;
 a ``gradual`` backbone is in from the start, held at learning rate 0 until it thaws.
 """
 
@@ -16,6 +17,23 @@ from torch.optim.lr_scheduler import LambdaLR
 from causalmine.model.freezing import parameter_depths
 from causalmine.model.network import CausalNetwork
 from causalmine.settings import ConfigError, FreezeConfig, OptimConfig
+
+# a task's own head (CausalNetwork's attribute) and the optim key of its learning rate
+TASK_HEADS: dict[str, str] = {
+    "span_heads": "span_head_lr",
+    "seq_head": "seq_head_lr",
+    "pair_head": "pair_head_lr",
+}
+
+
+def _head_group(name: str, optim: OptimConfig, head_lr: float) -> tuple[str, float]:
+    """The group of a parameter above the backbone and its learning rate: a task's own head
+    with its own rate set, else the shared ``heads`` group (reader, pooling, every head whose
+    rate is null), so that the default groups, and the optimizer states of checkpoints, stay
+    as they were."""
+    part = name.split(".", 1)[0]
+    own_lr = getattr(optim, TASK_HEADS[part]) if part in TASK_HEADS else None
+    return (part, own_lr) if own_lr is not None else ("heads", head_lr)
 
 
 def parameter_groups(
@@ -37,7 +55,8 @@ def parameter_groups(
         depth = depths[name]
         decay = param.ndim >= 2  # no weight decay on biases and normalisation weights
         if depth is None:
-            key, lr, thaws = ("heads", -1, decay), head_lr, False
+            part, lr = _head_group(name, optim, head_lr)
+            key, thaws = (part, -1, decay), False
         else:
             lr = optim.lr * optim.layer_decay ** (top - depth)
             thaws = freeze.policy == "gradual"

@@ -220,6 +220,12 @@ class OptimConfig:
 
     lr: float = 1e-4
     head_lr: float | None = 1e-3
+    # one task's own head at its own rate (null = head_lr): the span heads, the sequence
+    # classifier, the pair classifier; the reader and the pooling serve every task and keep
+    # head_lr
+    span_head_lr: float | None = None
+    seq_head_lr: float | None = None
+    pair_head_lr: float | None = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     warmup_steps: int | None = None
@@ -233,10 +239,9 @@ class OptimConfig:
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         _require(self.lr > 0, f"optim.lr must be > 0, got {self.lr!r}")
-        _require(
-            self.head_lr is None or self.head_lr > 0,
-            f"optim.head_lr must be > 0 or null, got {self.head_lr!r}",
-        )
+        for key in ("head_lr", "span_head_lr", "seq_head_lr", "pair_head_lr"):
+            value = getattr(self, key)
+            _require(value is None or value > 0, f"optim.{key} must be > 0 or null, got {value!r}")
         _require(
             0.0 <= self.warmup_ratio < 1.0,
             f"optim.warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}",
