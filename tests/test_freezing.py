@@ -188,10 +188,46 @@ def test_task_heads_take_their_own_learning_rates(loader):
     assert members["span_heads"] == {"span_heads"} and lrs["span_heads"] == 7.0
     assert lrs["seq_head"] == lrs["seq_head_no_decay"] == 2.0
     assert members["heads"] | members["heads_no_decay"] == {"lstm", "pooling", "pair_head"}
-    assert lrs["heads"] == 5.0
+    assert lrs["heads"] == 5.0 and lrs["span_heads_no_decay"] == 7.0
     assert sum(len(g["params"]) for g in groups) == sum(len(g["params"]) for g in default)
+    pair = parameter_groups(network, OptimConfig(head_lr=5.0, pair_head_lr=3.0), FreezeConfig())
+    members = {g["name"]: {names[id(p)].split(".")[0] for p in g["params"]} for g in pair}
+    assert (
+        members["pair_head"] == {"pair_head"}
+        and {g["name"]: g["lr"] for g in pair}["pair_head"] == 3.0
+    )
+    assert members["heads"] | members["heads_no_decay"] == {
+        "lstm",
+        "pooling",
+        "seq_head",
+        "span_heads",
+    }
     with pytest.raises(ConfigError, match=r"optim\.seq_head_lr"):
         OptimConfig(seq_head_lr=0.0)
+
+
+def test_resume_refuses_a_checkpoint_with_other_optimizer_groups(loader):
+    """Same-sized groups would take each other's AdamW states silently: a checkpoint trained
+    with optim.seq_head_lr does not resume under optim.pair_head_lr (or without it)."""
+    _, vocab = loader
+
+    def optimizer_state(**optim) -> dict:
+        module = _module(vocab)
+        module.optim_config = OptimConfig(**optim)
+        optimizer, _ = build_optimizer(
+            module.network, module.optim_config, FreezeConfig(), 10, lambda: True
+        )
+        return {"optimizer_states": [optimizer.state_dict()]}
+
+    saved = optimizer_state(seq_head_lr=2e-3)
+    resumed = _module(vocab)
+    resumed.optim_config = OptimConfig(seq_head_lr=2e-3)
+    resumed.on_load_checkpoint(saved)  # the same settings: loads
+    for other in ({"pair_head_lr": 2e-3}, {}):
+        resumed.optim_config = OptimConfig(**other)
+        with pytest.raises(ConfigError, match="optimizer groups"):
+            resumed.on_load_checkpoint(saved)
+    resumed.on_load_checkpoint({"state_dict": {}})  # weights only: nothing to compare
 
 
 def test_bad_policy_is_rejected():

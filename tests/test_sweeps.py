@@ -78,11 +78,13 @@ def test_optuna_search_space_and_objective_compose():
     assert type(sweeper).__name__ == "OptunaSweeper"
 
 
-@pytest.mark.parametrize("search", ["optuna", "levers"])
+@pytest.mark.parametrize("search", sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml")))
 def test_every_search_shares_the_projects_sweeper_settings(search):
     """conf/hydra/sweeper/optuna_tpe.yaml is the one place for what the searches share; each
-    search file keeps only its own study, seed and axes."""
-    sweeper = _compose(f"hparams_search={search}").hydra.sweeper
+    search file selects it and keeps only its own study, seed and axes."""
+    cfg = _compose(f"hparams_search={search}")
+    assert cfg.hydra.runtime.choices["hydra/sweeper"] == "optuna_tpe"
+    sweeper = cfg.hydra.sweeper
     assert sweeper.direction == "maximize" and sweeper.max_failure_rate == 1.0
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
     assert sweeper.sampler.n_startup_trials == 8 and sweeper.n_jobs == 1

@@ -17,7 +17,7 @@ from causalmine.model.freezing import apply_static_freezing
 from causalmine.model.gradient_surgery import pcgrad_backward, trained_terms
 from causalmine.model.losses import TASKS, LossBreakdown, unified_loss
 from causalmine.model.network import CausalNetwork, NetworkOutput
-from causalmine.optim import build_optimizer, thawing_parameters
+from causalmine.optim import build_optimizer, parameter_groups, thawing_parameters
 from causalmine.scoring.decode import decode_batch
 from causalmine.scoring.stage_metrics import EvalBatchOutput, StageMetrics
 from causalmine.settings import (
@@ -240,6 +240,28 @@ class CausalLitModule(L.LightningModule):
             nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
         else:
             nn.utils.clip_grad_value_(parameters, gradient_clip_val)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A resume whose ``optim``/``freeze`` settings lay out other optimizer groups than the
+        checkpoint's fails here: torch would load the saved states into whichever groups have
+        the same sizes (one head's AdamW moments into another's) without a word."""
+        saved = [
+            [(g.get("name"), len(g["params"])) for g in state.get("param_groups", [])]
+            for state in checkpoint.get("optimizer_states") or []
+        ]
+        if not saved or any(name is None for name, _ in saved[0]):
+            return  # weights only, or groups from before they were named
+        loss_parameters = [] if self.loss_log_variances is None else [self.loss_log_variances]
+        groups = parameter_groups(
+            self.network, self.optim_config, self.freeze_config, loss_parameters
+        )
+        expected = [(g["name"], len(g["params"])) for g in groups]
+        if saved[0] != expected:
+            raise ConfigError(
+                "the checkpoint's optimizer groups (name, parameters) are "
+                f"{saved[0]}, this run's optim/freeze settings give {expected}: resume with the "
+                "settings the checkpoint was trained with (optim.*_lr, freeze.*)"
+            )
 
     def configure_optimizers(self) -> dict[str, Any]:
         total = int(self.trainer.estimated_stepping_batches)

@@ -14,15 +14,13 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-from causalmine.model.freezing import parameter_depths
+from causalmine.model.freezing import HEADS, parameter_depths
 from causalmine.model.network import CausalNetwork
 from causalmine.settings import ConfigError, FreezeConfig, OptimConfig
 
 # a task's own head (CausalNetwork's attribute) and the optim key of its learning rate
 TASK_HEADS: dict[str, str] = {
-    "span_heads": "span_head_lr",
-    "seq_head": "seq_head_lr",
-    "pair_head": "pair_head_lr",
+    module: f"{task}_head_lr" for task, modules in HEADS.items() for module in modules
 }
 
 
