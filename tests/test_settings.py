@@ -95,6 +95,11 @@ def test_an_unknown_key_fails_at_composition(train_config):
         (["optim.layer_decay=0"], r"optim.layer_decay must be in \(0, 1\]"),
         (["freeze=bottom_k", "freeze.layers=0"], "freeze=bottom_k needs freeze.layers >= 1"),
         (["freeze.heads=[seq,crf]"], r"freeze.heads entries must be among seq, span, pair"),
+        (["optim.seq_head_lr=0"], r"optim.seq_head_lr must be > 0 or null"),
+        (
+            ["freeze.heads=[span]", "optim.span_head_lr=1e-3"],
+            "optim.span_head_lr=0.001 has no effect: freeze.heads holds the span head",
+        ),
         (["decode.required_kinds=[C,X]"], "decode.required_kinds must be drawn from C, E, S"),
         (["decode.method=beam"], "decode.method must be one of argmax, viterbi"),
         (["decode.method=argmax", "decode.force_relation=true"], "needs decode.method=viterbi"),

@@ -455,6 +455,13 @@ class TrainConfig:
                 "model.span_crf=true needs loss.span_assignment=ordered "
                 "(the matching costs are per-token cross-entropies, not the CRF's likelihood)",
             )
+        for head in self.freeze.heads:
+            own_lr = getattr(self.optim, f"{head}_head_lr")
+            _require(
+                own_lr is None,
+                f"optim.{head}_head_lr={own_lr} has no effect: freeze.heads holds the {head} "
+                "head, which does not train",
+            )
         for name in self.loggers:
             _require(
                 name in LOGGER_CHOICES,
