@@ -99,6 +99,8 @@ def test_levers_search_covers_only_valid_configs_and_never_tests():
     cfg = _compose("hparams_search=levers")
     assert cfg.test is False and list(cfg.objective) == ["val/joint_f1"]
     assert cfg.trainer.max_epochs == 10 and cfg.hydra.sweeper.study_name == "levers"
+    # every trial of the study in one precision, whatever the machine (RESULTS §8n)
+    assert cfg.trainer.precision == "bf16-mixed"
     space, fixed = create_params_from_overrides(
         [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
     )
