@@ -82,6 +82,8 @@ CONFIGS: dict[str, list[str]] = {
         "span_weight=0.5",
         "loss.seq_start_epoch=1",
     ],
+    # an exponential moving average of the weights (decay 0.998): validated, tested, exported
+    "ema": ["callbacks=ema"],
     # the defaults on UniCausal's BECAUSE (sequence, span and pair tasks)
     "because": ["data=unicausal", "data.corpora=[because]"],
 }

@@ -96,9 +96,9 @@ def uninterrupted(tmp_path_factory, data_root) -> Path:
     return run_dir
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("pause_step", [4, 10])  # kill in epoch 0 / epoch 1, both mid-epoch
-def test_sigkilled_run_resumes_to_identical_results(uninterrupted, tmp_path, data_root, pause_step):
+def _kill_and_resume(uninterrupted: Path, tmp_path: Path, data_root, pause_step: int, *extra: str):
+    """SIGKILL a run before step ``pause_step``, resume it with ``ckpt_path=last`` and check
+    that it ends bit-identical to ``uninterrupted`` (the same command, never stopped)."""
     run_dir, marker = tmp_path / "run", tmp_path / "paused"
     pause = [
         "+callbacks.pause._target_=tests.interrupt.PauseAtStep",
@@ -106,7 +106,7 @@ def test_sigkilled_run_resumes_to_identical_results(uninterrupted, tmp_path, dat
         f"+callbacks.pause.marker={marker}",
     ]
     with subprocess.Popen(
-        _train_command(run_dir, data_root, *pause),
+        _train_command(run_dir, data_root, *extra, *pause),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -126,7 +126,7 @@ def test_sigkilled_run_resumes_to_identical_results(uninterrupted, tmp_path, dat
         {"epoch": last_saved_step // 8, "batches": last_saved_step % 8}
     ]
 
-    resumed = _run_to_end(_train_command(run_dir, data_root, "ckpt_path=last"))
+    resumed = _run_to_end(_train_command(run_dir, data_root, *extra, "ckpt_path=last"))
     resolved = f"ckpt_path=last resolved to {run_dir / 'checkpoints' / 'last.ckpt'}"
     assert resolved in resumed.stdout + resumed.stderr
 
@@ -134,10 +134,31 @@ def test_sigkilled_run_resumes_to_identical_results(uninterrupted, tmp_path, dat
     got = json.loads((run_dir / "metrics.json").read_text())
     # bit-identical: the final validation of epoch 1 and the test of the best checkpoint
     assert _test_and_val(got) == _test_and_val(expected) and len(_test_and_val(got)) > 40
-    weights = [
-        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    checkpoints = [
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)
         for d in (uninterrupted, run_dir)
     ]
-    assert weights[0].keys() == weights[1].keys()
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    for key in ("state_dict", "current_model_state"):  # the latter with callbacks=ema only
+        weights = [c.get(key, {}) for c in checkpoints]
+        assert weights[0].keys() == weights[1].keys()
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert os.path.basename(got["best_checkpoint"]) == os.path.basename(expected["best_checkpoint"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pause_step", [4, 10])  # kill in epoch 0 / epoch 1, both mid-epoch
+def test_sigkilled_run_resumes_to_identical_results(uninterrupted, tmp_path, data_root, pause_step):
+    _kill_and_resume(uninterrupted, tmp_path, data_root, pause_step)
+
+
+@pytest.mark.slow
+def test_sigkilled_run_with_weight_averaging_resumes_to_identical_results(
+    tmp_path_factory, tmp_path, data_root
+):
+    """callbacks=ema: the average and the trained weights both come back from last.ckpt."""
+    uninterrupted = tmp_path_factory.mktemp("uninterrupted_ema")
+    _run_to_end(_train_command(uninterrupted, data_root, "callbacks=ema"))
+    assert "current_model_state" in torch.load(
+        uninterrupted / "checkpoints" / "last.ckpt", weights_only=True
+    )
+    _kill_and_resume(uninterrupted, tmp_path, data_root, 10, "callbacks=ema")

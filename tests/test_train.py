@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import lightning as L
 import pytest
@@ -85,6 +86,68 @@ def test_learned_task_weights_train_and_return_with_the_checkpoint(train_config,
     best = json.loads((tmp_path / "metrics.json").read_text())["best_checkpoint"]
     reloaded = load_module(best)
     assert reloaded.loss_log_variances is not None
+
+
+class RecordWeights(L.Callback):
+    """Test helper (``+callbacks.record._target_=tests.test_train.RecordWeights``): the weights
+    after every optimizer step, kept on the class for the test to read."""
+
+    steps: ClassVar[list[dict[str, torch.Tensor]]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        weights = {n: p.detach().clone() for n, p in pl_module.named_parameters()}
+        RecordWeights.steps.append(weights)
+
+
+def test_ema_weights_are_the_moving_average_of_the_trained_ones(train_config, tmp_path):
+    """callbacks=ema: the checkpoint, and the final weights the test scores, hold
+    e_1 = w_1, e_t = d e_(t-1) + (1 - d) w_t over the weights w_t after each step; the
+    checkpoint keeps the trained weights for a resume."""
+    RecordWeights.steps = []
+    cfg = train_config(
+        "callbacks=ema",
+        "callbacks.weight_averaging.decay=0.5",
+        "trainer.limit_train_batches=4",
+        "test_checkpoint=last",
+        "+callbacks.record._target_=tests.test_train.RecordWeights",
+    )
+    metrics = train(cfg)
+    steps = RecordWeights.steps
+    assert len(steps) == 4
+    average = dict(steps[0])
+    for weights in steps[1:]:
+        average = {n: 0.5 * average[n] + 0.5 * w for n, w in weights.items()}
+    saved = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    for name, trained in steps[-1].items():
+        assert torch.allclose(saved["state_dict"][name], average[name], atol=1e-7), name
+        assert torch.equal(saved["current_model_state"][name], trained), name
+    moved = [n for n in average if not torch.equal(average[n], steps[-1][n])]
+    assert moved  # the average is not the last step's weights
+    module = load_module(tmp_path / "checkpoints" / "last.ckpt")  # the average, for eval/export
+    assert torch.equal(module.state_dict()[moved[0]], saved["state_dict"][moved[0]])
+    scored = evaluate(
+        compose_config(
+            "eval",
+            [
+                f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}",
+                "trainer.enable_progress_bar=false",
+            ],
+            tmp_path / "eval",
+        )
+    )
+    tested = {k: v for k, v in metrics.items() if k.startswith("test/")}
+    assert tested == pytest.approx(scored)
+    # the trained (not averaged) weights score otherwise: the test above can tell them apart
+    saved["state_dict"] = saved.pop("current_model_state")
+    torch.save(saved, tmp_path / "trained.ckpt")
+    trained_scores = evaluate(
+        compose_config(
+            "eval",
+            [f"ckpt_path={tmp_path / 'trained.ckpt'}", "trainer.enable_progress_bar=false"],
+            tmp_path / "eval_trained",
+        )
+    )
+    assert tested != pytest.approx(trained_scores)
 
 
 @pytest.mark.parametrize("assignment", ["matched", "matched_leading"])
