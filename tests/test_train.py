@@ -88,6 +88,13 @@ def test_learned_task_weights_train_and_return_with_the_checkpoint(train_config,
     assert reloaded.loss_log_variances is not None
 
 
+def metrics_file_checkpoint(run_dir: Path, test_checkpoint: str) -> Path:
+    """The checkpoint a run's test scored: its best one, or last.ckpt for the final weights."""
+    if test_checkpoint == "best":
+        return Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"])
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
 class RecordWeights(L.Callback):
     """Test helper (``+callbacks.record._target_=tests.test_train.RecordWeights``): the weights
     after every optimizer step, kept on the class for the test to read."""
@@ -99,7 +106,10 @@ class RecordWeights(L.Callback):
         RecordWeights.steps.append(weights)
 
 
-def test_ema_weights_are_the_moving_average_of_the_trained_ones(train_config, tmp_path):
+@pytest.mark.parametrize("test_checkpoint", ["last", "best"])
+def test_ema_weights_are_the_moving_average_of_the_trained_ones(
+    train_config, tmp_path, test_checkpoint
+):
     """callbacks=ema: the checkpoint, and the final weights the test scores, hold
     e_1 = w_1, e_t = d e_(t-1) + (1 - d) w_t over the weights w_t after each step; the
     checkpoint keeps the trained weights for a resume."""
@@ -108,7 +118,7 @@ def test_ema_weights_are_the_moving_average_of_the_trained_ones(train_config, tm
         "callbacks=ema",
         "callbacks.weight_averaging.decay=0.5",
         "trainer.limit_train_batches=4",
-        "test_checkpoint=last",
+        f"test_checkpoint={test_checkpoint}",
         "+callbacks.record._target_=tests.test_train.RecordWeights",
     )
     metrics = train(cfg)
@@ -129,7 +139,7 @@ def test_ema_weights_are_the_moving_average_of_the_trained_ones(train_config, tm
         compose_config(
             "eval",
             [
-                f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}",
+                f"ckpt_path={metrics_file_checkpoint(tmp_path, test_checkpoint)}",
                 "trainer.enable_progress_bar=false",
             ],
             tmp_path / "eval",

@@ -1,0 +1,30 @@
+"""An exponential moving average of the weights (``callbacks=ema``): Lightning's
+``EMAWeightAveraging``, with one fix for how this project tests.
+
+Lightning's callback, on loading a checkpoint it wrote, puts the checkpoint's *trained* weights
+(``current_model_state``) into the module whenever its averaged model exists, so that a resumed
+fit goes on from them. Its averaged model exists from the fit's set-up on, so a test of the best
+checkpoint after the fit on the same trainer (``trainer.test(ckpt_path=best)``, what ``train.py``
+does with ``test_checkpoint=best``) scored the trained weights, not the averaged ones that
+validation selected the checkpoint by. Here only a fit restores the trained weights; a test or
+validation scores the checkpoint's ``state_dict``, the average.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import EMAWeightAveraging
+from lightning.pytorch.trainer.states import TrainerFn
+
+
+class EMAWeights(EMAWeightAveraging):
+    """``EMAWeightAveraging`` whose loaded checkpoints are scored at their averaged weights
+    outside a fit (see the module docstring); arguments as Lightning's."""
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
