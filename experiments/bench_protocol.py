@@ -234,6 +234,12 @@ def summarize(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def without_overrides(runs: list[dict], equivalent: list[str]) -> list[dict]:
+    """``runs`` with the ``equivalent`` overrides dropped from their records: settings that
+    the runs they are compared with had too, without saying so (``--equivalent``)."""
+    return [r | {"overrides": [o for o in r["overrides"] if o not in equivalent]} for r in runs]
+
+
 def shared_setting(record: dict) -> list[str]:
     """A run's overrides beyond its config's own (e.g. ``trainer.max_epochs=10``): runs pair only
     when these agree. ``test_checkpoint`` is left out: it changes the test figures only."""
@@ -348,6 +354,15 @@ def main() -> None:
         help="with --summarize: paired differences (by seed) of every config against this one",
     )
     parser.add_argument(
+        "--equivalent",
+        nargs="+",
+        default=[],
+        metavar="OVERRIDE",
+        help="with --summarize: overrides that set what the runs they are paired with ran with "
+        "anyway, left out of the pairing (e.g. trainer.precision=32-true for runs paired with "
+        "runs whose precision=auto meant fp32 on their machine); RESULTS says why",
+    )
+    parser.add_argument(
         "--record",
         metavar="COMMIT",
         help="record the --jobs that already ran in --work-dir at COMMIT instead of running them",
@@ -355,12 +370,17 @@ def main() -> None:
     parser.add_argument("extra", nargs="*", help="more train.py overrides for every job")
     args = parser.parse_args()
     if args.summarize:
-        runs = [
-            json.loads(line)
-            for path in args.summarize
-            for line in Path(path).read_text().splitlines()
-            if line.strip()
-        ]
+        runs = without_overrides(
+            [
+                json.loads(line)
+                for path in args.summarize
+                for line in Path(path).read_text().splitlines()
+                if line.strip()
+            ],
+            args.equivalent,
+        )
+        if args.equivalent:
+            print(f"overrides treated as the paired runs' own settings: {args.equivalent}\n")
         print(summarize(runs))
         if args.baseline:
             print()

@@ -364,15 +364,18 @@ DEFAULTS = {
     "model": "sentence-transformers/all-MiniLM-L6-v2",
     "limit": None,
 }
-# a bench_protocol.py record's overrides that set one of SETTINGS, and their types
+# a bench_protocol.py record's overrides that set one of SETTINGS, and their types: the
+# comparison's budget, which every system shares
 PROTOCOL_SETTINGS = {
     "trainer.max_epochs": ("epochs", int),
-    "optim.lr": ("lr", float),
     "data.batch_size": ("batch_size", int),
 }
-# the overrides that define a lever (the loss, the pooling, CRF span heads), allowed in an
-# imported bench_protocol record
+# the overrides that define a lever (the loss, the pooling, CRF span heads, the network's own
+# learning rates), allowed in an imported bench_protocol record. A lever's learning rates are
+# its own: the record keeps the budget's ``lr`` setting (the baselines'), its lever says the rest
 LEVER_KEYS = (
+    "optim.lr",
+    "optim.head_lr",
     "span_weight",
     "alpha",
     "loss.weighting",
@@ -430,11 +433,12 @@ def protocol_system(name: str, overrides: dict[str, str]) -> tuple[str, str]:
     return system, lever
 
 
-def from_protocol(record: dict) -> dict:
+def from_protocol(record: dict, equivalent: list[str] = ()) -> dict:
     """A ``bench_protocol.py`` record as a run of system ``<system>[<config>]`` (``unified``, or
     ``span_only`` / ``seq_only`` when its overrides switch a task off); it must have been
-    tested on its final weights, as every system here is."""
-    overrides = dict(o.split("=", 1) for o in record["overrides"])
+    tested on its final weights, as every system here is. ``equivalent`` overrides are left
+    out (``--equivalent``)."""
+    overrides = dict(o.split("=", 1) for o in record["overrides"] if o not in equivalent)
     name = f"{record['config']} seed {record['seed']}"
     if record.get("returncode") != 0:
         raise SystemExit(f"{name}: the bench_protocol run failed")
@@ -490,10 +494,19 @@ def main() -> None:
     parser.add_argument(
         "--curves", metavar="PNG", help="with --summarize: plot the validation curves here"
     )
+    parser.add_argument(
+        "--equivalent",
+        nargs="+",
+        default=[],
+        metavar="OVERRIDE",
+        help="with --summarize: bench_protocol overrides that set what the other runs ran with "
+        "anyway, left out (e.g. trainer.precision=32-true against runs whose precision=auto "
+        "meant fp32 on their machine); RESULTS says why",
+    )
     args = parser.parse_args()
     if args.summarize:
         runs = [
-            from_protocol(run) if "config" in run else run
+            from_protocol(run, args.equivalent) if "config" in run else run
             for path in args.summarize
             for run in read_runs(Path(path))
         ]
@@ -515,6 +528,7 @@ def main() -> None:
             json.dumps(
                 {
                     "sources": args.summarize,
+                    "equivalent_overrides": args.equivalent,
                     "runs": runs,
                     "summary": summary,
                     "paired_differences": differences,

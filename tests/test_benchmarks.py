@@ -187,6 +187,37 @@ def test_validation_pairs_are_by_seed_and_the_rule_is_twice_the_baseline_spread(
     assert "not paired (other data or settings than default): span_weight2" in table
 
 
+def test_an_override_declared_equivalent_is_left_out_of_the_pairing():
+    """--equivalent: a run that pins what its baseline's runs resolved to anyway (fp32, where
+    precision=auto meant fp32) pairs with them; an undeclared one does not."""
+    runs = [
+        _validation_record("default", 1, 0.60, "trainer.max_epochs=10"),
+        _validation_record("default", 2, 0.62, "trainer.max_epochs=10"),
+        _validation_record("ema", 1, 0.63, "trainer.max_epochs=10", "trainer.precision=32-true"),
+        _validation_record("ema", 2, 0.61, "trainer.max_epochs=10", "trainer.precision=32-true"),
+    ]
+    assert "not paired (other data or settings than default): ema" in bench_protocol.paired(
+        runs, "default"
+    )
+    table = bench_protocol.paired(
+        bench_protocol.without_overrides(runs, ["trainer.precision=32-true"]), "default"
+    )
+    assert "0.0100 ± 0.0283 (1/2)" in next(
+        line for line in table.splitlines() if line.startswith("| ema")
+    )
+    record = _protocol_record("ema", 1, "trainer.precision=32-true", seq_f1=0.8, span_f1=0.5)
+    with pytest.raises(SystemExit, match="not comparable here"):
+        bench_quality.from_protocol(record)
+    assert bench_quality.from_protocol(record, ["trainer.precision=32-true"])["seq_f1"] == 0.8
+
+
+def test_a_levers_own_learning_rates_are_part_of_the_lever_not_of_the_budget():
+    record = _protocol_record("lr", 1, "optim.lr=4.6e-5", "optim.head_lr=6.6e-4", span_f1=0.5)
+    run = bench_quality.from_protocol(record)
+    assert run["system"] == "unified[lr]" and run["lr"] == bench_quality.DEFAULTS["lr"]
+    assert run["lever"] == "optim.head_lr=6.6e-4,optim.lr=4.6e-5"
+
+
 def test_a_validation_run_recorded_twice_is_refused():
     runs = [_validation_record("default", 1, 0.6), _validation_record("default", 1, 0.61)]
     with pytest.raises(SystemExit, match="default seed 1 is recorded twice"):
