@@ -160,6 +160,14 @@ def test_ema_weights_are_the_moving_average_of_the_trained_ones(
     assert tested != pytest.approx(trained_scores)
 
 
+def test_a_resume_under_other_optimizer_groups_fails_and_eval_still_loads(train_config, tmp_path):
+    train(train_config("optim.seq_head_lr=2e-3"))
+    with pytest.raises(ConfigError, match="optimizer groups"):
+        train(train_config("optim.pair_head_lr=2e-3", "ckpt_path=last", "trainer.max_epochs=2"))
+    # eval and export read the weights alone, whatever optimizer the run had
+    load_module(tmp_path / "checkpoints" / "last.ckpt")
+
+
 @pytest.mark.parametrize("assignment", ["matched", "matched_leading"])
 def test_matched_span_assignment_reaches_the_loss_and_the_checkpoint(
     train_config, tmp_path, monkeypatch, assignment

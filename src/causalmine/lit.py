@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from transformers import AutoConfig
 
@@ -242,6 +243,11 @@ class CausalLitModule(L.LightningModule):
             nn.utils.clip_grad_value_(parameters, gradient_clip_val)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # only a resumed fit loads the optimizer states; eval, predict and export read weights
+        if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
+            self.check_optimizer_groups(checkpoint)
+
+    def check_optimizer_groups(self, checkpoint: dict[str, Any]) -> None:
         """A resume whose ``optim``/``freeze`` settings lay out other optimizer groups than the
         checkpoint's fails here: torch would load the saved states into whichever groups have
         the same sizes (one head's AdamW moments into another's) without a word."""
