@@ -371,9 +371,11 @@ PROTOCOL_SETTINGS = {
     "data.batch_size": ("batch_size", int),
 }
 # the overrides that define a lever (the loss, the pooling, CRF span heads, the network's own
-# learning rates), allowed in an imported bench_protocol record. A lever's learning rates are
-# its own: the record keeps the budget's ``lr`` setting (the baselines'), its lever says the rest
+# learning rates, a callbacks set such as weight averaging), allowed in an imported
+# bench_protocol record. A lever's learning rates are its own: the record keeps the budget's
+# ``lr`` setting (the baselines'), its lever says the rest
 LEVER_KEYS = (
+    "callbacks",
     "optim.lr",
     "optim.head_lr",
     "span_weight",

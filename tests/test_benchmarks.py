@@ -211,6 +211,11 @@ def test_an_override_declared_equivalent_is_left_out_of_the_pairing():
     assert bench_quality.from_protocol(record, ["trainer.precision=32-true"])["seq_f1"] == 0.8
 
 
+def test_weight_averaging_is_a_lever():
+    run = bench_quality.from_protocol(_protocol_record("ema", 1, "callbacks=ema", seq_f1=0.8))
+    assert run["system"] == "unified[ema]" and run["lever"] == "callbacks=ema"
+
+
 def test_a_levers_own_learning_rates_are_part_of_the_lever_not_of_the_budget():
     record = _protocol_record("lr", 1, "optim.lr=4.6e-5", "optim.head_lr=6.6e-4", span_f1=0.5)
     run = bench_quality.from_protocol(record)
