@@ -80,6 +80,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import bench_quality
 import numpy as np
 from scipy import stats
 
@@ -105,8 +106,8 @@ DEFAULT_RECORDS = (
 )
 METRICS = ("span_f1", "seq_f1", "joint_f1")
 EPOCHS = 10
-# a record's overrides that switch a task off when 0 (as bench_quality.SWITCHES)
-SWITCH_KEYS = ("alpha", "loss.alpha", "span_weight", "loss.span_weight")
+# a record's overrides that switch a task off when 0
+SWITCH_KEYS = tuple(key for keys in bench_quality.SWITCHES.values() for key in keys)
 TOLERANCE = 1e-6
 
 

@@ -81,6 +81,12 @@ class CausalLitModule(L.LightningModule):
         self.metrics = nn.ModuleDict({s: StageMetrics(s, corpora or []) for s in STAGES})
         self.last_losses: LossBreakdown | None = None  # the last training step's, for the guard
 
+    @property
+    def loss_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the loss itself (``loss.weighting=uncertainty``'s log variances):
+        their own optimizer group, never projected by gradient surgery."""
+        return [] if self.loss_log_variances is None else [self.loss_log_variances]
+
     def forward(self, batch: dict[str, Any]) -> NetworkOutput:
         return self.network(
             batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
@@ -149,7 +155,7 @@ class CausalLitModule(L.LightningModule):
             trained,
             self._stepping_parameters(),
             scale,
-            unprojected=[] if self.loss_log_variances is None else [self.loss_log_variances],
+            unprojected=self.loss_parameters,
             silent=silent,
         )
         self.log_dict(
@@ -257,9 +263,8 @@ class CausalLitModule(L.LightningModule):
         ]
         if not saved or any(name is None for name, _ in saved[0]):
             return  # weights only, or groups from before they were named
-        loss_parameters = [] if self.loss_log_variances is None else [self.loss_log_variances]
         groups = parameter_groups(
-            self.network, self.optim_config, self.freeze_config, loss_parameters
+            self.network, self.optim_config, self.freeze_config, self.loss_parameters
         )
         expected = [(g["name"], len(g["params"])) for g in groups]
         if saved[0] != expected:
@@ -277,7 +282,7 @@ class CausalLitModule(L.LightningModule):
             self.freeze_config,
             total,
             self.backbone_thawed,
-            loss_parameters=[] if self.loss_log_variances is None else [self.loss_log_variances],
+            loss_parameters=self.loss_parameters,
             scaled_clipping=self._loss_scaler() is not None
             and (self.trainer.gradient_clip_val or 0) > 0,
         )
