@@ -108,6 +108,10 @@ TEST_KEYS = (
 
 
 def commit() -> str:
+    """The commit the jobs run at: ``$BENCH_COMMIT`` where set (a copy of the tree without git,
+    as on a lent GPU machine), else ``git rev-parse``."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
     return subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()

@@ -290,3 +290,12 @@ def test_a_summary_leaves_out_the_figures_of_an_untrained_head():
     table = bench_protocol.summarize([run])
     assert "0.5500" in table and "0.4800" in table
     assert "0.7000" not in table and "0.7100" not in table and "0.6000" not in table
+
+
+def test_the_recorded_commit_is_bench_commit_where_set_else_the_checkout(monkeypatch):
+    """A lent GPU machine's copy of the tree has no git: the records name $BENCH_COMMIT."""
+    monkeypatch.delenv("BENCH_COMMIT", raising=False)
+    checkout = bench_protocol.commit()
+    assert len(checkout) >= 7 and all(c in "0123456789abcdef" for c in checkout)
+    monkeypatch.setenv("BENCH_COMMIT", "0123abc")
+    assert bench_protocol.commit() == "0123abc"
