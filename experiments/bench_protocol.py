@@ -84,6 +84,10 @@ CONFIGS: dict[str, list[str]] = {
     ],
     # an exponential moving average of the weights (decay 0.998): validated, tested, exported
     "ema": ["callbacks=ema"],
+    # the per-task ablations of the network (bench_quality's span_only and seq_only), for runs
+    # made outside bench_quality (RESULTS §8s: ten seeds on a GPU)
+    "span_only": ["alpha=0"],
+    "seq_only": ["span_weight=0"],
     # the defaults on UniCausal's BECAUSE (sequence, span and pair tasks)
     "because": ["data=unicausal", "data.corpora=[because]"],
 }
