@@ -82,6 +82,16 @@ CONFIGS: dict[str, list[str]] = {
         "span_weight=0.5",
         "loss.seq_start_epoch=1",
     ],
+    # levers_t2's per-task ablations (RESULTS §8s): a task's weight 0 on levers_t2's settings,
+    # less the warm-up, which a single task does not have
+    "levers_t2_span_only": [
+        "optim.lr=4.6e-5",
+        "optim.head_lr=6.6e-4",
+        "span_weight=1.14",
+        "loss.span_assignment=matched",
+        "alpha=0",
+    ],
+    "levers_t2_seq_only": ["optim.lr=4.6e-5", "optim.head_lr=6.6e-4", "span_weight=0"],
     # an exponential moving average of the weights (decay 0.998): validated, tested, exported
     "ema": ["callbacks=ema"],
     # the per-task ablations of the network (bench_quality's span_only and seq_only), for runs
