@@ -3,6 +3,7 @@ difference is. RESULTS.md's claims rest on these, so they are specified here."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -14,6 +15,7 @@ import bench_gpu_sharing
 import bench_protocol
 import bench_quality
 import bench_speed
+import paired_test
 
 
 def _protocol_record(config: str, seed: int, *overrides: str, **test: float) -> dict:
@@ -116,7 +118,7 @@ def test_a_lever_acting_on_the_switched_off_task_alone_does_not_stop_the_pairing
         _run("span_only[som]", 1, span_f1=0.55, lever="loss.span_assignment=matched"),
         _run("span_only[som]", 2, span_f1=0.53, lever="loss.span_assignment=matched"),
         *(_run("span_only[crf]", s, span_f1=0.6, lever="model.span_crf=true") for s in (1, 2)),
-        *(_run("seq_only[w]", s, seq_f1=0.7, lever="loss.seq_start_epoch=3") for s in (1, 2)),
+        *(_run("seq_only[w]", s, seq_f1=0.7, lever="") for s in (1, 2)),
     ]
     baselines = {r["baseline"] for r in bench_quality.paired_differences(runs, "unified[wm]")}
     assert baselines == {"unified", "span_only", "seq_only", "span_only[som]", "seq_only[w]"}
@@ -128,7 +130,12 @@ def test_a_lever_acting_on_the_switched_off_task_alone_does_not_stop_the_pairing
     assert bench_quality.per_task_lever(warm_matched, "span_only") == (
         "loss.span_assignment=matched"
     )
-    assert bench_quality.per_task_lever(warm_matched, "seq_only") == "loss.seq_start_epoch=3"
+    # a warm-up orders two tasks: the sequence-only counterpart has none
+    assert bench_quality.per_task_lever(warm_matched, "seq_only") == ""
+    # nor the weight of the task switched off (levers_t2's span_weight)
+    levers = "loss.seq_start_epoch=3,optim.lr=4.6e-5,span_weight=1.14"
+    assert bench_quality.per_task_lever(levers, "seq_only") == "optim.lr=4.6e-5"
+    assert bench_quality.per_task_lever(levers, "span_only") == "optim.lr=4.6e-5,span_weight=1.14"
     # gradient surgery acts between tasks: no per-task system has it
     surgery = "loss.gradient_surgery=pcgrad,loss.span_assignment=matched"
     assert bench_quality.per_task_lever(surgery, "span_only") == "loss.span_assignment=matched"
@@ -299,3 +306,57 @@ def test_the_recorded_commit_is_bench_commit_where_set_else_the_checkout(monkeyp
     assert len(checkout) >= 7 and all(c in "0123456789abcdef" for c in checkout)
     monkeypatch.setenv("BENCH_COMMIT", "0123abc")
     assert bench_protocol.commit() == "0123abc"
+
+
+def _paired_runs(tmp_path, deltas: list[float]) -> dict:
+    """Records of configs a and b on seeds 1..n whose val/joint_f1 differ by ``deltas``."""
+    lines = []
+    for seed, delta in enumerate(deltas, 1):
+        for config, joint in (("b", 0.6), ("a", 0.6 + delta)):
+            curve = [{"epoch": 9, "val/joint_f1": joint - 0.01}]
+            lines.append(
+                {
+                    "config": config,
+                    "seed": seed,
+                    "returncode": 0,
+                    "val/joint_f1": joint,
+                    "val_curve": curve,
+                }
+            )
+    lines.append({"config": "a", "seed": 99, "returncode": 1})  # failed: left out, unpaired
+    path = tmp_path / "runs.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return paired_test.read_records([str(path)])
+
+
+def test_the_paired_t_test_matches_scipy_and_the_rule_adopts_only_a_significant_gain(tmp_path):
+    from scipy import stats
+
+    deltas = [0.012, -0.003, 0.026, 0.004, 0.004, 0.006, 0.003, -0.005, 0.018, 0.021]
+    row = paired_test.compare(_paired_runs(tmp_path, deltas), "a", "b", "val/joint_f1")
+    reference = stats.ttest_rel(
+        [0.6 + d for d in deltas], [0.6] * len(deltas), alternative="greater"
+    )
+    assert row["n"] == 10 and row["ahead"] == 8
+    assert row["t"] == pytest.approx(reference.statistic)
+    assert row["p_one_sided"] == pytest.approx(reference.pvalue)
+    # the final weights: the last validation point (here 0.01 below the selected one, both arms)
+    last = paired_test.compare(_paired_runs(tmp_path, deltas), "a", "b", "last:val/joint_f1")
+    assert last["mean"] == pytest.approx(row["mean"])
+    assert paired_test.decide(row, min_pairs=8, alpha=0.05)[0]
+    # the same gain on too few pairs is no decision; a gain within the noise is not adopted
+    assert not paired_test.decide(row, min_pairs=11, alpha=0.05)[0]
+    noisy = paired_test.compare(
+        _paired_runs(tmp_path, [0.03, -0.03, 0.02, -0.02, 0.01, -0.005, 0.0, 0.004]),
+        "a",
+        "b",
+        "val/joint_f1",
+    )
+    assert noisy["mean"] > 0 and not paired_test.decide(noisy, min_pairs=8, alpha=0.05)[0]
+
+
+def test_a_run_recorded_twice_is_refused(tmp_path):
+    line = json.dumps({"config": "a", "seed": 1, "returncode": 0, "val/joint_f1": 0.6})
+    (tmp_path / "twice.jsonl").write_text(line + "\n" + line + "\n")
+    with pytest.raises(SystemExit, match="recorded twice"):
+        paired_test.read_records([str(tmp_path / "twice.jsonl")])

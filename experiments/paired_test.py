@@ -1,0 +1,126 @@
+"""Paired comparison of two ``bench_protocol.py`` configurations, seed by seed, with a t-test.
+
+    # the pre-registered decision of RESULTS §8s: levers_t2 against the default on validation
+    python experiments/paired_test.py experiments/results/gpu_levers_t2_seeds11_20_runs.jsonl \\
+        --a levers_t2 --b default --decide val/joint_f1 --min-pairs 8
+    # reported figures: test at the final weights, the per-task ablations as baselines
+    python experiments/paired_test.py RUNS.jsonl … --a levers_t2 --b span_only --keys test/span_f1
+
+For each key: the differences d_s = a − b on the seeds both configurations finished, their mean
+± std, how many seeds ``a`` is ahead on, the paired t statistic mean / (std / √n) and its
+one-sided p-value (H1: a > b). ``last:<key>`` reads a validation key at the final weights (the
+last point of the run's validation curve); other keys read the record (validation at the
+selected checkpoint, test at the tested weights). ``--decide KEY`` applies the rule fixed in
+§8s before its runs: adopt ``a`` iff there are at least ``--min-pairs`` pairs, mean > 0 and the
+one-sided p < ``--alpha``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from pathlib import Path
+
+from scipy import stats
+
+
+def read_records(paths: list[str]) -> dict[tuple[str, int], dict]:
+    """The successful runs of the JSONL files by (config, seed); a run recorded twice is an
+    error (which of the two would be silently chosen)."""
+    runs: dict[tuple[str, int], dict] = {}
+    for path in paths:
+        for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            key = (record["config"], record["seed"])
+            if record["returncode"] != 0:
+                print(f"{path}:{number}: {key[0]} seed {key[1]} failed (left out)")
+                continue
+            if key in runs:
+                raise SystemExit(f"{path}:{number}: {key[0]} seed {key[1]} is recorded twice")
+            runs[key] = record
+    return runs
+
+
+def value(record: dict, key: str) -> float:
+    if key.startswith("last:"):
+        return record["val_curve"][-1][key.removeprefix("last:")]
+    return record[key]
+
+
+def compare(runs: dict[tuple[str, int], dict], a: str, b: str, key: str) -> dict:
+    """The paired differences ``a − b`` on ``key`` and their one-sided t-test."""
+    seeds = sorted(s for c, s in runs if c == a and (b, s) in runs)
+    deltas = [value(runs[a, s], key) - value(runs[b, s], key) for s in seeds]
+    row: dict = {"key": key, "a": a, "b": b, "seeds": seeds, "n": len(deltas), "deltas": deltas}
+    if len(deltas) >= 2:
+        mean, std = statistics.mean(deltas), statistics.stdev(deltas)
+        t = mean / (std / math.sqrt(len(deltas))) if std > 0 else math.copysign(math.inf, mean)
+        row |= {
+            "mean": mean,
+            "std": std,
+            "ahead": sum(d > 0 for d in deltas),
+            "t": t,
+            "p_one_sided": float(stats.t.sf(t, len(deltas) - 1)),
+            "mean_a": statistics.mean(value(runs[a, s], key) for s in seeds),
+            "mean_b": statistics.mean(value(runs[b, s], key) for s in seeds),
+        }
+    return row
+
+
+def decide(row: dict, min_pairs: int, alpha: float) -> tuple[bool, str]:
+    """The rule of RESULTS §8s: adopt iff n ≥ ``min_pairs``, mean > 0 and one-sided p < alpha."""
+    if row["n"] < min_pairs:
+        return False, f"no decision: {row['n']} pairs, fewer than {min_pairs}"
+    critical = float(stats.t.ppf(1 - alpha, row["n"] - 1))
+    adopt = row["mean"] > 0 and row["p_one_sided"] < alpha
+    verdict = "adopt" if adopt else "do not adopt"
+    return adopt, (
+        f"{verdict} {row['a']}: t = {row['t']:.3f} against t_crit({1 - alpha:.2f}, "
+        f"{row['n'] - 1}) = {critical:.3f}, one-sided p = {row['p_one_sided']:.4f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="bench_protocol.py JSONL records")
+    parser.add_argument("--a", required=True, help="the configuration tested")
+    parser.add_argument("--b", required=True, help="the baseline configuration")
+    parser.add_argument("--keys", nargs="*", default=[], help="keys to report")
+    parser.add_argument("--decide", metavar="KEY", help="apply the decision rule to this key")
+    parser.add_argument("--min-pairs", type=int, default=8)
+    parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--out", help="write the rows (and the decision) as JSON here")
+    args = parser.parse_args()
+    runs = read_records(args.runs)
+    keys = [*([args.decide] if args.decide else []), *args.keys]
+    if not keys:
+        parser.error("name --decide KEY or --keys")
+    rows = [compare(runs, args.a, args.b, key) for key in keys]
+    print(
+        f"| {args.a} − {args.b} | seeds | {args.a} | {args.b} | difference | ahead | t | p (one-sided) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        if row["n"] < 2:
+            print(f"| {row['key']} | {row['n']} pairs | – | – | – | – | – | – |")
+            continue
+        print(
+            f"| {row['key']} | {row['n']} | {row['mean_a']:.4f} | {row['mean_b']:.4f} | "
+            f"{row['mean']:+.4f} ± {row['std']:.4f} | {row['ahead']}/{row['n']} | "
+            f"{row['t']:+.2f} | {row['p_one_sided']:.4f} |"
+        )
+    result: dict = {"runs": args.runs, "rows": rows}
+    if args.decide:
+        adopt, line = decide(rows[0], args.min_pairs, args.alpha)
+        print(f"\ndecision on {args.decide} (≥ {args.min_pairs} pairs, α = {args.alpha}): {line}")
+        result["decision"] = {"key": args.decide, "adopt": adopt, "verdict": line}
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
