@@ -83,6 +83,7 @@ def train_config(tmp_path, data_root):
             "data.batch_size=8",
             "data.eval_batch_size=16",
             "trainer.max_epochs=1",
+            "loss.seq_start_epoch=0",  # no span warm-up in one epoch
             "trainer.limit_train_batches=3",
             "trainer.num_sanity_val_steps=0",
             "trainer.enable_progress_bar=false",
@@ -106,6 +107,7 @@ def trained_checkpoint(tmp_path_factory, data_root) -> Path:
             f"data.root={data_root}",
             "data.limit_examples=32",
             "trainer.max_epochs=1",
+            "loss.seq_start_epoch=0",  # no span warm-up in one epoch
             "trainer.limit_train_batches=2",
             "trainer.num_sanity_val_steps=0",
             "trainer.enable_progress_bar=false",

@@ -23,11 +23,12 @@ from causalmine.settings import (
 
 def test_the_composed_default_config_builds_every_section(train_config):
     settings = TrainConfig.from_config(train_config())
-    assert settings.loss == LossWeights(1.0, 1.0, 1.0)
+    # the adopted defaults (RESULTS §8s); the fixture's one-epoch runs switch the warm-up off
+    assert settings.loss == LossWeights(1.0, 1.14, 1.0, span_assignment="matched")
     assert settings.model.pooling == "cls" and settings.model.tiny["arch"] == "bert"
     assert settings.decode == DecodeConfig(["C", "E"], "viterbi", False)
     assert settings.data.kind == "cnc" and settings.data.batch_size == 8
-    assert settings.freeze == FreezeConfig() and settings.optim.lr == pytest.approx(1e-4)
+    assert settings.freeze == FreezeConfig() and settings.optim.lr == pytest.approx(4.6e-5)
     assert settings.loggers == ["csv"] and settings.monitor == "val/joint_f1"
 
 
@@ -35,7 +36,8 @@ def test_top_level_keys_users_type_set_their_sections(train_config):
     settings = TrainConfig.from_config(
         train_config("alpha=3", "span_weight=0.5", "pair_weight=0", "pooling=mean")
     )
-    assert settings.loss == LossWeights(alpha=3.0, span_weight=0.5, pair_weight=0.0)
+    loss = settings.loss
+    assert (loss.alpha, loss.span_weight, loss.pair_weight) == (3.0, 0.5, 0.0)
     assert settings.model.pooling == "mean"
     # the sections' own keys work too
     settings = TrainConfig.from_config(train_config("loss.alpha=2", "model.pooling=pooler"))
@@ -84,6 +86,12 @@ def test_an_unknown_key_fails_at_composition(train_config):
             "loss.span_assignment must be one of ordered, matched, matched_leading",
         ),
         (["loss.seq_start_epoch=-1"], "loss.seq_start_epoch must be an integer >= 0"),
+        # the default warm-up on a run shorter than it, and on a sequence-only run
+        (["loss.seq_start_epoch=3", "trainer.max_epochs=3"], "out of all 3 epochs"),
+        (
+            ["span_weight=0", "loss.seq_start_epoch=2", "trainer.max_epochs=4"],
+            "epochs 0-1 would train nothing",
+        ),
         (["model.span_heads=0"], "model.span_heads must be an integer >= 1"),
         (["model.dropout=1.0"], r"model.dropout must be in \[0, 1\)"),
         (
@@ -125,6 +133,26 @@ def test_an_unknown_key_fails_at_composition(train_config):
 def test_every_bad_value_is_a_config_error_naming_its_key(train_config, overrides, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig.from_config(train_config(*overrides))
+
+
+def test_the_defaults_warm_up_spans_for_3_of_their_10_epochs(tmp_path):
+    """The adopted defaults (RESULTS §8s), as `python train.py` composes them."""
+    from .conftest import compose_config
+
+    cfg = compose_config("train", [], tmp_path)
+    settings = TrainConfig.from_config(cfg)
+    assert cfg.trainer.max_epochs == 10
+    assert settings.loss == LossWeights(1.0, 1.14, 1.0, "fixed", "matched", 3)
+    assert (settings.optim.lr, settings.optim.head_lr) == (4.6e-5, 6.6e-4)
+
+
+def test_a_warm_up_with_only_pairs_to_train_first_is_allowed(train_config):
+    settings = TrainConfig.from_config(
+        train_config(
+            "span_weight=0", "data.pairs=true", "loss.seq_start_epoch=1", "trainer.max_epochs=2"
+        )
+    )
+    assert settings.loss.seq_start_epoch == 1 and settings.data.pairs
 
 
 def test_a_model_trained_with_every_loss_weight_at_zero_still_loads():

@@ -48,6 +48,7 @@ def test_wandb_multirun_jobs_get_separate_resolved_runs_in_one_group(tmp_path, d
         "data.limit_examples=48",
         "data.eval_batch_size=16",
         "trainer.max_epochs=1",
+        "loss.seq_start_epoch=0",  # no span warm-up in one epoch
         "trainer.limit_train_batches=1",
         "trainer.limit_val_batches=1",
         "trainer.limit_test_batches=1",
@@ -93,6 +94,7 @@ def test_wandb_run_keeps_its_id_on_resume_and_gets_the_results_as_artifacts(tmp_
             f"data.root={data_root}",
             "data.limit_examples=32",
             f"trainer.max_epochs={epochs}",
+            "loss.seq_start_epoch=0",  # no span warm-up in one or two epochs
             "trainer.enable_progress_bar=false",
             "print_config=false",
             f"hydra.run.dir={run_dir}",

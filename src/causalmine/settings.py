@@ -433,6 +433,13 @@ class TrainConfig:
             f"loss.seq_start_epoch={start} leaves the sequence loss out of all {epochs} epochs "
             "(trainer.max_epochs): lower it, or set alpha=0 for a span-only run",
         )
+        pairs_train = loss.pair_weight > 0 and self.data.pairs
+        _require(
+            not (loss.alpha > 0 and start > 0 and loss.span_weight == 0 and not pairs_train),
+            f"loss.seq_start_epoch={start} is a span warm-up, but span_weight=0 and no pair task "
+            f"train: epochs 0-{start - 1} would train nothing. For a sequence-only run set "
+            "loss.seq_start_epoch=0",
+        )
         _require(
             isinstance(self.monitor, str) and self.monitor.startswith("val/"),
             f"monitor must name a validation metric (val/…), got {self.monitor!r}",
