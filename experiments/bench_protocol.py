@@ -33,6 +33,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
+# overrides on the defaults of the commit a job runs at (its record names it). Since RESULTS §8s
+# the defaults are levers_t2's settings: from then on levers_t2, matched and span_warmup3 change
+# nothing, and the older levers read against today's defaults, not the ones they were measured on
 CONFIGS: dict[str, list[str]] = {
     "default": [],
     "lr5e-5": ["optim.lr=5e-5"],
