@@ -1,6 +1,6 @@
 """Fractional-GPU sweeps: N training jobs sharing one GPU against the same jobs one after another.
 
-    python experiments/bench_gpu_sharing.py --jobs 4 --repeats 2 -- trainer=gpu trainer.max_epochs=2
+    python experiments/bench_gpu_sharing.py --jobs 4 --repeats 2 -- trainer=gpu trainer.max_epochs=2 loss.seq_start_epoch=0
 
 On a machine with one GPU, ``hydra/launcher=ray_gpus launcher.gpus_per_job=0.25`` runs four
 ``train.py`` jobs on that GPU at once, each a fresh process with ``launcher.cpus_per_job`` cores

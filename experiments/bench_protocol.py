@@ -53,8 +53,9 @@ CONFIGS: dict[str, list[str]] = {
     # the span-only ablation (bench_quality's span_only) with the same assignment, to pair with it
     "span_only_matched": ["alpha=0", "loss.span_assignment=matched"],
     # a linear-chain CRF over each span head's tags (trained by its likelihood, decoded under it)
-    "crf": ["model.span_crf=true"],
-    "span_only_crf": ["alpha=0", "model.span_crf=true"],
+    # (a CRF needs the ordered assignment, the default until §8s)
+    "crf": ["model.span_crf=true", "loss.span_assignment=ordered"],
+    "span_only_crf": ["alpha=0", "model.span_crf=true", "loss.span_assignment=ordered"],
     # span warm-up: the first 3 of the 10 epochs train spans (and pairs) alone
     "span_warmup3": ["loss.seq_start_epoch=3"],
     # longer warm-ups, for the dose-response of the warm-up (half and 70 % of the 10 epochs)
@@ -68,7 +69,7 @@ CONFIGS: dict[str, list[str]] = {
     # pooling; the default reads the first token)
     "mean_pooling": ["pooling=mean"],
     # the sequence-only ablation (bench_quality's seq_only) with the same pooling, to pair with it
-    "seq_only_mean_pooling": ["span_weight=0", "pooling=mean"],
+    "seq_only_mean_pooling": ["span_weight=0", "pooling=mean", "loss.seq_start_epoch=0"],
     # the best two regions of the levers search (RESULTS §8n, validation, seed 1 only), rounded,
     # rerun at 3 seeds: trial 2 (warm-up 3 + matching at lower learning rates) ...
     "levers_t2": [
@@ -94,13 +95,18 @@ CONFIGS: dict[str, list[str]] = {
         "loss.span_assignment=matched",
         "alpha=0",
     ],
-    "levers_t2_seq_only": ["optim.lr=4.6e-5", "optim.head_lr=6.6e-4", "span_weight=0"],
+    "levers_t2_seq_only": [
+        "optim.lr=4.6e-5",
+        "optim.head_lr=6.6e-4",
+        "span_weight=0",
+        "loss.seq_start_epoch=0",
+    ],
     # an exponential moving average of the weights (decay 0.998): validated, tested, exported
     "ema": ["callbacks=ema"],
     # the per-task ablations of the network (bench_quality's span_only and seq_only), for runs
     # made outside bench_quality (RESULTS §8s: ten seeds on a GPU)
     "span_only": ["alpha=0"],
-    "seq_only": ["span_weight=0"],
+    "seq_only": ["span_weight=0", "loss.seq_start_epoch=0"],
     # the defaults on UniCausal's BECAUSE (sequence, span and pair tasks)
     "because": ["data=unicausal", "data.corpora=[because]"],
 }
@@ -129,9 +135,12 @@ def commit() -> str:
     as on a lent GPU machine), else ``git rev-parse``."""
     if os.environ.get("BENCH_COMMIT"):
         return os.environ["BENCH_COMMIT"]
-    return subprocess.run(
+    found = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    if not found:
+        raise SystemExit(f"{ROOT} is no git checkout: set BENCH_COMMIT to the commit of this tree")
+    return found
 
 
 def validation_curve(run_dir: Path) -> list[dict[str, float]]:

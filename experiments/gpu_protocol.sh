@@ -4,7 +4,7 @@
 #
 #   # here: the packages the machine lacks and MiniLM with its weights stored in fp16 (45 MB; the
 #   # 90 MB fp32 file does not travel), into an ignored folder that the call carries
-#   bash experiments/gpu_protocol.sh pack .gpu
+#   PYTHON=.venv/bin/python bash experiments/gpu_protocol.sh pack .gpu   (.gitignore holds /.gpu/)
 #   # there, call 1: restore the weights as fp32, start the jobs in the background (they outlive
 #   # the call while the machine stays warm), wait up to SECONDS, copy what finished to OUT
 #   bash experiments/gpu_protocol.sh start .gpu /tmp/gw PARALLEL CONFIG:SEED... -- OVERRIDE...
@@ -12,10 +12,12 @@
 #   # there, a later call while the machine is warm: wait for the rest, copy again
 #   bash experiments/gpu_protocol.sh wait /tmp/gw SECONDS "$OUT"
 #
-# The restored backbone is MiniLM rounded to fp16 (relative error at most 2^-11 per weight, below
-# what TF32 matrix products round their inputs to); every job of a comparison uses the same one.
+# The restored backbone is MiniLM rounded to fp16 (a 10-bit mantissa, as TF32 matrix products
+# round their inputs to; weights below fp16's normal range lose more, and are all under 6e-5 in
+# size); every job of a comparison uses the same one.
 # The jobs share the GPU through MPS where its daemon starts and answers, else by time-slicing.
-# BENCH_COMMIT names the commit in the records (the machine's copy of the tree has no git).
+# BENCH_COMMIT (required by start) names the commit in the records: the machine's copy of the tree
+# has no git.
 set -euo pipefail
 
 mode=$1
@@ -64,8 +66,19 @@ print("pylib:", sorted(p.name for p in (dest / "pylib").iterdir()))
 EOF
     ;;
 start)
-    carry=$(cd "$1" && pwd) work=$2 parallel=$3
+    : "${BENCH_COMMIT:?set BENCH_COMMIT to the commit of the tree the jobs run (git rev-parse --short HEAD here)}"
+    carry=$(cd "$1" && pwd) parallel=$3
+    work=$(mkdir -p "$2" && cd "$2" && pwd)
     shift 3
+    case $work/ in "$root"/*)
+        echo "the work folder $work must lie outside the tree, which it copies" >&2
+        exit 2
+        ;;
+    esac
+    if [[ -f $work/runner.pid ]] && kill -0 "$(cat "$work/runner.pid")" 2>/dev/null; then
+        echo "jobs started earlier still run in $work: wait for them, or use another folder" >&2
+        exit 2
+    fi
     jobs=()
     while [[ $# -gt 0 && $1 != -- ]]; do jobs+=("$1"); shift; done
     [[ $# -gt 0 ]] && shift
@@ -91,11 +104,14 @@ EOF
     if [[ ${MPS:-1} == 1 ]] && command -v nvidia-cuda-mps-control >/dev/null; then
         export CUDA_MPS_PIPE_DIRECTORY=$work/mps_pipe CUDA_MPS_LOG_DIRECTORY=$work/mps_log
         mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-        if nvidia-cuda-mps-control -d && timeout 90 "$python" -c \
+        if ! nvidia-cuda-mps-control -d; then
+            unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+            echo "MPS did not start: jobs time-slice the GPU" | tee -a "$work/gpu.txt"
+        elif timeout 90 "$python" -c \
             "import torch; print('MPS client ok', torch.ones(2, device='cuda').sum().item())"; then
             echo "jobs share the GPU through MPS" | tee -a "$work/gpu.txt"
         else
-            echo quit | nvidia-cuda-mps-control || true
+            echo quit | nvidia-cuda-mps-control || true # the daemon this call started
             unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
             echo "MPS did not answer: jobs time-slice the GPU" | tee -a "$work/gpu.txt"
         fi
@@ -105,7 +121,7 @@ EOF
     # the jobs run from a copy of the tree: a later call re-sends the working tree, and jobs
     # that start then must not read files being rewritten
     rm -rf "$work/repo" && mkdir -p "$work/repo"
-    (cd "$root" && tar cf - --exclude=./.gpu --exclude=./.git --exclude=./.venv --exclude=./logs \
+    (cd "$root" && tar cf - --exclude="./$(basename "$carry")" --exclude=./.git --exclude=./.venv --exclude=./logs \
         --exclude=./outputs --exclude=./multirun --exclude=./wandb .) | tar xf - -C "$work/repo"
     setsid nohup "$python" "$work/repo/experiments/bench_protocol.py" --jobs "${jobs[@]}" \
         --parallel "$parallel" --threads 1 --out "$work/runs.jsonl" --work-dir "$work/runs" \
@@ -115,6 +131,10 @@ EOF
     ;;
 wait)
     work=$1 seconds=$2 out=$3
+    if [[ ! -f $work/runner.pid ]]; then
+        echo "no jobs were started in $work" >&2
+        exit 1
+    fi
     deadline=$((SECONDS + seconds))
     while kill -0 "$(cat "$work/runner.pid")" 2>/dev/null && ((SECONDS < deadline)); do
         sleep 5

@@ -23,12 +23,14 @@ import math
 import statistics
 from pathlib import Path
 
+from bench_protocol import shared_setting, without_overrides
 from scipy import stats
 
 
-def read_records(paths: list[str]) -> dict[tuple[str, int], dict]:
-    """The successful runs of the JSONL files by (config, seed); a run recorded twice is an
-    error (which of the two would be silently chosen)."""
+def read_records(paths: list[str], equivalent: list[str] = ()) -> dict[tuple[str, int], dict]:
+    """The successful runs of the JSONL files by (config, seed), less the ``equivalent``
+    overrides (``--equivalent``); a run recorded twice is an error (which of the two would be
+    silently chosen)."""
     runs: dict[tuple[str, int], dict] = {}
     for path in paths:
         for number, line in enumerate(Path(path).read_text().splitlines(), 1):
@@ -41,7 +43,7 @@ def read_records(paths: list[str]) -> dict[tuple[str, int], dict]:
                 continue
             if key in runs:
                 raise SystemExit(f"{path}:{number}: {key[0]} seed {key[1]} is recorded twice")
-            runs[key] = record
+            (runs[key],) = without_overrides([record], list(equivalent))
     return runs
 
 
@@ -52,19 +54,32 @@ def value(record: dict, key: str) -> float:
 
 
 def compare(runs: dict[tuple[str, int], dict], a: str, b: str, key: str) -> dict:
-    """The paired differences ``a − b`` on ``key`` and their one-sided t-test."""
+    """The paired differences ``a − b`` on ``key`` and their one-sided t-test. Runs pair only
+    when their settings beyond their configs' own agree (budget, precision, device: see
+    ``bench_protocol.shared_setting``)."""
     seeds = sorted(s for c, s in runs if c == a and (b, s) in runs)
+    for seed in seeds:
+        mine, theirs = shared_setting(runs[a, seed]), shared_setting(runs[b, seed])
+        if mine != theirs:
+            raise SystemExit(
+                f"seed {seed}: {a} ran with {mine}, {b} with {theirs}: not a pair (name "
+                "overrides that set what the other ran with anyway in --equivalent)"
+            )
     deltas = [value(runs[a, s], key) - value(runs[b, s], key) for s in seeds]
     row: dict = {"key": key, "a": a, "b": b, "seeds": seeds, "n": len(deltas), "deltas": deltas}
     if len(deltas) >= 2:
         mean, std = statistics.mean(deltas), statistics.stdev(deltas)
-        t = mean / (std / math.sqrt(len(deltas))) if std > 0 else math.copysign(math.inf, mean)
+        if std > 0:
+            t: float | None = mean / (std / math.sqrt(len(deltas)))
+            p = float(stats.t.sf(t, len(deltas) - 1))
+        else:  # every seed the same difference: no t (JSON has no infinity)
+            t, p = None, 0.0 if mean > 0 else 1.0
         row |= {
             "mean": mean,
             "std": std,
             "ahead": sum(d > 0 for d in deltas),
             "t": t,
-            "p_one_sided": float(stats.t.sf(t, len(deltas) - 1)),
+            "p_one_sided": p,
             "mean_a": statistics.mean(value(runs[a, s], key) for s in seeds),
             "mean_b": statistics.mean(value(runs[b, s], key) for s in seeds),
         }
@@ -73,13 +88,14 @@ def compare(runs: dict[tuple[str, int], dict], a: str, b: str, key: str) -> dict
 
 def decide(row: dict, min_pairs: int, alpha: float) -> tuple[bool, str]:
     """The rule of RESULTS §8s: adopt iff n ≥ ``min_pairs``, mean > 0 and one-sided p < alpha."""
-    if row["n"] < min_pairs:
-        return False, f"no decision: {row['n']} pairs, fewer than {min_pairs}"
+    if row["n"] < max(min_pairs, 2):
+        return False, f"no decision: {row['n']} pairs, fewer than {max(min_pairs, 2)}"
     critical = float(stats.t.ppf(1 - alpha, row["n"] - 1))
     adopt = row["mean"] > 0 and row["p_one_sided"] < alpha
     verdict = "adopt" if adopt else "do not adopt"
+    t = "no spread" if row["t"] is None else f"{row['t']:.3f}"
     return adopt, (
-        f"{verdict} {row['a']}: t = {row['t']:.3f} against t_crit({1 - alpha:.2f}, "
+        f"{verdict} {row['a']}: t = {t} against t_crit({1 - alpha:.2f}, "
         f"{row['n'] - 1}) = {critical:.3f}, one-sided p = {row['p_one_sided']:.4f}"
     )
 
@@ -93,9 +109,16 @@ def main() -> None:
     parser.add_argument("--decide", metavar="KEY", help="apply the decision rule to this key")
     parser.add_argument("--min-pairs", type=int, default=8)
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument(
+        "--equivalent",
+        nargs="+",
+        default=[],
+        metavar="OVERRIDE",
+        help="overrides left out of the pairing check (as bench_protocol.py --summarize)",
+    )
     parser.add_argument("--out", help="write the rows (and the decision) as JSON here")
     args = parser.parse_args()
-    runs = read_records(args.runs)
+    runs = read_records(args.runs, args.equivalent)
     keys = [*([args.decide] if args.decide else []), *args.keys]
     if not keys:
         parser.error("name --decide KEY or --keys")
@@ -111,9 +134,9 @@ def main() -> None:
         print(
             f"| {row['key']} | {row['n']} | {row['mean_a']:.4f} | {row['mean_b']:.4f} | "
             f"{row['mean']:+.4f} ± {row['std']:.4f} | {row['ahead']}/{row['n']} | "
-            f"{row['t']:+.2f} | {row['p_one_sided']:.4f} |"
+            f"{'–' if row['t'] is None else format(row['t'], '+.2f')} | {row['p_one_sided']:.4f} |"
         )
-    result: dict = {"runs": args.runs, "rows": rows}
+    result: dict = {"runs": args.runs, "equivalent": args.equivalent, "rows": rows}
     if args.decide:
         adopt, line = decide(rows[0], args.min_pairs, args.alpha)
         print(f"\ndecision on {args.decide} (≥ {args.min_pairs} pairs, α = {args.alpha}): {line}")

@@ -47,6 +47,9 @@ def _run(system: str, seed: int, **figures: float) -> dict:
         ),
         ({"loss.span_weight": "0.0"}, "seq_only", ""),
         ({"span_weight": "0", "pooling": "mean"}, "seq_only", "pooling=mean"),
+        # what only a switched-off task or two tasks together would use is no lever
+        ({"span_weight": "0", "loss.seq_start_epoch": "0"}, "seq_only", ""),
+        ({"alpha": "0", "loss.gradient_surgery": "pcgrad"}, "span_only", ""),
     ],
 )
 def test_a_protocol_run_is_the_system_its_loss_weights_make_it(overrides, system, lever):
@@ -301,11 +304,15 @@ def test_a_summary_leaves_out_the_figures_of_an_untrained_head():
 
 def test_the_recorded_commit_is_bench_commit_where_set_else_the_checkout(monkeypatch):
     """A lent GPU machine's copy of the tree has no git: the records name $BENCH_COMMIT."""
-    monkeypatch.delenv("BENCH_COMMIT", raising=False)
-    checkout = bench_protocol.commit()
-    assert len(checkout) >= 7 and all(c in "0123456789abcdef" for c in checkout)
     monkeypatch.setenv("BENCH_COMMIT", "0123abc")
     assert bench_protocol.commit() == "0123abc"
+    monkeypatch.delenv("BENCH_COMMIT")
+    if not (REPO / ".git").exists():
+        with pytest.raises(SystemExit, match="set BENCH_COMMIT"):
+            bench_protocol.commit()
+        return
+    checkout = bench_protocol.commit()
+    assert len(checkout) >= 7 and all(c in "0123456789abcdef" for c in checkout)
 
 
 def _paired_runs(tmp_path, deltas: list[float]) -> dict:
@@ -320,6 +327,7 @@ def _paired_runs(tmp_path, deltas: list[float]) -> dict:
                     "seed": seed,
                     "returncode": 0,
                     "val/joint_f1": joint,
+                    "overrides": [],
                     "val_curve": curve,
                 }
             )
@@ -356,7 +364,75 @@ def test_the_paired_t_test_matches_scipy_and_the_rule_adopts_only_a_significant_
 
 
 def test_a_run_recorded_twice_is_refused(tmp_path):
-    line = json.dumps({"config": "a", "seed": 1, "returncode": 0, "val/joint_f1": 0.6})
+    line = json.dumps(
+        {"config": "a", "seed": 1, "returncode": 0, "val/joint_f1": 0.6, "overrides": []}
+    )
     (tmp_path / "twice.jsonl").write_text(line + "\n" + line + "\n")
     with pytest.raises(SystemExit, match="recorded twice"):
         paired_test.read_records([str(tmp_path / "twice.jsonl")])
+
+
+@pytest.mark.parametrize("config", sorted(bench_protocol.CONFIGS))
+def test_every_protocol_config_is_a_valid_run_at_the_protocols_budget(config, tmp_path):
+    """A config that today's defaults refuse (a warm-up in a sequence-only run, a CRF under the
+    matched assignment) fails here rather than hours into a benchmark."""
+    from causalmine.settings import TrainConfig
+
+    from .conftest import compose_config
+
+    overrides = [*bench_protocol.CONFIGS[config], "trainer.max_epochs=10", "seed=1"]
+    TrainConfig.from_config(compose_config("train", overrides, tmp_path))
+
+
+def test_bench_qualitys_own_systems_are_valid_runs_at_its_default_budget(tmp_path):
+    from causalmine.settings import TrainConfig
+
+    from .conftest import compose_config
+
+    for system in ("unified", "seq_only", "span_only"):
+        overrides = [
+            *bench_quality.OUR_SYSTEMS[system],
+            f"trainer.max_epochs={bench_quality.DEFAULTS['epochs']}",
+        ]
+        TrainConfig.from_config(compose_config("train", overrides, tmp_path))
+
+
+def test_a_rerun_does_not_reuse_our_runs_made_under_other_defaults(tmp_path):
+    """Records of ours keep the loss and optim values they trained with; one without them
+    predates the defaults of RESULTS §8s and is run again, an HF baseline's run is kept."""
+    import argparse
+
+    args = argparse.Namespace(
+        epochs=10, batch_size=8, data_root=str(tmp_path), accelerator="cpu", limit=None
+    )
+    today = bench_quality.our_recipe(bench_quality.our_config("unified", 1, args, tmp_path))
+    assert today["optim"]["lr"] == 4.6e-5 and today["loss"]["seq_start_epoch"] == 3
+    settings = {"epochs": 10, "lr": 1e-4, "batch_size": 8, "model": "m", "limit": None}
+    old = [
+        {"system": "unified", "seed": 1, **settings},  # before §8s: no recipe
+        {"system": "unified", "seed": 2, **settings, "recipe": today},
+        {"system": "hf_seq", "seed": 1, **settings},
+        {"system": "hf_seq", "seed": 2, **settings, "epochs": 5},  # another budget
+    ]
+    kept = bench_quality.reusable(old, settings, {"unified": today})
+    assert set(kept) == {("unified", 2), ("hf_seq", 1)}
+
+
+def test_runs_of_other_settings_do_not_pair(tmp_path):
+    line = {"returncode": 0, "val/joint_f1": 0.6, "seed": 1}
+    lines = [
+        line | {"config": "default", "overrides": ["trainer.max_epochs=10"]},
+        line | {"config": "levers_t2", "overrides": ["trainer.max_epochs=5"]},
+    ]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    runs = paired_test.read_records([str(tmp_path / "runs.jsonl")])
+    with pytest.raises(SystemExit, match="not a pair"):
+        paired_test.compare(runs, "levers_t2", "default", "val/joint_f1")
+    # an override declared equivalent is left out of the check
+    runs = paired_test.read_records([str(tmp_path / "runs.jsonl")], ["trainer.max_epochs=5"])
+    with pytest.raises(SystemExit, match="not a pair"):  # 10 is still not the default
+        paired_test.compare(runs, "levers_t2", "default", "val/joint_f1")
+    runs = paired_test.read_records(
+        [str(tmp_path / "runs.jsonl")], ["trainer.max_epochs=5", "trainer.max_epochs=10"]
+    )
+    assert paired_test.compare(runs, "levers_t2", "default", "val/joint_f1")["n"] == 1

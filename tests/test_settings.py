@@ -153,6 +153,17 @@ def test_a_warm_up_with_only_pairs_to_train_first_is_allowed(train_config):
         )
     )
     assert settings.loss.seq_start_epoch == 1 and settings.data.pairs
+    # UniCausal brings its pairs whatever data.pairs says
+    settings = TrainConfig.from_config(
+        train_config(
+            "data=unicausal",
+            "data.corpora=[because]",
+            "span_weight=0",
+            "loss.seq_start_epoch=1",
+            "trainer.max_epochs=2",
+        )
+    )
+    assert settings.data.kind == "unicausal" and not settings.data.pairs
 
 
 def test_a_model_trained_with_every_loss_weight_at_zero_still_loads():

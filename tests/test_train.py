@@ -168,6 +168,18 @@ def test_a_resume_under_other_optimizer_groups_fails_and_eval_still_loads(train_
     load_module(tmp_path / "checkpoints" / "last.ckpt")
 
 
+def test_a_resume_under_other_loss_or_optim_values_fails_naming_them(train_config):
+    """The optimizer and schedule states would continue at the saved rates while the loss took
+    the new values (e.g. across a change of the defaults)."""
+    train(train_config("optim.lr=1e-4", "span_weight=1"))
+    with pytest.raises(ConfigError) as caught:
+        train(train_config("ckpt_path=last", "trainer.max_epochs=2"))
+    assert "optim.lr=0.0001 (this run: 4.6e-05)" in str(caught.value)
+    assert "loss.span_weight=1.0 (this run: 1.14)" in str(caught.value)
+    # the same values resume (betas saved as a list compare equal to the tuple)
+    train(train_config("optim.lr=1e-4", "span_weight=1", "ckpt_path=last", "trainer.max_epochs=2"))
+
+
 @pytest.mark.parametrize("assignment", ["matched", "matched_leading"])
 def test_matched_span_assignment_reaches_the_loss_and_the_checkpoint(
     train_config, tmp_path, monkeypatch, assignment

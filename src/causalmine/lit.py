@@ -34,6 +34,11 @@ from causalmine.settings import (
 STAGES = ("val", "test")
 
 
+def _plain(value: Any) -> Any:
+    """A setting as saved in a checkpoint's hyper-parameters (tuples come back as lists)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 class CausalLitModule(L.LightningModule):
     """Trains and evaluates :class:`CausalNetwork` on sequence, span and pair labels at once.
 
@@ -252,6 +257,26 @@ class CausalLitModule(L.LightningModule):
         # only a resumed fit loads the optimizer states; eval, predict and export read weights
         if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
             self.check_optimizer_groups(checkpoint)
+            self.check_training_settings(checkpoint)
+
+    def check_training_settings(self, checkpoint: dict[str, Any]) -> None:
+        """A resume under other ``loss``/``optim`` values than the checkpoint was trained with
+        fails here. The optimizer and scheduler states would carry the saved learning rates on
+        while the loss took the new values: a run that is neither, e.g. after a change of the
+        defaults (RESULTS §8s). Keys the checkpoint predates are not compared."""
+        saved = checkpoint.get("hyper_parameters") or {}
+        differences = [
+            f"{section}.{key}={_plain(saved[section][key])!r} (this run: {_plain(value)!r})"
+            for section in ("loss", "optim")
+            for key, value in self.hparams[section].items()
+            if key in (saved.get(section) or {}) and _plain(saved[section][key]) != _plain(value)
+        ]
+        if differences:
+            raise ConfigError(
+                "the checkpoint was trained with " + ", ".join(differences) + ": resume with "
+                "those settings (a resume continues its optimizer and schedule), or start a new "
+                "run without ckpt_path"
+            )
 
     def check_optimizer_groups(self, checkpoint: dict[str, Any]) -> None:
         """A resume whose ``optim``/``freeze`` settings lay out other optimizer groups than the

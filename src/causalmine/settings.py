@@ -117,6 +117,8 @@ class LossWeights:
     (:mod:`causalmine.model.gradient_surgery`). It costs one backward pass per trained task.
     """
 
+    # These defaults describe a checkpoint that predates a key (it was trained without the
+    # feature); a run's defaults are conf/train.yaml's (levers_t2's since RESULTS §8s)
     alpha: float = 1.0  # sequence classification
     span_weight: float = 1.0
     pair_weight: float = 1.0
@@ -218,6 +220,7 @@ class NetworkConfig:
 class OptimConfig:
     """AdamW and its warm-up/decay schedule (``optim.*``)."""
 
+    # the rates of earlier checkpoints; a run's defaults are conf/train.yaml's (RESULTS §8s)
     lr: float = 1e-4
     head_lr: float | None = 1e-3
     # one task's own head at its own rate (null = head_lr): the span heads, the sequence
@@ -433,7 +436,8 @@ class TrainConfig:
             f"loss.seq_start_epoch={start} leaves the sequence loss out of all {epochs} epochs "
             "(trainer.max_epochs): lower it, or set alpha=0 for a span-only run",
         )
-        pairs_train = loss.pair_weight > 0 and self.data.pairs
+        # CNC reads its marked pairs only when asked; UniCausal and CSV data bring theirs
+        pairs_train = loss.pair_weight > 0 and (self.data.pairs or self.data.kind != "cnc")
         _require(
             not (loss.alpha > 0 and start > 0 and loss.span_weight == 0 and not pairs_train),
             f"loss.seq_start_epoch={start} is a span warm-up, but span_weight=0 and no pair task "
