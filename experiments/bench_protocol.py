@@ -135,12 +135,20 @@ def commit() -> str:
     as on a lent GPU machine), else ``git rev-parse``."""
     if os.environ.get("BENCH_COMMIT"):
         return os.environ["BENCH_COMMIT"]
-    found = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    if not found:
-        raise SystemExit(f"{ROOT} is no git checkout: set BENCH_COMMIT to the commit of this tree")
-    return found
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        raise SystemExit(
+            "git is not installed: set BENCH_COMMIT to the commit of this tree"
+        ) from None
+    if done.returncode != 0 or not done.stdout.strip():
+        raise SystemExit(
+            f"no commit for {ROOT} ({done.stderr.strip() or 'git said nothing'}): set BENCH_COMMIT "
+            "to the commit of this tree"
+        )
+    return done.stdout.strip()
 
 
 def validation_curve(run_dir: Path) -> list[dict[str, float]]:

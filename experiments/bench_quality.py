@@ -35,6 +35,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -145,11 +146,29 @@ def reusable(
     }
 
 
+def same_job(out_dir: Path, job: dict) -> bool:
+    """Whether ``out_dir`` was left by this very job (its settings and recipe, written to
+    ``bench_quality_job.json``), so that its ``last.ckpt`` may be resumed. A directory left by
+    another job (another budget, or defaults) is cleared: its checkpoint is not this job's."""
+    marker = out_dir / "bench_quality_job.json"
+    same = marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(job))
+    if out_dir.exists() and not same:
+        print(f"{out_dir}: left by another job; starting afresh", flush=True)
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(job))
+    return same
+
+
 def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, float]:
     """Our pipeline through the real Hydra config; final weights scored on CNC dev."""
     from causalmine.recipes import train
 
     cfg = our_config(system, seed, args, out_dir)
+    if not same_job(
+        out_dir, {"settings": {k: getattr(args, k) for k in SETTINGS}, **our_recipe(cfg)}
+    ):
+        cfg = our_config(system, seed, args, out_dir)  # afresh: nothing left to resume
     metrics = train(cfg)
     result = {k: metrics[f"test/{k}"] for k in trained_columns(system)}
     result["recipe"] = our_recipe(cfg)

@@ -22,7 +22,7 @@ set -euo pipefail
 
 mode=$1
 shift
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd -P)
 python=${PYTHON:-python3}
 
 case $mode in
@@ -67,14 +67,15 @@ EOF
     ;;
 start)
     : "${BENCH_COMMIT:?set BENCH_COMMIT to the commit of the tree the jobs run (git rev-parse --short HEAD here)}"
-    carry=$(cd "$1" && pwd) parallel=$3
-    work=$(mkdir -p "$2" && cd "$2" && pwd)
+    carry=$(cd "$1" && pwd -P) parallel=$3
+    work=$(realpath -m "$2")
     shift 3
     case $work/ in "$root"/*)
         echo "the work folder $work must lie outside the tree, which it copies" >&2
         exit 2
         ;;
     esac
+    mkdir -p "$work"
     if [[ -f $work/runner.pid ]] && kill -0 "$(cat "$work/runner.pid")" 2>/dev/null; then
         echo "jobs started earlier still run in $work: wait for them, or use another folder" >&2
         exit 2
@@ -104,7 +105,9 @@ EOF
     if [[ ${MPS:-1} == 1 ]] && command -v nvidia-cuda-mps-control >/dev/null; then
         export CUDA_MPS_PIPE_DIRECTORY=$work/mps_pipe CUDA_MPS_LOG_DIRECTORY=$work/mps_log
         mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-        if ! nvidia-cuda-mps-control -d; then
+        if echo get_server_list | timeout 10 nvidia-cuda-mps-control >/dev/null 2>&1; then
+            echo "jobs share the GPU through the MPS daemon an earlier call started" | tee -a "$work/gpu.txt"
+        elif ! nvidia-cuda-mps-control -d; then
             unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
             echo "MPS did not start: jobs time-slice the GPU" | tee -a "$work/gpu.txt"
         elif timeout 90 "$python" -c \
@@ -121,7 +124,7 @@ EOF
     # the jobs run from a copy of the tree: a later call re-sends the working tree, and jobs
     # that start then must not read files being rewritten
     rm -rf "$work/repo" && mkdir -p "$work/repo"
-    (cd "$root" && tar cf - --exclude="./$(basename "$carry")" --exclude=./.git --exclude=./.venv --exclude=./logs \
+    (cd "$root" && tar cf - --exclude="./${carry#"$root"/}" --exclude=./.git --exclude=./.venv --exclude=./logs \
         --exclude=./outputs --exclude=./multirun --exclude=./wandb .) | tar xf - -C "$work/repo"
     setsid nohup "$python" "$work/repo/experiments/bench_protocol.py" --jobs "${jobs[@]}" \
         --parallel "$parallel" --threads 1 --out "$work/runs.jsonl" --work-dir "$work/runs" \

@@ -53,12 +53,21 @@ def value(record: dict, key: str) -> float:
     return record[key]
 
 
-def compare(runs: dict[tuple[str, int], dict], a: str, b: str, key: str) -> dict:
+def compare(
+    runs: dict[tuple[str, int], dict], a: str, b: str, key: str, same_code: frozenset = frozenset()
+) -> dict:
     """The paired differences ``a − b`` on ``key`` and their one-sided t-test. Runs pair only
     when their settings beyond their configs' own agree (budget, precision, device: see
-    ``bench_protocol.shared_setting``)."""
+    ``bench_protocol.shared_setting``) and they ran at one commit, or at commits declared to
+    train alike (``same_code``: a config is a set of overrides on its commit's defaults)."""
     seeds = sorted(s for c, s in runs if c == a and (b, s) in runs)
     for seed in seeds:
+        commits = {runs[a, seed].get("commit"), runs[b, seed].get("commit")}
+        if len(commits) > 1 and not commits <= same_code:
+            raise SystemExit(
+                f"seed {seed}: {a} and {b} ran at commits {sorted(map(str, commits))}: not a "
+                "pair unless they train alike (--same-code COMMIT...)"
+            )
         mine, theirs = shared_setting(runs[a, seed]), shared_setting(runs[b, seed])
         if mine != theirs:
             raise SystemExit(
@@ -116,13 +125,20 @@ def main() -> None:
         metavar="OVERRIDE",
         help="overrides left out of the pairing check (as bench_protocol.py --summarize)",
     )
+    parser.add_argument(
+        "--same-code",
+        nargs="+",
+        default=[],
+        metavar="COMMIT",
+        help="commits whose runs pair: their training code and defaults are the same",
+    )
     parser.add_argument("--out", help="write the rows (and the decision) as JSON here")
     args = parser.parse_args()
     runs = read_records(args.runs, args.equivalent)
     keys = [*([args.decide] if args.decide else []), *args.keys]
     if not keys:
         parser.error("name --decide KEY or --keys")
-    rows = [compare(runs, args.a, args.b, key) for key in keys]
+    rows = [compare(runs, args.a, args.b, key, frozenset(args.same_code)) for key in keys]
     print(
         f"| {args.a} − {args.b} | seeds | {args.a} | {args.b} | difference | ahead | t | p (one-sided) |"
     )
@@ -136,7 +152,12 @@ def main() -> None:
             f"{row['mean']:+.4f} ± {row['std']:.4f} | {row['ahead']}/{row['n']} | "
             f"{'–' if row['t'] is None else format(row['t'], '+.2f')} | {row['p_one_sided']:.4f} |"
         )
-    result: dict = {"runs": args.runs, "equivalent": args.equivalent, "rows": rows}
+    result: dict = {
+        "runs": args.runs,
+        "equivalent": args.equivalent,
+        "same_code": args.same_code,
+        "rows": rows,
+    }
     if args.decide:
         adopt, line = decide(rows[0], args.min_pairs, args.alpha)
         print(f"\ndecision on {args.decide} (≥ {args.min_pairs} pairs, α = {args.alpha}): {line}")

@@ -414,8 +414,26 @@ def test_a_rerun_does_not_reuse_our_runs_made_under_other_defaults(tmp_path):
         {"system": "hf_seq", "seed": 1, **settings},
         {"system": "hf_seq", "seed": 2, **settings, "epochs": 5},  # another budget
     ]
+    other = json.loads(json.dumps(today))  # as read back from the records
+    other["optim"]["lr"] = 1e-4
+    old.append({"system": "unified", "seed": 3, **settings, "recipe": other})
+    old.append(
+        {"system": "unified", "seed": 4, **settings, "recipe": json.loads(json.dumps(today))}
+    )
     kept = bench_quality.reusable(old, settings, {"unified": today})
-    assert set(kept) == {("unified", 2), ("hf_seq", 1)}
+    assert set(kept) == {("unified", 2), ("unified", 4), ("hf_seq", 1)}
+
+
+def test_a_job_resumes_only_the_directory_it_left_itself(tmp_path):
+    job = {"settings": {"epochs": 10}, "loss": {"seq_start_epoch": 3}}
+    out_dir = tmp_path / "unified_seed1"
+    assert not bench_quality.same_job(out_dir, job)  # new
+    (out_dir / "checkpoints").mkdir()
+    (out_dir / "checkpoints" / "last.ckpt").write_text("interrupted")
+    assert bench_quality.same_job(out_dir, job)  # the same job: its checkpoint stays
+    assert (out_dir / "checkpoints" / "last.ckpt").is_file()
+    assert not bench_quality.same_job(out_dir, job | {"settings": {"epochs": 5}})
+    assert not (out_dir / "checkpoints").exists()  # another budget's checkpoint is gone
 
 
 def test_runs_of_other_settings_do_not_pair(tmp_path):
@@ -436,3 +454,14 @@ def test_runs_of_other_settings_do_not_pair(tmp_path):
         [str(tmp_path / "runs.jsonl")], ["trainer.max_epochs=5", "trainer.max_epochs=10"]
     )
     assert paired_test.compare(runs, "levers_t2", "default", "val/joint_f1")["n"] == 1
+
+
+def test_runs_at_other_commits_pair_only_when_declared_to_train_alike(tmp_path):
+    line = {"returncode": 0, "val/joint_f1": 0.6, "seed": 1, "overrides": []}
+    lines = [line | {"config": "default", "commit": "aaa"}, line | {"config": "x", "commit": "bbb"}]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    runs = paired_test.read_records([str(tmp_path / "runs.jsonl")])
+    with pytest.raises(SystemExit, match="ran at commits"):
+        paired_test.compare(runs, "x", "default", "val/joint_f1")
+    same = frozenset({"aaa", "bbb"})
+    assert paired_test.compare(runs, "x", "default", "val/joint_f1", same)["n"] == 1

@@ -164,6 +164,13 @@ def test_a_warm_up_with_only_pairs_to_train_first_is_allowed(train_config):
         )
     )
     assert settings.data.kind == "unicausal" and not settings.data.pairs
+    # a CSV corpus has pairs only with a pair_text column
+    csv = ["data=csv", "data.train_file=t.csv", "span_weight=0", "loss.seq_start_epoch=1"]
+    with pytest.raises(ConfigError, match="would train nothing"):
+        TrainConfig.from_config(train_config(*csv, "trainer.max_epochs=2"))
+    TrainConfig.from_config(
+        train_config(*csv, "data.columns.pair_text=marked", "trainer.max_epochs=2")
+    )
 
 
 def test_a_model_trained_with_every_loss_weight_at_zero_still_loads():

@@ -176,8 +176,26 @@ def test_a_resume_under_other_loss_or_optim_values_fails_naming_them(train_confi
         train(train_config("ckpt_path=last", "trainer.max_epochs=2"))
     assert "optim.lr=0.0001 (this run: 4.6e-05)" in str(caught.value)
     assert "loss.span_weight=1.0 (this run: 1.14)" in str(caught.value)
-    # the same values resume (betas saved as a list compare equal to the tuple)
+    # the same values resume
     train(train_config("optim.lr=1e-4", "span_weight=1", "ckpt_path=last", "trainer.max_epochs=2"))
+
+
+def test_a_key_a_checkpoint_predates_resumes_only_at_the_value_it_was_trained_with():
+    """A checkpoint from before the warm-up existed trained without one (the dataclass default);
+    AdamW's kernel may change across a resume."""
+    from types import SimpleNamespace
+
+    from causalmine.lit import CausalLitModule
+    from causalmine.settings import LossWeights, OptimConfig
+
+    old = {"hyper_parameters": {"loss": {"alpha": 1.0, "span_weight": 1.0, "pair_weight": 1.0}}}
+    today = SimpleNamespace(
+        loss_weights=LossWeights(seq_start_epoch=3), optim_config=OptimConfig(fused=False)
+    )
+    with pytest.raises(ConfigError, match=r"loss.seq_start_epoch=0 \(this run: 3\)"):
+        CausalLitModule.check_training_settings(today, old)
+    same = SimpleNamespace(loss_weights=LossWeights(), optim_config=OptimConfig(fused=False))
+    CausalLitModule.check_training_settings(same, old)  # optim.fused=None saved: no matter
 
 
 @pytest.mark.parametrize("assignment", ["matched", "matched_leading"])

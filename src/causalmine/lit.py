@@ -6,6 +6,7 @@ What keeps a run honest (exact resume, the non-finite guard, gradual unfreezing)
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from typing import Any
 
 import lightning as L
@@ -34,8 +35,12 @@ from causalmine.settings import (
 STAGES = ("val", "test")
 
 
+# settings a resumed fit may change: how AdamW computes, not what it computes
+RESUMABLE_CHANGES = ("fused",)
+
+
 def _plain(value: Any) -> Any:
-    """A setting as saved in a checkpoint's hyper-parameters (tuples come back as lists)."""
+    """A setting compared across a resume (a tuple and a list of the same values are alike)."""
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -263,14 +268,23 @@ class CausalLitModule(L.LightningModule):
         """A resume under other ``loss``/``optim`` values than the checkpoint was trained with
         fails here. The optimizer and scheduler states would carry the saved learning rates on
         while the loss took the new values: a run that is neither, e.g. after a change of the
-        defaults (RESULTS §8s). Keys the checkpoint predates are not compared."""
+        defaults (RESULTS §8s). A key the checkpoint predates reads as the dataclass default
+        (what it was trained with); AdamW's kernel (``optim.fused``) may differ."""
         saved = checkpoint.get("hyper_parameters") or {}
-        differences = [
-            f"{section}.{key}={_plain(saved[section][key])!r} (this run: {_plain(value)!r})"
-            for section in ("loss", "optim")
-            for key, value in self.hparams[section].items()
-            if key in (saved.get(section) or {}) and _plain(saved[section][key]) != _plain(value)
-        ]
+        differences = []
+        for section, build, mine in (
+            ("loss", LossWeights, self.loss_weights),
+            ("optim", OptimConfig, self.optim_config),
+        ):
+            known = {f.name for f in fields(build)}
+            theirs = asdict(
+                build(**{k: v for k, v in (saved.get(section) or {}).items() if k in known})
+            )
+            differences += [
+                f"{section}.{key}={_plain(value)!r} (this run: {_plain(getattr(mine, key))!r})"
+                for key, value in theirs.items()
+                if key not in RESUMABLE_CHANGES and _plain(value) != _plain(getattr(mine, key))
+            ]
         if differences:
             raise ConfigError(
                 "the checkpoint was trained with " + ", ".join(differences) + ": resume with "

@@ -348,6 +348,16 @@ class DataConfig:
     test_file: str | None = None
     columns: dict[str, Any] | None = None
 
+    @property
+    def has_pairs(self) -> bool:
+        """Whether the training data has pair examples: CNC's marked pairs when asked for,
+        UniCausal's always, a CSV's when it names a ``pair_text`` column."""
+        if self.kind == "unicausal":
+            return True
+        if self.kind == "csv":
+            return bool((self.columns or {}).get("pair_text"))
+        return self.pairs
+
     def __post_init__(self) -> None:
         _choice("data", "kind", self.kind, DATA_LAYOUTS)
         _require(
@@ -436,8 +446,7 @@ class TrainConfig:
             f"loss.seq_start_epoch={start} leaves the sequence loss out of all {epochs} epochs "
             "(trainer.max_epochs): lower it, or set alpha=0 for a span-only run",
         )
-        # CNC reads its marked pairs only when asked; UniCausal and CSV data bring theirs
-        pairs_train = loss.pair_weight > 0 and (self.data.pairs or self.data.kind != "cnc")
+        pairs_train = loss.pair_weight > 0 and self.data.has_pairs
         _require(
             not (loss.alpha > 0 and start > 0 and loss.span_weight == 0 and not pairs_train),
             f"loss.seq_start_epoch={start} is a span warm-up, but span_weight=0 and no pair task "
