@@ -292,16 +292,23 @@ def other_data(config: str) -> bool:
     return any(o.startswith(("data=", "data.corpora")) for o in CONFIGS.get(config, []))
 
 
-def paired(runs: list[dict], baseline: str) -> str:
-    """Markdown: every configuration minus ``baseline`` on the same seed, on validation (the
-    best checkpoint's figures, and the last epoch's, i.e. the final weights); the adoption rule
-    reads ``val/joint_f1`` against twice the baseline's seed std."""
+def by_config_and_seed(runs: list[dict]) -> dict[tuple[str, int], dict]:
+    """The successful runs by (config, seed); a run recorded twice is an error (which of the
+    two would be silently chosen)."""
     ok: dict[tuple[str, int], dict] = {}
     for r in runs:
         if r["returncode"] == 0:
             if (r["config"], r["seed"]) in ok:
                 raise SystemExit(f"{r['config']} seed {r['seed']} is recorded twice")
             ok[r["config"], r["seed"]] = r
+    return ok
+
+
+def paired(runs: list[dict], baseline: str) -> str:
+    """Markdown: every configuration minus ``baseline`` on the same seed, on validation (the
+    best checkpoint's figures, and the last epoch's, i.e. the final weights); the adoption rule
+    reads ``val/joint_f1`` against twice the baseline's seed std."""
+    ok = by_config_and_seed(runs)
     base = [r for (config, _), r in ok.items() if config == baseline]
     if not base:
         raise SystemExit(f"no successful run of the baseline config {baseline!r}")

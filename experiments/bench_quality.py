@@ -43,6 +43,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench_protocol import without_overrides
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -506,7 +508,8 @@ def from_protocol(record: dict, equivalent: list[str] = ()) -> dict:
     ``span_only`` / ``seq_only`` when its overrides switch a task off); it must have been
     tested on its final weights, as every system here is. ``equivalent`` overrides are left
     out (``--equivalent``)."""
-    overrides = dict(o.split("=", 1) for o in record["overrides"] if o not in equivalent)
+    (record,) = without_overrides([record], list(equivalent))
+    overrides = dict(o.split("=", 1) for o in record["overrides"])
     name = f"{record['config']} seed {record['seed']}"
     if record.get("returncode") != 0:
         raise SystemExit(f"{name}: the bench_protocol run failed")

@@ -23,28 +23,26 @@ import math
 import statistics
 from pathlib import Path
 
-from bench_protocol import shared_setting, without_overrides
+from bench_protocol import by_config_and_seed, shared_setting, without_overrides
 from scipy import stats
 
 
 def read_records(paths: list[str], equivalent: list[str] = ()) -> dict[tuple[str, int], dict]:
     """The successful runs of the JSONL files by (config, seed), less the ``equivalent``
-    overrides (``--equivalent``); a run recorded twice is an error (which of the two would be
-    silently chosen)."""
-    runs: dict[tuple[str, int], dict] = {}
-    for path in paths:
-        for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            key = (record["config"], record["seed"])
-            if record["returncode"] != 0:
-                print(f"{path}:{number}: {key[0]} seed {key[1]} failed (left out)")
-                continue
-            if key in runs:
-                raise SystemExit(f"{path}:{number}: {key[0]} seed {key[1]} is recorded twice")
-            (runs[key],) = without_overrides([record], list(equivalent))
-    return runs
+    overrides (``--equivalent``); a run recorded twice is an error
+    (``bench_protocol.by_config_and_seed``), a failed one is named and left out."""
+    records = [
+        json.loads(line)
+        for path in paths
+        for line in Path(path).read_text().splitlines()
+        if line.strip()
+    ]
+    for r in records:
+        if r["returncode"] != 0:
+            print(f"{r['config']} seed {r['seed']} failed (left out)")
+    return by_config_and_seed(
+        without_overrides([r for r in records if r["returncode"] == 0], list(equivalent))
+    )
 
 
 def value(record: dict, key: str) -> float:
