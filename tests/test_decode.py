@@ -190,6 +190,62 @@ def test_a_causal_sentence_without_a_relation_gets_its_best_one():
     assert relation.causes == (Span(1, 3, "C"),) and relation.effects == (Span(3, 4, "E"),)
 
 
+def test_confidence_order_puts_the_likelier_relation_first():
+    # head 0 finds a relation the network barely prefers to nothing; head 1 a sure one. The CNC
+    # scorers keep the first relation of a sentence with one gold relation: confidence keeps head 1's
+    o, bc, ic, be = (torch.eye(5)[i] for i in range(4))
+    weak = torch.stack([bc * 2 + o, o * 3, o * 3, be * 2 + o, o * 3])
+    sure = torch.stack([o * 3, bc * 6, ic * 6, o * 3, be * 6])
+    ce = torch.stack([weak, sure])
+    sig = (torch.eye(3)[0] * 5).expand(2, 5, 3)
+    positions = [list(range(5))]
+    by_head = decode_sentences([ce], [sig], positions, method="viterbi")[0]
+    confident = decode_sentences(
+        [ce], [sig], positions, method="viterbi", relation_order="confidence"
+    )[0]
+    assert [r.causes for r in by_head] == [(Span(0, 1, "C"),), (Span(1, 3, "C"),)]
+    assert confident == by_head[::-1]
+    with pytest.raises(ValueError, match=r"relation_order=confidence needs decode\.method=viterbi"):
+        decode_sentences([ce.argmax(-1)], [sig.argmax(-1)], positions, relation_order="confidence")
+    with pytest.raises(ValueError, match="relation order must be one of"):
+        decode_sentences([ce], [sig], positions, method="viterbi", relation_order="score")
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=4), st.integers(0, 2**31), st.booleans())
+@settings(max_examples=100, deadline=None)
+def test_confidence_is_the_best_paths_lead_over_tagging_nothing(lengths, seed, crf):
+    # per head: Viterbi's path score minus the all-O path's, under the same (learned) transitions
+    from causalmine.schema import TagTransitions
+    from causalmine.scoring.decode import _viterbi_head_tags
+
+    generator = torch.Generator().manual_seed(seed)
+    outputs = [torch.randn(2, n, len(LABELS), generator=generator) * 3 for n in lengths]
+    positions = [list(range(n)) for n in lengths]
+    learned = None
+    if crf:
+        learned = TagTransitions(
+            *(torch.randn(2, *shape, generator=generator) for shape in ((5,), (5, 5), (5,)))
+        )
+    tags, confidences = _viterbi_head_tags(outputs, positions, LABELS, learned)
+    for o, n, sentence_tags, sentence_confidence in zip(
+        outputs, lengths, tags, confidences, strict=True
+    ):
+        for k in range(2):
+            log_probs = o[k].log_softmax(-1)
+
+            def score(path, k=k, log_probs=log_probs):
+                total = path_score(log_probs, path, LABELS)
+                if learned is not None and path:
+                    ids = [LABELS.index(t) for t in path]
+                    total += float(learned.start[k, ids[0]] + learned.end[k, ids[-1]])
+                    total += sum(float(learned.step[k, a, b]) for a, b in itertools.pairwise(ids))
+                return total
+
+            lead = score(sentence_tags[k]) - score(["O"] * n)
+            assert sentence_confidence[k] == pytest.approx(lead, abs=1e-3)
+            assert sentence_confidence[k] >= -1e-4
+
+
 @given(
     st.sampled_from([CE_LABELS, SIG_LABELS]).flatmap(
         lambda labels: st.tuples(

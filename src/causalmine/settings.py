@@ -37,6 +37,9 @@ TEST_CHECKPOINTS = ("best", "last")
 # what checkpoints from before decode.method / decode.required_kinds decode with
 DEFAULT_DECODE_METHOD = "argmax"
 DEFAULT_REQUIRED_KINDS = ("C", "E")
+# the order of a sentence's decoded relations: by head, or most confident first (viterbi only)
+RELATION_ORDERS = ("head", "confidence")
+DEFAULT_RELATION_ORDER = "head"
 EVAL_SPLITS = ("test", "val")
 PREDICT_PRECISIONS = ("auto", "fp32", "bf16", "int8")
 PREDICTION_FORMATS = ("jsonl", "cnc")  # predict.py's output

@@ -25,7 +25,13 @@ import torch
 
 from causalmine.data.tags import relation_from_bio
 from causalmine.schema import CE_LABELS, SIG_LABELS, Relation, TagTransitions
-from causalmine.settings import DECODE_METHODS, DEFAULT_DECODE_METHOD, DEFAULT_REQUIRED_KINDS
+from causalmine.settings import (
+    DECODE_METHODS,
+    DEFAULT_DECODE_METHOD,
+    DEFAULT_RELATION_ORDER,
+    DEFAULT_REQUIRED_KINDS,
+    RELATION_ORDERS,
+)
 
 
 def check_method(method: str) -> str:
@@ -33,6 +39,17 @@ def check_method(method: str) -> str:
     if method not in DECODE_METHODS:
         raise ValueError(f"decode method must be one of {DECODE_METHODS}, got {method!r}")
     return method
+
+
+def check_relation_order(relation_order: str, method: str) -> str:
+    """``relation_order`` itself, known and decodable by ``method``."""
+    if relation_order not in RELATION_ORDERS:
+        raise ValueError(
+            f"decode relation order must be one of {RELATION_ORDERS}, got {relation_order!r}"
+        )
+    if relation_order == "confidence" and check_method(method) != "viterbi":
+        raise ValueError("decode.relation_order=confidence needs decode.method=viterbi")
+    return relation_order
 
 
 def _fill_gaps(tags: list[str | None]) -> list[str]:
@@ -147,15 +164,32 @@ def _viterbi(
     labels: Sequence[str],
     lengths: torch.Tensor | None = None,
     learned: TagTransitions | None = None,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Best valid label ids ``[rows, words]`` for ``log_probs [rows, words, labels]`` (rows of
     different ``lengths``: see :func:`_best_paths`), under each row's ``learned`` transition
-    scores (``start [rows, labels]``, ...) when given."""
+    scores (``start [rows, labels]``, ...) when given, and each path's total score."""
     start, step = _bio_constraints(tuple(labels))
     end = None
     if learned is not None:
         start, step, end = start + learned.start, step + learned.step, learned.end
-    return _best_paths(log_probs, start, step, lengths, end)[0]
+    return _best_paths(log_probs, start, step, lengths, end)
+
+
+def _outside_scores(
+    log_probs: torch.Tensor,
+    labels: Sequence[str],
+    lengths: torch.Tensor,
+    learned: TagTransitions | None = None,
+) -> torch.Tensor:
+    """Each row's score of the all-``O`` path (no span), scored as :func:`_viterbi` scores a path."""
+    outside = labels.index("O")
+    words = torch.arange(log_probs.shape[1])
+    score = (log_probs[..., outside] * (words[None] < lengths[:, None])).sum(1)
+    if learned is not None:
+        steps = (lengths - 1).clamp(min=0) * learned.step[:, outside, outside]
+        ends = learned.start[:, outside] + steps + learned.end[:, outside]
+        score = score + torch.where(lengths > 0, ends, torch.zeros_like(ends))
+    return score
 
 
 def _viterbi_requiring(
@@ -185,7 +219,7 @@ def bio_viterbi(log_probs: torch.Tensor, labels: Sequence[str]) -> list[str]:
     ``log_probs`` is ``[words, labels]``; a per-word shift (logits instead of log-probabilities)
     does not change the answer.
     """
-    ids = _viterbi(log_probs[None].float(), labels)[0]
+    ids = _viterbi(log_probs[None].float(), labels)[0][0]
     return [labels[i] for i in ids.tolist()]
 
 
@@ -226,13 +260,31 @@ def sentence_head_tags(
             [word_tags(row, positions, labels) for row in (o.argmax(-1) if o.dim() == 3 else o)]
             for o, positions in zip(outputs, word_positions, strict=True)
         ]
+    return _viterbi_head_tags(outputs, word_positions, labels, transitions)[0]
+
+
+def _viterbi_head_tags(
+    outputs: Sequence[torch.Tensor],
+    word_positions: Sequence[Sequence[int]],
+    labels: Sequence[str],
+    transitions: TagTransitions | None = None,
+) -> tuple[list[list[list[str]]], list[list[float]]]:
+    """Viterbi's tags of every head of many sentences, and each head's confidence in its path:
+    the path's score minus the all-``O`` path's (a log-likelihood ratio, ``>= 0``)."""
     log_probs, lengths, heads = _padded_log_probs(outputs, word_positions, labels)
     learned = _rows_of(transitions, heads) if transitions is not None else None
-    paths = iter(_viterbi(log_probs, labels, lengths, learned).tolist())
-    return [
-        [_path_tags(path, positions, labels) for path in itertools.islice(paths, k)]
-        for k, positions in zip(heads, word_positions, strict=True)
-    ]
+    paths, totals = _viterbi(log_probs, labels, lengths, learned)
+    # a row without scored words has one path, the empty one (its padded total means nothing)
+    leads = totals - _outside_scores(log_probs, labels, lengths, learned)
+    margins = torch.where(lengths > 0, leads, torch.zeros_like(leads)).tolist()
+    rows = iter(zip(paths.tolist(), margins, strict=True))
+    tags: list[list[list[str]]] = []
+    confidences: list[list[float]] = []
+    for k, positions in zip(heads, word_positions, strict=True):
+        sentence = list(itertools.islice(rows, k))
+        tags.append([_path_tags(path, positions, labels) for path, _ in sentence])
+        confidences.append([margin for _, margin in sentence])
+    return tags, confidences
 
 
 def _padded_log_probs(
@@ -312,9 +364,15 @@ def decode_sentences(
     method: str = DEFAULT_DECODE_METHOD,
     causal: Sequence[bool] | None = None,
     transitions: tuple[TagTransitions, TagTransitions] | None = None,
+    relation_order: str = DEFAULT_RELATION_ORDER,
 ) -> list[list[Relation]]:
     """Relations of many sentences, each from per-head label ids ``[K, tokens]`` (argmax of the
     logits) or per-head scores ``[K, tokens, labels]`` (either method).
+
+    ``relation_order`` (``decode.relation_order``): a sentence's relations come in head order
+    (``head``), or, with ``confidence`` (``viterbi`` only), most confident first: by how much
+    more likely the cause/effect head's path is than tagging nothing. The order matters where a
+    sentence gets more relations than its gold ones: the CNC scorers keep the first ones.
 
     ``causal`` (``decode.force_relation``; needs scores): a sentence marked causal that no head
     gives a relation gets the first head's best path holding every required cause/effect kind
@@ -324,8 +382,15 @@ def decode_sentences(
     with ``model.span_crf`` (``viterbi`` only), added to every path's score.
     """
     ce_transitions, sig_transitions = transitions if transitions is not None else (None, None)
-    ce_tags = sentence_head_tags(ce, word_positions, CE_LABELS, method, ce_transitions)
+    if check_relation_order(relation_order, method) == "confidence":
+        ce_tags, confidences = _viterbi_head_tags(ce, word_positions, CE_LABELS, ce_transitions)
+    else:
+        ce_tags = sentence_head_tags(ce, word_positions, CE_LABELS, method, ce_transitions)
     sig_tags = sentence_head_tags(sig, word_positions, SIG_LABELS, method, sig_transitions)
+    if relation_order == "confidence":  # heads reordered: most confident first (a stable sort)
+        orders = [sorted(range(len(c)), key=lambda k, c=c: -c[k]) for c in confidences]
+        ce_tags = [[c[k] for k in order] for c, order in zip(ce_tags, orders, strict=True)]
+        sig_tags = [[s[k] for k in order] for s, order in zip(sig_tags, orders, strict=True)]
     relations = [
         relations_from_tags(c, s, required_kinds) for c, s in zip(ce_tags, sig_tags, strict=True)
     ]
@@ -375,10 +440,18 @@ def decode_batch(
     method: str = DEFAULT_DECODE_METHOD,
     causal: Sequence[bool] | None = None,
     transitions: tuple[TagTransitions, TagTransitions] | None = None,
+    relation_order: str = DEFAULT_RELATION_ORDER,
 ) -> list[list[Relation]]:
     """Relations for every sentence of a batch from logits ``[batch, K, tokens, labels]`` (and,
     with CRFs, their learned ``transitions``: see :func:`decode_sentences`)."""
     ce, sig = head_outputs(cause_effect_logits, signal_logits, method)
     return decode_sentences(
-        list(ce), list(sig), word_positions, required_kinds, method, causal, transitions
+        list(ce),
+        list(sig),
+        word_positions,
+        required_kinds,
+        method,
+        causal,
+        transitions,
+        relation_order,
     )
