@@ -41,8 +41,11 @@ def test_checkpoint_directory_and_hub_id_give_the_same_model(
     assert downloads == ["someone/causal-minilm"]
     bundles = [load_bundle(s) for s in (trained_checkpoint, model_dir)]
     assert {
-        (b.max_length, b.decode_method, b.required_kinds, b.force_relation) for b in bundles
-    } == {(bundles[0].max_length, bundles[0].decode_method, bundles[0].required_kinds, False)}
+        (b.max_length, b.decode_method, b.required_kinds, b.force_relation, b.relation_order)
+        for b in bundles
+    } == {
+        (bundles[0].max_length, bundles[0].decode_method, bundles[0].required_kinds, False, "head")
+    }
 
 
 def test_an_unreachable_hub_id_or_missing_path_says_what_was_tried(monkeypatch):

@@ -364,6 +364,18 @@ def test_bad_decode_method_fails_config_validation(train_config, tmp_path):
         evaluate(eval_cfg)
     with pytest.raises(ConfigError, match=r"force_relation=true needs decode\.method=viterbi"):
         train(train_config("decode.method=argmax", "decode.force_relation=true"))
+    with pytest.raises(
+        ConfigError, match=r"relation_order=confidence needs decode\.method=viterbi"
+    ):
+        train(train_config("decode.method=argmax", "decode.relation_order=confidence"))
+    with pytest.raises(
+        ConfigError, match=r"decode\.relation_order must be one of head, confidence"
+    ):
+        evaluate(
+            compose_config(
+                "eval", ["ckpt_path=missing.ckpt", "decode.relation_order=score"], tmp_path / "e2"
+            )
+        )
 
 
 def test_decode_method_reaches_training_and_eval(train_config, tmp_path, monkeypatch):
@@ -372,11 +384,12 @@ def test_decode_method_reaches_training_and_eval(train_config, tmp_path, monkeyp
     from causalmine import lit
     from causalmine.recipes import evaluate, train
 
-    used, forced = [], []
+    used, forced, orders = [], [], []
 
     def recording_decode_batch(*args, **kwargs):
         used.append(args[4])
         forced.append(args[5] is not None)
+        orders.append(args[7])
         return decode_batch(*args, **kwargs)
 
     monkeypatch.setattr(lit, "decode_batch", recording_decode_batch)
@@ -405,3 +418,11 @@ def test_decode_method_reaches_training_and_eval(train_config, tmp_path, monkeyp
     evaluate(compose_config("eval", options, tmp_path / "eval-forced"))
     assert forced and all(forced)
     assert json.loads((tmp_path / "eval-forced" / "metrics.json").read_text())["force_relation"]
+    # so does decode.relation_order; training's validation decoded in head order
+    assert set(orders) == {"head"}
+    orders.clear()
+    options = [f"ckpt_path={best}", "split=val", "decode.relation_order=confidence"]
+    evaluate(compose_config("eval", options, tmp_path / "eval-confidence"))
+    assert orders and set(orders) == {"confidence"}
+    written = json.loads((tmp_path / "eval-confidence" / "metrics.json").read_text())
+    assert written["relation_order"] == "confidence"

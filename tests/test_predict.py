@@ -133,6 +133,28 @@ def test_forced_relations_fill_only_causal_sentences(predictor):
         make(True, method="argmax")
 
 
+def test_confidence_order_permutes_each_sentences_relations(predictor):
+    def make(order: str, method: str = "viterbi") -> Predictor:
+        return Predictor(
+            predictor.network,
+            predictor.tokenizer,
+            required_kinds=(),
+            decode_method=method,
+            relation_order=order,
+        )
+
+    texts = ["Prices rose because supply fell sharply .", "Rain fell , so the river rose ."]
+    by_head = list(make("head").predict(texts))
+    confident = list(make("confidence").predict(texts))
+    # the random network gives several relations per sentence: the same ones, maybe reordered
+    assert sum(len(p.relations) for p in by_head) > len(texts)
+    for h, c in zip(by_head, confident, strict=True):
+        assert sorted(map(repr, h.relations)) == sorted(map(repr, c.relations))
+        assert (h.label, h.causal_probability) == (c.label, c.causal_probability)
+    with pytest.raises(ValueError, match=r"relation_order=confidence needs decode\.method=viterbi"):
+        make("confidence", method="argmax")
+
+
 def test_read_texts_keeps_empty_lines(tmp_path):
     path = tmp_path / "in.txt"
     path.write_text("first\n\n  \nlast\n", encoding="utf-8")

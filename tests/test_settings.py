@@ -298,6 +298,18 @@ def test_inference_contradictions_and_nested_gaps_are_refused_up_front(tmp_path)
     cfg = _entry("predict", tmp_path, "model_dir=m", "input=i", *decode)
     with pytest.raises(ConfigError, match=r"force_relation=true needs decode\.method=viterbi"):
         PredictConfig.from_config(cfg)
+    cfg = _entry(
+        "predict",
+        tmp_path,
+        "model_dir=m",
+        "input=i",
+        "decode.method=argmax",
+        "decode.relation_order=confidence",
+    )
+    with pytest.raises(
+        ConfigError, match=r"relation_order=confidence needs decode\.method=viterbi"
+    ):
+        PredictConfig.from_config(cfg)
     with pytest.raises(ConfigError, match=r"ray\.workers is required"):
         MineConfig.from_config(
             _entry("mine", tmp_path, "model_dir=m", "input=i", "output=o", "ray.workers=???")

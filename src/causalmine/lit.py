@@ -88,6 +88,7 @@ class CausalLitModule(L.LightningModule):
         self.decode_method = decode_config.method
         require_viterbi_for_crf(self.network.config.span_crf, self.decode_method)
         self.force_relation = decode_config.force_relation
+        self.relation_order = decode_config.relation_order
         self.metrics = nn.ModuleDict({s: StageMetrics(s, corpora or []) for s in STAGES})
         self.last_losses: LossBreakdown | None = None  # the last training step's, for the guard
 
@@ -196,6 +197,7 @@ class CausalLitModule(L.LightningModule):
                 self.decode_method,
                 (out.seq_logits.argmax(-1) == 1).tolist() if self.force_relation else None,
                 self.network.span_heads.transitions(),
+                self.relation_order,
             )
         return self.metrics[stage].update_batch(out, batch, predicted)
 

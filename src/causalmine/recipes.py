@@ -253,7 +253,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         module.decode_method = settings.decode.method
     if settings.decode.force_relation is not None:
         module.force_relation = settings.decode.force_relation
-    DecodeConfig(method=module.decode_method, force_relation=module.force_relation)
+    if settings.decode.relation_order is not None:
+        module.relation_order = settings.decode.relation_order
+    DecodeConfig(
+        method=module.decode_method,
+        force_relation=module.force_relation,
+        relation_order=module.relation_order,
+    )
     require_viterbi_for_crf(module.network.config.span_crf, module.decode_method, str(ckpt_path))
     datamodule = checkpoint_datamodule(module, settings.data, cfg.paths.data_dir)
     callbacks = build_callbacks(
@@ -279,6 +285,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             "split": stage,
             "decode_method": module.decode_method,
             "force_relation": module.force_relation,
+            "relation_order": module.relation_order,
             "data": {"splits": datamodule.stats},
         },
     )
@@ -304,6 +311,8 @@ def load_predictor(settings: InferenceConfig, run_dir: Path | None = None) -> Pr
         options["decode_method"] = settings.decode.method
     if settings.decode.force_relation is not None:
         options["force_relation"] = settings.decode.force_relation
+    if settings.decode.relation_order is not None:
+        options["relation_order"] = settings.decode.relation_order
     source = settings.model_dir or resolve_ckpt_path(settings.ckpt_path, run_dir or Path.cwd())
     return load_bundle(source).predictor(device, **options)
 

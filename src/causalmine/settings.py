@@ -299,6 +299,8 @@ class DecodeConfig:
     required_kinds: list[str] = field(default_factory=lambda: list(DEFAULT_REQUIRED_KINDS))
     method: str = DEFAULT_DECODE_METHOD
     force_relation: bool = False
+    # a sentence's relations in head order, or most confident first (viterbi only)
+    relation_order: str = DEFAULT_RELATION_ORDER
 
     def __post_init__(self) -> None:
         self.required_kinds = list(self.required_kinds)
@@ -312,6 +314,12 @@ class DecodeConfig:
         _require(
             not self.force_relation or self.method == "viterbi",
             "decode.force_relation=true needs decode.method=viterbi",
+        )
+        _choice("decode", "relation_order", self.relation_order, RELATION_ORDERS)
+        # confidence is the Viterbi path's lead over the all-O path
+        _require(
+            self.relation_order != "confidence" or self.method == "viterbi",
+            "decode.relation_order=confidence needs decode.method=viterbi",
         )
 
 
@@ -554,12 +562,19 @@ class DecodeOverride:
 
     method: str | None = None
     force_relation: bool | None = None
+    relation_order: str | None = None
 
     def __post_init__(self) -> None:
         # DecodeConfig's checks, of what is given: with no method, the model's own is known
         # only once it is loaded (and checked then)
+        if self.relation_order is not None:
+            _choice("decode", "relation_order", self.relation_order, RELATION_ORDERS)
         if self.method is not None:
-            DecodeConfig(method=self.method, force_relation=bool(self.force_relation))
+            DecodeConfig(
+                method=self.method,
+                force_relation=bool(self.force_relation),
+                relation_order=self.relation_order or DEFAULT_RELATION_ORDER,
+            )
 
 
 @dataclass

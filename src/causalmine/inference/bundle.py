@@ -35,7 +35,11 @@ from causalmine.lit import CausalLitModule
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
 from causalmine.model.network import CausalNetwork, NetworkConfig
 from causalmine.schema import CE_LABELS, SIG_LABELS
-from causalmine.settings import DEFAULT_DECODE_METHOD, DEFAULT_REQUIRED_KINDS
+from causalmine.settings import (
+    DEFAULT_DECODE_METHOD,
+    DEFAULT_RELATION_ORDER,
+    DEFAULT_REQUIRED_KINDS,
+)
 
 FORMAT = "causalmine-model"
 FORMAT_VERSION = 1
@@ -69,6 +73,10 @@ class ModelBundle:
     def force_relation(self) -> bool:
         return bool(self.config["decode"].get("force_relation", False))
 
+    @property
+    def relation_order(self) -> str:
+        return self.config["decode"].get("relation_order", DEFAULT_RELATION_ORDER)
+
     def predictor(self, device: str | torch.device = "cpu", **options: Any) -> Predictor:
         """A :class:`Predictor` with the bundle's settings; ``options`` override any of them."""
         settings: dict[str, Any] = {
@@ -76,6 +84,7 @@ class ModelBundle:
             "decode_method": self.decode_method,
             "required_kinds": self.required_kinds,
             "force_relation": self.force_relation,
+            "relation_order": self.relation_order,
         }
         settings.update(options)
         return Predictor(self.network, self.tokenizer, device=device, **settings)
@@ -139,6 +148,7 @@ def bundle_of_module(module: CausalLitModule, source: str = "") -> ModelBundle:
         "method": module.decode_method,
         "required_kinds": list(module.required_kinds),
         "force_relation": module.force_relation,
+        "relation_order": module.relation_order,
     }
     return ModelBundle(
         network=module.network,

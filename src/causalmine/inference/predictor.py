@@ -24,6 +24,7 @@ from causalmine.schema import Relation, split_words
 from causalmine.scoring.decode import decode_sentences, head_outputs
 from causalmine.settings import (
     DEFAULT_DECODE_METHOD,
+    DEFAULT_RELATION_ORDER,
     DEFAULT_REQUIRED_KINDS,
     DecodeConfig,
     require_viterbi_for_crf,
@@ -102,9 +103,11 @@ class Predictor:
         decode_method: str = DEFAULT_DECODE_METHOD,
         precision: str = "fp32",
         force_relation: bool = False,
+        relation_order: str = DEFAULT_RELATION_ORDER,
     ) -> None:
         """``force_relation``: a sentence found causal with no relation from the span heads gets
-        the first head's best relation (see :func:`causalmine.scoring.decode.decode_sentences`).
+        the first head's best relation; ``relation_order``: a sentence's relations by head or
+        most confident first (see :func:`causalmine.scoring.decode.decode_sentences`).
         ``precision``: ``fp32``, ``bf16`` (autocast), ``int8`` (a dynamically quantized copy
         of the network, CPU only) or ``auto`` (bf16 where the device runs it natively)."""
         if not 0 <= stride < max_length // 2:
@@ -125,9 +128,10 @@ class Predictor:
         self.batch_size = batch_size
         self.threshold = threshold
         self.required_kinds = required_kinds
-        DecodeConfig(list(required_kinds), decode_method, force_relation)  # checks them
+        DecodeConfig(list(required_kinds), decode_method, force_relation, relation_order)
         self.decode_method = decode_method
         self.force_relation = force_relation
+        self.relation_order = relation_order
 
     def _windows(self, index: int, words: list[str]) -> list[_Window]:
         encoding = self.tokenizer(
@@ -220,6 +224,7 @@ class Predictor:
                     if self.force_relation
                     else None,
                     self.transitions,
+                    self.relation_order,
                 ),
                 strict=True,
             )
