@@ -319,3 +319,15 @@ def test_inference_contradictions_and_nested_gaps_are_refused_up_front(tmp_path)
     assert EvalConfig.from_config(
         _entry("eval", tmp_path, "ckpt_path=c", "+data.root=/elsewhere")
     ).data == {"root": "/elsewhere"}
+
+
+def test_a_step_budget_ending_inside_the_warm_up_is_refused(train_config):
+    """``trainer.max_steps`` is checked once the steps per epoch are known (3 here): a run that
+    stops inside the warm-up would never train its sequence head."""
+    from causalmine.recipes import train
+
+    warm = ("loss.seq_start_epoch=1", "trainer.max_epochs=2", "test=false")
+    with pytest.raises(ConfigError, match=r"max_steps=3 ends inside the span warm-up .* = 3 steps"):
+        train(train_config(*warm, "trainer.max_steps=3"))
+    metrics = train(train_config(*warm, "trainer.max_steps=4"))  # one step past it
+    assert "val/seq_f1" in metrics

@@ -230,6 +230,7 @@ def test_a_trial_without_its_objective_fails_and_the_search_goes_on(tmp_path):
             "logger=none",
             "test=false",
             "trainer.max_steps=1",
+            "loss.seq_start_epoch=0",  # one step: no span warm-up
             "+trainer.limit_val_batches=0",
             "trainer.enable_progress_bar=false",
             f"paths.log_dir={tmp_path}",

@@ -6,6 +6,7 @@ What keeps a run honest (exact resume, the non-finite guard, gradual unfreezing)
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -315,8 +316,29 @@ class CausalLitModule(L.LightningModule):
                 "settings the checkpoint was trained with (optim.*_lr, freeze.*)"
             )
 
+    def _check_warm_up_fits_max_steps(self) -> None:
+        """``trainer.max_epochs`` is checked with the config (``TrainConfig``); a step budget
+        only here, where the steps per epoch are known: one that ends inside the span warm-up
+        would never train the sequence loss."""
+        weights, max_steps = self.loss_weights, self.trainer.max_steps
+        batches = self.trainer.num_training_batches
+        if weights.alpha <= 0 or weights.seq_start_epoch == 0 or max_steps is None:
+            return
+        if max_steps < 0 or not math.isfinite(batches):
+            return
+        per_epoch = math.ceil(batches / self.trainer.accumulate_grad_batches)
+        warm_up = weights.seq_start_epoch * per_epoch
+        if max_steps <= warm_up:
+            raise ConfigError(
+                f"trainer.max_steps={max_steps} ends inside the span warm-up "
+                f"(loss.seq_start_epoch={weights.seq_start_epoch} epochs of {per_epoch} steps = "
+                f"{warm_up} steps): the sequence loss would never train. Raise max_steps, "
+                "lower loss.seq_start_epoch, or set alpha=0 for a span-only run"
+            )
+
     def configure_optimizers(self) -> dict[str, Any]:
         total = int(self.trainer.estimated_stepping_batches)
+        self._check_warm_up_fits_max_steps()
         optimizer, scheduler = build_optimizer(
             self.network,
             self.optim_config,
