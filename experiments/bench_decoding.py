@@ -27,9 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
+
+from paired_test import paired_statistics
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -149,11 +150,9 @@ def summarize(measured: dict[str, dict]) -> dict[str, dict]:
             rows = summary.setdefault(f"{split}/{table}", {})
             for setting in tables[0]:
                 deltas = [t[setting] - t[default] for t in tables]
-                rows[setting] = {
-                    "mean": statistics.mean(deltas),
-                    "std": statistics.stdev(deltas) if len(deltas) > 1 else 0.0,
-                    "ahead": sum(d > 0 for d in deltas),
-                    "of": len(deltas),
+                one = {"mean": deltas[0], "std": 0.0, "ahead": int(deltas[0] > 0)}
+                rows[setting] = (paired_statistics(deltas) if len(deltas) > 1 else one) | {
+                    "of": len(deltas)
                 }
     return summary
 
@@ -179,7 +178,10 @@ def main() -> None:
     for key, rows in summary.items():
         print(f"\n{key} (difference from the default; checkpoints ahead / measured)")
         for setting, r in rows.items():
-            print(f"  {setting:>5}: {r['mean']:+.4f} ± {r['std']:.4f} ({r['ahead']}/{r['of']})")
+            test = f", t {r['t']:.2f}, one-sided p {r['p_one_sided']:.3f}" if r.get("t") else ""
+            print(
+                f"  {setting:>10}: {r['mean']:+.4f} ± {r['std']:.4f} ({r['ahead']}/{r['of']}){test}"
+            )
 
 
 if __name__ == "__main__":

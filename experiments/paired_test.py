@@ -75,22 +75,23 @@ def compare(
     deltas = [value(runs[a, s], key) - value(runs[b, s], key) for s in seeds]
     row: dict = {"key": key, "a": a, "b": b, "seeds": seeds, "n": len(deltas), "deltas": deltas}
     if len(deltas) >= 2:
-        mean, std = statistics.mean(deltas), statistics.stdev(deltas)
-        if std > 0:
-            t: float | None = mean / (std / math.sqrt(len(deltas)))
-            p = float(stats.t.sf(t, len(deltas) - 1))
-        else:  # every seed the same difference: no t (JSON has no infinity)
-            t, p = None, 0.0 if mean > 0 else 1.0
-        row |= {
-            "mean": mean,
-            "std": std,
-            "ahead": sum(d > 0 for d in deltas),
-            "t": t,
-            "p_one_sided": p,
+        row |= paired_statistics(deltas) | {
             "mean_a": statistics.mean(value(runs[a, s], key) for s in seeds),
             "mean_b": statistics.mean(value(runs[b, s], key) for s in seeds),
         }
     return row
+
+
+def paired_statistics(deltas: list[float]) -> dict:
+    """Mean, std, how many are ahead (> 0), and the one-sided paired t-test of ``deltas``
+    (two or more paired differences, A − B) that A is better."""
+    mean, std = statistics.mean(deltas), statistics.stdev(deltas)
+    if std > 0:
+        t: float | None = mean / (std / math.sqrt(len(deltas)))
+        p = float(stats.t.sf(t, len(deltas) - 1))
+    else:  # every pair the same difference: no t (JSON has no infinity)
+        t, p = None, 0.0 if mean > 0 else 1.0
+    return {"mean": mean, "std": std, "ahead": sum(d > 0 for d in deltas), "t": t, "p_one_sided": p}
 
 
 def decide(row: dict, min_pairs: int, alpha: float) -> tuple[bool, str]:

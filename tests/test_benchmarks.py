@@ -11,6 +11,7 @@ import pytest
 from .conftest import REPO
 
 sys.path.insert(0, str(REPO / "experiments"))
+import bench_decoding
 import bench_gpu_sharing
 import bench_protocol
 import bench_quality
@@ -465,3 +466,24 @@ def test_runs_at_other_commits_pair_only_when_declared_to_train_alike(tmp_path):
         paired_test.compare(runs, "x", "default", "val/joint_f1")
     same = frozenset({"aaa", "bbb"})
     assert paired_test.compare(runs, "x", "default", "val/joint_f1", same)["n"] == 1
+
+
+def test_decoding_settings_are_paired_by_checkpoint_against_the_default():
+    """bench_decoding: each setting minus the default on the same checkpoint, with the paired
+    t-test of §8t; a table a checkpoint lacks (its head never trained) leaves it out."""
+    from scipy import stats
+
+    heads, confident = [0.50, 0.55, 0.48, 0.53], [0.51, 0.56, 0.47, 0.55]
+    measured = {
+        f"c{i}": {
+            split: {"span_f1_by_order": {"head": h, "confidence": c}} for split in ("val", "test")
+        }
+        for i, (h, c) in enumerate(zip(heads, confident, strict=True))
+    }
+    measured["seq_only"] = {"val": {}, "test": {}}
+    row = bench_decoding.summarize(measured)["val/span_f1_by_order"]["confidence"]
+    reference = stats.ttest_rel(confident, heads, alternative="greater")
+    assert (row["of"], row["ahead"]) == (4, 3)
+    assert row["mean"] == pytest.approx(0.0075)
+    assert row["t"] == pytest.approx(reference.statistic)
+    assert row["p_one_sided"] == pytest.approx(reference.pvalue)
