@@ -111,3 +111,26 @@ def test_save_pretrained_round_trip_keeps_model_and_card(model_dir, tmp_path, mo
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
     assert bundle.push_to_hub("someone/model") == "url"
     assert uploads == [["README.md", "config.json", "model.safetensors", "tokenizer"]]
+
+
+def test_a_modules_decoding_options_travel_with_its_export(trained_checkpoint, tmp_path):
+    """What eval.py may change on a loaded module (``decode.relation_order``, ...) is what its
+    export decodes with, and what a predictor from the export uses."""
+    from causalmine.checkpoints import load_module
+    from causalmine.inference.bundle import bundle_of_module
+
+    module = load_module(trained_checkpoint)
+    module.decode_method, module.relation_order, module.force_relation = (
+        "viterbi",
+        "confidence",
+        True,
+    )
+    out = bundle_of_module(module).save_pretrained(tmp_path / "confident")
+    bundle = load_bundle(out)
+    assert (bundle.decode_method, bundle.relation_order, bundle.force_relation) == (
+        "viterbi",
+        "confidence",
+        True,
+    )
+    predictor = bundle.predictor()
+    assert (predictor.relation_order, predictor.force_relation) == ("confidence", True)

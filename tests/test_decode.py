@@ -190,6 +190,32 @@ def test_a_causal_sentence_without_a_relation_gets_its_best_one():
     assert relation.causes == (Span(1, 3, "C"),) and relation.effects == (Span(3, 4, "E"),)
 
 
+_SIG_ON_1 = ["O", "B-S", "O", "O", "O"]
+_SIG_ON_3 = ["O", "O", "O", "B-S", "O"]
+
+
+def test_a_forced_relation_keeps_head_1s_signal_whatever_the_order():
+    # head 1 has a cause and only a weak effect (no relation unless forced); head 2 a sure lone
+    # cause (no relation either), more confident than head 1: forcing takes head 1's path and
+    # its own signal (word 1), not the most confident head's (word 3)
+    o, bc, ic, be, ie = (torch.eye(5)[i] for i in range(5))
+    head_1 = torch.stack([o * 3, bc * 3, ic * 3, o * 2 + be, o * 2 + ie]) * 2
+    head_2 = torch.stack([bc * 9, ic * 9, ic * 9, o * 3, o * 3])
+    sig = torch.stack([torch.eye(3)[[SIG[t] for t in tags]] * 5 for tags in (_SIG_ON_1, _SIG_ON_3)])
+    positions = [list(range(5))]
+    for order in ("head", "confidence"):
+        ((relation,),) = decode_sentences(
+            [torch.stack([head_1, head_2])],
+            [sig],
+            positions,
+            method="viterbi",
+            causal=[True],
+            relation_order=order,
+        )
+        assert relation.causes == (Span(1, 3, "C"),) and relation.effects == (Span(3, 4, "E"),)
+        assert relation.signals == (Span(1, 2, "S"),)
+
+
 def test_confidence_order_puts_the_likelier_relation_first():
     # head 0 finds a relation the network barely prefers to nothing; head 1 a sure one. The CNC
     # scorers keep the first relation of a sentence with one gold relation: confidence keeps head 1's
@@ -197,14 +223,16 @@ def test_confidence_order_puts_the_likelier_relation_first():
     weak = torch.stack([bc * 2 + o, o * 3, o * 3, be * 2 + o, o * 3])
     sure = torch.stack([o * 3, bc * 6, ic * 6, o * 3, be * 6])
     ce = torch.stack([weak, sure])
-    sig = (torch.eye(3)[0] * 5).expand(2, 5, 3)
+    signal_at = [torch.eye(3)[[SIG[t] for t in tags]] * 5 for tags in (_SIG_ON_1, _SIG_ON_3)]
+    sig = torch.stack(signal_at)  # each head its own signal word: 1, then 3
     positions = [list(range(5))]
     by_head = decode_sentences([ce], [sig], positions, method="viterbi")[0]
     confident = decode_sentences(
         [ce], [sig], positions, method="viterbi", relation_order="confidence"
     )[0]
     assert [r.causes for r in by_head] == [(Span(0, 1, "C"),), (Span(1, 3, "C"),)]
-    assert confident == by_head[::-1]
+    assert [r.signals for r in by_head] == [(Span(1, 2, "S"),), (Span(3, 4, "S"),)]
+    assert confident == by_head[::-1]  # each relation keeps its own head's signal
     with pytest.raises(ValueError, match=r"relation_order=confidence needs decode\.method=viterbi"):
         decode_sentences([ce.argmax(-1)], [sig.argmax(-1)], positions, relation_order="confidence")
     with pytest.raises(ValueError, match="relation order must be one of"):

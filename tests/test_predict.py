@@ -20,7 +20,7 @@ from causalmine.model.network import CausalNetwork, NetworkConfig
 from causalmine.prediction_files import read_texts
 from causalmine.recipes import predict
 from causalmine.schema import CE_LABELS
-from causalmine.scoring.decode import decode_relations
+from causalmine.scoring.decode import decode_relations, decode_sentences
 from causalmine.settings import PredictConfig
 
 from .conftest import TINY_BERT, compose_config
@@ -133,7 +133,7 @@ def test_forced_relations_fill_only_causal_sentences(predictor):
         make(True, method="argmax")
 
 
-def test_confidence_order_permutes_each_sentences_relations(predictor):
+def test_confidence_order_permutes_each_sentences_relations(predictor, monkeypatch):
     def make(order: str, method: str = "viterbi") -> Predictor:
         return Predictor(
             predictor.network,
@@ -144,6 +144,13 @@ def test_confidence_order_permutes_each_sentences_relations(predictor):
         )
 
     texts = ["Prices rose because supply fell sharply .", "Rain fell , so the river rose ."]
+    orders = []
+
+    def recording(*args, **kwargs):
+        orders.append(args[7])
+        return decode_sentences(*args, **kwargs)
+
+    monkeypatch.setattr("causalmine.inference.predictor.decode_sentences", recording)
     by_head = list(make("head").predict(texts))
     confident = list(make("confidence").predict(texts))
     # the random network gives several relations per sentence: the same ones, maybe reordered
@@ -151,6 +158,7 @@ def test_confidence_order_permutes_each_sentences_relations(predictor):
     for h, c in zip(by_head, confident, strict=True):
         assert sorted(map(repr, h.relations)) == sorted(map(repr, c.relations))
         assert (h.label, h.causal_probability) == (c.label, c.causal_probability)
+    assert orders == ["head", "confidence"]  # the predictor's order reaches the decoder
     with pytest.raises(ValueError, match=r"relation_order=confidence needs decode\.method=viterbi"):
         make("confidence", method="argmax")
 

@@ -329,5 +329,12 @@ def test_a_step_budget_ending_inside_the_warm_up_is_refused(train_config):
     warm = ("loss.seq_start_epoch=1", "trainer.max_epochs=2", "test=false")
     with pytest.raises(ConfigError, match=r"max_steps=3 ends inside the span warm-up .* = 3 steps"):
         train(train_config(*warm, "trainer.max_steps=3"))
+    # with no epoch limit too; two batches per step make an epoch 2 steps
+    unlimited = ("loss.seq_start_epoch=1", "trainer.max_epochs=-1", "trainer.max_steps=3")
+    with pytest.raises(ConfigError, match=r"max_steps=3 ends inside the span warm-up"):
+        train(train_config(*unlimited))
+    with pytest.raises(ConfigError, match=r"epochs of 2 steps = 2 steps"):
+        train(train_config(*warm, "trainer.max_steps=2", "trainer.accumulate_grad_batches=2"))
     metrics = train(train_config(*warm, "trainer.max_steps=4"))  # one step past it
     assert "val/seq_f1" in metrics
+    train(train_config(*warm, "trainer.fast_dev_run=true"))  # one step to see that all runs

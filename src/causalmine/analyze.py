@@ -15,7 +15,7 @@ Writes ``RUN_DIR/analysis/``:
   predicted relations side by side.
 
 The model predicts with the checkpoint's own decoding (``decode.method``,
-``decode.force_relation``), as ``eval.py`` and ``predict.py`` do.
+``decode.force_relation``, ``decode.relation_order``), as ``eval.py`` and ``predict.py`` do.
 """
 
 from __future__ import annotations

@@ -316,15 +316,19 @@ class CausalLitModule(L.LightningModule):
                 "settings the checkpoint was trained with (optim.*_lr, freeze.*)"
             )
 
+    def on_train_start(self) -> None:
+        self._check_warm_up_fits_max_steps()
+
     def _check_warm_up_fits_max_steps(self) -> None:
         """``trainer.max_epochs`` is checked with the config (``TrainConfig``); a step budget
-        only here, where the steps per epoch are known: one that ends inside the span warm-up
-        would never train the sequence loss."""
+        only once the steps per epoch are known (here, before the first step): one that ends
+        inside the span warm-up would never train the sequence loss. ``fast_dev_run`` (one
+        step, to see that everything runs) is let through."""
         weights, max_steps = self.loss_weights, self.trainer.max_steps
         batches = self.trainer.num_training_batches
-        if weights.alpha <= 0 or weights.seq_start_epoch == 0 or max_steps is None:
+        if weights.alpha <= 0 or weights.seq_start_epoch == 0 or self.trainer.fast_dev_run:
             return
-        if max_steps < 0 or not math.isfinite(batches):
+        if max_steps is None or max_steps < 0 or not math.isfinite(batches):
             return
         per_epoch = math.ceil(batches / self.trainer.accumulate_grad_batches)
         warm_up = weights.seq_start_epoch * per_epoch
@@ -338,7 +342,6 @@ class CausalLitModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         total = int(self.trainer.estimated_stepping_batches)
-        self._check_warm_up_fits_max_steps()
         optimizer, scheduler = build_optimizer(
             self.network,
             self.optim_config,

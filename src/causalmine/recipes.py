@@ -402,7 +402,9 @@ def mining_fingerprint(settings: MineConfig, files: list[Path], root: Path) -> d
     return {
         **{key: getattr(settings, key) for key in keys},
         "model": str(Path(model).resolve()) if model else None,
-        "decode": asdict(settings.decode),
+        # overrides left at null (the model's own) are left out, so that a run started before a
+        # decode key existed still resumes
+        "decode": {k: v for k, v in asdict(settings.decode).items() if v is not None},
         "files": [
             [p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files
         ],

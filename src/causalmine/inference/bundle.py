@@ -5,7 +5,8 @@ writes and shares itself the way Hugging Face models do (``save_pretrained``,
 
 A bundle is everything prediction needs: the network, its tokenizer and its export config (the
 window it was trained with, its decoding settings: method, required span kinds,
-``force_relation``), plus what its model card shows (training settings, test figures).
+``force_relation``, ``relation_order``), plus what its model card shows (training settings,
+test figures).
 
 An export directory::
 

@@ -12,7 +12,10 @@
    words without a subword (cut by truncation, or empty) are filled in: inside a span when both
    neighbours say so, else ``O``;
 2. a head yields a relation when it has every required kind of span (default: a cause and an
-   effect), and relations whose cause/effect spans repeat an earlier head's are dropped.
+   effect), and relations whose cause/effect spans repeat an earlier one's are dropped;
+3. a sentence's relations come in head order, or most confident first
+   (``decode.relation_order=confidence``; the CNC scorers keep a sentence's first relations
+   when it gets more than its gold ones).
 """
 
 from __future__ import annotations
@@ -389,11 +392,15 @@ def decode_sentences(
     sig_tags = sentence_head_tags(sig, word_positions, SIG_LABELS, method, sig_transitions)
     if relation_order == "confidence":  # heads reordered: most confident first (a stable sort)
         orders = [sorted(range(len(c)), key=lambda k, c=c: -c[k]) for c in confidences]
-        ce_tags = [[c[k] for k in order] for c, order in zip(ce_tags, orders, strict=True)]
-        sig_tags = [[s[k] for k in order] for s, order in zip(sig_tags, orders, strict=True)]
-    relations = [
-        relations_from_tags(c, s, required_kinds) for c, s in zip(ce_tags, sig_tags, strict=True)
-    ]
+        relations = [
+            relations_from_tags([c[k] for k in order], [s[k] for k in order], required_kinds)
+            for c, s, order in zip(ce_tags, sig_tags, orders, strict=True)
+        ]
+    else:
+        relations = [
+            relations_from_tags(c, s, required_kinds)
+            for c, s in zip(ce_tags, sig_tags, strict=True)
+        ]
     kinds = [k for k in ("C", "E") if k in required_kinds]
     if causal is None or not kinds:
         return relations
