@@ -403,3 +403,20 @@ def test_python_heap_stays_flat_as_the_collection_grows(tmp_path, monkeypatch):
         assert summary["relations"] == summary["sentences"] == 2000 * scale
     print(f"traced Python peak (bytes), 1,000 vs 10,000 documents: {peaks}")
     assert peaks[10] < peaks[1] * 1.25, peaks
+
+
+def test_the_fingerprint_holds_only_the_decode_overrides_given(model_dir, tmp_path):
+    """A decode key left at null (the model's own) is not part of what a run depends on, so a
+    run started before the key existed still resumes; one given is."""
+    from causalmine.recipes import mining_fingerprint
+    from causalmine.settings import MineConfig
+
+    corpus = _news_lines(tmp_path / "news.txt", 3)
+    plain = MineConfig.from_config(_mine_config(model_dir, corpus, tmp_path / "a"))
+    assert mining_fingerprint(plain, [corpus], tmp_path)["decode"] == {}
+    ordered = MineConfig.from_config(
+        _mine_config(model_dir, corpus, tmp_path / "b", "decode.relation_order=confidence")
+    )
+    assert mining_fingerprint(ordered, [corpus], tmp_path)["decode"] == {
+        "relation_order": "confidence"
+    }
