@@ -254,7 +254,9 @@ def test_confidence_is_the_best_paths_lead_over_tagging_nothing(lengths, seed, c
         learned = TagTransitions(
             *(torch.randn(2, *shape, generator=generator) for shape in ((5,), (5, 5), (5,)))
         )
-    tags, confidences = _viterbi_head_tags(outputs, positions, LABELS, learned)
+    tags, confidences = _viterbi_head_tags(
+        outputs, positions, LABELS, learned, with_confidences=True
+    )
     for o, n, sentence_tags, sentence_confidence in zip(
         outputs, lengths, tags, confidences, strict=True
     ):

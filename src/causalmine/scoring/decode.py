@@ -271,23 +271,25 @@ def _viterbi_head_tags(
     word_positions: Sequence[Sequence[int]],
     labels: Sequence[str],
     transitions: TagTransitions | None = None,
-) -> tuple[list[list[list[str]]], list[list[float]]]:
-    """Viterbi's tags of every head of many sentences, and each head's confidence in its path:
-    the path's score minus the all-``O`` path's (a log-likelihood ratio, ``>= 0``)."""
+    with_confidences: bool = False,
+) -> tuple[list[list[list[str]]], list[list[float]] | None]:
+    """Viterbi's tags of every head of many sentences and, ``with_confidences``, each head's
+    confidence in its path: the path's score minus the all-``O`` path's (a log-likelihood
+    ratio, ``>= 0``); only ``decode.relation_order=confidence`` pays for them."""
     log_probs, lengths, heads = _padded_log_probs(outputs, word_positions, labels)
     learned = _rows_of(transitions, heads) if transitions is not None else None
     paths, totals = _viterbi(log_probs, labels, lengths, learned)
+    rows = iter(paths.tolist())
+    tags = [
+        [_path_tags(path, positions, labels) for path in itertools.islice(rows, k)]
+        for k, positions in zip(heads, word_positions, strict=True)
+    ]
+    if not with_confidences:
+        return tags, None
     # a row without scored words has one path, the empty one (its padded total means nothing)
     leads = totals - _outside_scores(log_probs, labels, lengths, learned)
-    margins = torch.where(lengths > 0, leads, torch.zeros_like(leads)).tolist()
-    rows = iter(zip(paths.tolist(), margins, strict=True))
-    tags: list[list[list[str]]] = []
-    confidences: list[list[float]] = []
-    for k, positions in zip(heads, word_positions, strict=True):
-        sentence = list(itertools.islice(rows, k))
-        tags.append([_path_tags(path, positions, labels) for path, _ in sentence])
-        confidences.append([margin for _, margin in sentence])
-    return tags, confidences
+    margins = iter(torch.where(lengths > 0, leads, torch.zeros_like(leads)).tolist())
+    return tags, [list(itertools.islice(margins, k)) for k in heads]
 
 
 def _padded_log_probs(
@@ -386,21 +388,19 @@ def decode_sentences(
     """
     ce_transitions, sig_transitions = transitions if transitions is not None else (None, None)
     if check_relation_order(relation_order, method) == "confidence":
-        ce_tags, confidences = _viterbi_head_tags(ce, word_positions, CE_LABELS, ce_transitions)
+        ce_tags, confidences = _viterbi_head_tags(
+            ce, word_positions, CE_LABELS, ce_transitions, with_confidences=True
+        )
+        # heads most confident first (a stable sort: ties keep head order)
+        orders = [sorted(range(len(c)), key=lambda k, c=c: -c[k]) for c in confidences or []]
     else:
         ce_tags = sentence_head_tags(ce, word_positions, CE_LABELS, method, ce_transitions)
+        orders = [list(range(len(c))) for c in ce_tags]
     sig_tags = sentence_head_tags(sig, word_positions, SIG_LABELS, method, sig_transitions)
-    if relation_order == "confidence":  # heads reordered: most confident first (a stable sort)
-        orders = [sorted(range(len(c)), key=lambda k, c=c: -c[k]) for c in confidences]
-        relations = [
-            relations_from_tags([c[k] for k in order], [s[k] for k in order], required_kinds)
-            for c, s, order in zip(ce_tags, sig_tags, orders, strict=True)
-        ]
-    else:
-        relations = [
-            relations_from_tags(c, s, required_kinds)
-            for c, s in zip(ce_tags, sig_tags, strict=True)
-        ]
+    relations = [
+        relations_from_tags([c[k] for k in order], [s[k] for k in order], required_kinds)
+        for c, s, order in zip(ce_tags, sig_tags, orders, strict=True)
+    ]
     kinds = [k for k in ("C", "E") if k in required_kinds]
     if causal is None or not kinds:
         return relations
