@@ -9,6 +9,9 @@ For each checkpoint, on its validation split and on its test split:
   every B/I label of the Cause/Effect heads (> 0 trades precision for recall: the 10-epoch
   default's errors are mostly missed relations, RESULTS §8);
 - sequence F1 when the sequence head calls a sentence causal above ``threshold`` instead of 0.5;
+- sequence F1, precision and recall when the span heads have a say in the sequence decision
+  (RESULTS §8v): ``or``, causal when the sequence head says so or a complete relation is decoded
+  (Viterbi, bias 0); ``and``, when both do; ``head``, the sequence head alone (the default);
 - span F1 (bias 0) when each sentence's relations are ordered most confident first
   (``decode.relation_order=confidence``) instead of by head: the CNC scorers keep the first
   predicted relations of a sentence that gets more than its gold ones, and under
@@ -40,6 +43,7 @@ os.environ.setdefault("PROJECT_ROOT", str(ROOT))
 BIASES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 ORDERS = ("head", "confidence")
+SEQUENCE_RULES = ("head", "or", "and")
 
 
 def network_outputs(module, loader) -> list[tuple]:
@@ -102,6 +106,41 @@ def seq_f1(rows: list[tuple], threshold: float) -> float:
     return float(binary_f1_score(probabilities, labels, threshold=threshold))
 
 
+def sequence_rule_scores(
+    rows: list[tuple], required_kinds: tuple[str, ...], transitions=None
+) -> dict[str, dict[str, float]]:
+    """Sequence F1, precision and recall per rule of :data:`SEQUENCE_RULES`: the sequence head
+    (probability above 0.5) combined with "a complete relation is decoded" (Viterbi, bias 0)."""
+    import torch
+    from torchmetrics.functional.classification import (
+        binary_f1_score,
+        binary_precision,
+        binary_recall,
+    )
+
+    from causalmine.scoring.decode import decode_batch
+
+    head, spans, gold = [], [], []
+    for _, positions, p, labels, ce, sig in rows:
+        predicted = decode_batch(
+            ce, sig, positions, required_kinds, "viterbi", transitions=transitions
+        )
+        keep = labels >= 0
+        head.append((p > 0.5)[keep])
+        spans.append(torch.tensor([len(r) > 0 for r in predicted], dtype=torch.bool)[keep])
+        gold.append(labels[keep])
+    head_says, spans_say, labels = torch.cat(head), torch.cat(spans), torch.cat(gold)
+    decisions = {"head": head_says, "or": head_says | spans_say, "and": head_says & spans_say}
+    return {
+        metric: {rule: float(fn(decisions[rule].float(), labels)) for rule in SEQUENCE_RULES}
+        for metric, fn in (
+            ("seq_f1_by_rule", binary_f1_score),
+            ("seq_precision_by_rule", binary_precision),
+            ("seq_recall_by_rule", binary_recall),
+        )
+    }
+
+
 def measure(path: Path, data_dir: str) -> dict[str, dict]:
     from causalmine.checkpoints import load_module
     from causalmine.recipes import checkpoint_datamodule
@@ -130,6 +169,10 @@ def measure(path: Path, data_dir: str) -> dict[str, dict]:
             }
         if trained["seq"]:
             result[split]["seq_f1_by_threshold"] = {str(t): seq_f1(rows, t) for t in THRESHOLDS}
+        if trained["seq"] and trained["span"]:
+            result[split] |= sequence_rule_scores(
+                rows, kinds, module.network.span_heads.transitions()
+            )
         print(path, split, json.dumps(result[split]), flush=True)
     return result
 
@@ -143,6 +186,9 @@ def summarize(measured: dict[str, dict]) -> dict[str, dict]:
             ("span_f1_by_bias", "0.0"),
             ("seq_f1_by_threshold", "0.5"),
             ("span_f1_by_order", "head"),
+            ("seq_f1_by_rule", "head"),
+            ("seq_precision_by_rule", "head"),
+            ("seq_recall_by_rule", "head"),
         ):
             tables = [m[split][table] for m in measured.values() if table in m[split]]
             if not tables:

@@ -487,3 +487,35 @@ def test_decoding_settings_are_paired_by_checkpoint_against_the_default():
     assert row["mean"] == pytest.approx(0.0075)
     assert row["t"] == pytest.approx(reference.statistic)
     assert row["p_one_sided"] == pytest.approx(reference.pvalue)
+
+
+def test_the_span_heads_say_in_the_sequence_decision_is_or_and_and_of_the_two_detectors():
+    """bench_decoding (RESULTS §8v): a sentence is causal under ``or`` when the sequence head
+    (probability > 0.5) or a complete decoded relation (a Cause and an Effect) says so, under
+    ``and`` when both do; unlabelled rows are left out."""
+    import torch
+
+    # 4 sentences of 3 words, one span head: sentences 0 and 2 decode "cause effect O"
+    ce = torch.full((4, 1, 3, 5), -5.0)
+    ce[..., 0] = 5.0  # O everywhere ...
+    for sentence in (0, 2):
+        ce[sentence, 0, 0] = torch.tensor([-5.0, 5.0, -5.0, -5.0, -5.0])  # B-C
+        ce[sentence, 0, 1] = torch.tensor([-5.0, -5.0, -5.0, 5.0, -5.0])  # B-E
+    sig = torch.zeros(4, 1, 3, 3)
+    sig[..., 0] = 5.0
+    positions = [[0, 1, 2]] * 4
+    probabilities = torch.tensor([0.9, 0.8, 0.2, 0.1])
+    labels = torch.tensor([1, 0, 1, 1])
+    rows = [(None, positions, probabilities, labels, ce, sig)]
+
+    scores = bench_decoding.sequence_rule_scores(rows, ("C", "E"))
+
+    # head: predicts 1,1,0,0 -> tp 1, fp 1, fn 2; or: 1,1,1,0 -> tp 2, fp 1, fn 1;
+    # and: 1,0,0,0 -> tp 1, fp 0, fn 2
+    assert scores["seq_precision_by_rule"] == pytest.approx({"head": 0.5, "or": 2 / 3, "and": 1.0})
+    assert scores["seq_recall_by_rule"] == pytest.approx({"head": 1 / 3, "or": 2 / 3, "and": 1 / 3})
+    assert scores["seq_f1_by_rule"] == pytest.approx({"head": 0.4, "or": 2 / 3, "and": 0.5})
+
+    unlabelled = [(None, positions, probabilities, torch.tensor([1, 0, -100, 1]), ce, sig)]
+    without_third = bench_decoding.sequence_rule_scores(unlabelled, ("C", "E"))
+    assert without_third["seq_recall_by_rule"]["or"] == pytest.approx(1 / 2)
