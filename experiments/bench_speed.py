@@ -5,8 +5,9 @@
     python experiments/bench_speed.py --device cuda --bf16 --systems dynamic --batch-size 8 16 32
     python experiments/bench_speed.py --systems dynamic pcgrad   # the cost of gradient surgery
 
-The same model (the default MiniLM network) is fed the same CNC training sentences at the same
-batch size, (a) the way our datamodule batches them (padded per batch, grouped by length) and
+The same model is fed the same CNC training sentences at the same batch size: the network and
+the loss of ``python train.py`` (conf/train.yaml's ``model`` and ``loss`` sections, the loss
+past the span warm-up, so every task trains; ``--model`` sets the backbone), (a) the way our datamodule batches them (padded per batch, grouped by length) and
 (b) padded to a fixed ``max_length`` (128 and 256), as the Hugging Face example scripts do by
 default. System ``pcgrad`` batches as (a) and trains with ``loss.gradient_surgery=pcgrad``'s
 backward pass (one per task). Training = forward + loss + backward + AdamW step; prediction = forward under
@@ -29,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -47,20 +49,19 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
     from causalmine.data.encoding import encode_example
     from causalmine.model.backbone import BackboneSpec, load_tokenizer
     from causalmine.model.gradient_surgery import pcgrad_backward, trained_terms
-    from causalmine.model.losses import LossWeights, unified_loss
-    from causalmine.model.network import CausalNetwork, NetworkConfig
+    from causalmine.model.losses import unified_loss
+    from causalmine.model.network import CausalNetwork
 
     torch.manual_seed(0)
     device = torch.device(args.device)
     batch_size = args.batch_size[0]
+    network_config, loss_weights = default_recipe(args.model)
     tokenizer = load_tokenizer(BackboneSpec(args.model))
-    network = CausalNetwork(
-        NetworkConfig(name_or_path=args.model, vocab_size=len(tokenizer), lstm={"enabled": True})
-    ).to(device)
+    network = CausalNetwork(replace(network_config, vocab_size=len(tokenizer))).to(device)
     examples = load_cnc(args.data_root, download=False).train
     examples = random.Random(0).sample(examples, args.batches * batch_size)
     max_length = PADDED.get(system, 256)
-    items = [encode_example(e, tokenizer, max_length, 3) for e in examples]
+    items = [encode_example(e, tokenizer, max_length, network_config.span_heads) for e in examples]
     collator = CausalCollator(tokenizer)
     if system not in PADDED:
         # our datamodule: length-grouped mega-batches, padded per batch
@@ -101,7 +102,7 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
                 out.cause_effect_logits,
                 out.signal_logits,
                 batch,
-                LossWeights(),
+                loss_weights,
             )
         trained, silent = trained_terms(losses) if system == "pcgrad" else ({}, None)
         if len(trained) > 1:  # as CausalLitModule.backward does
@@ -159,6 +160,23 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
         "train_tflops": 6 * backbone_params * real_tokens / train_seconds / 1e12,
     }
     return result
+
+
+def default_recipe(model: str):
+    """``python train.py``'s network settings (backbone ``model``) and loss weights past the span
+    warm-up, from the composed conf/train.yaml: what a default training step computes."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from causalmine.config import register_with_hydra
+    from causalmine.settings import TrainConfig
+
+    register_with_hydra()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"model.name_or_path={model}"])
+    settings = TrainConfig.from_config(cfg)
+    return settings.model, settings.loss.at_epoch(settings.loss.seq_start_epoch)
 
 
 def _pad_to(batch: dict, length: int, pad_id: int) -> dict:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO
+from .conftest import REPO, compose_config
 
 sys.path.insert(0, str(REPO / "experiments"))
 import bench_decoding
@@ -519,3 +519,19 @@ def test_the_span_heads_say_in_the_sequence_decision_is_or_and_and_of_the_two_de
     unlabelled = [(None, positions, probabilities, torch.tensor([1, 0, -100, 1]), ce, sig)]
     without_third = bench_decoding.sequence_rule_scores(unlabelled, ("C", "E"))
     assert without_third["seq_recall_by_rule"]["or"] == pytest.approx(1 / 2)
+
+
+def test_the_speed_benchmark_trains_the_default_network_and_loss_past_the_warm_up(tmp_path):
+    """bench_speed measures what ``python train.py`` computes in a step after the span warm-up:
+    conf/train.yaml's network (with the backbone asked for) and loss, the sequence loss on."""
+    from causalmine.settings import TrainConfig
+
+    network, loss = bench_speed.default_recipe("some/backbone")
+    default = TrainConfig.from_config(compose_config("train", [], tmp_path))
+
+    assert network.name_or_path == "some/backbone"
+    assert network.to_dict() | {"name_or_path": None} == default.model.to_dict() | {
+        "name_or_path": None
+    }
+    assert loss == default.loss.at_epoch(default.loss.seq_start_epoch)
+    assert loss.alpha == default.loss.alpha > 0
