@@ -196,10 +196,7 @@ def summarize(measured: dict[str, dict]) -> dict[str, dict]:
             rows = summary.setdefault(f"{split}/{table}", {})
             for setting in tables[0]:
                 deltas = [t[setting] - t[default] for t in tables]
-                one = {"mean": deltas[0], "std": 0.0, "ahead": int(deltas[0] > 0)}
-                rows[setting] = (paired_statistics(deltas) if len(deltas) > 1 else one) | {
-                    "of": len(deltas)
-                }
+                rows[setting] = paired_statistics(deltas) | {"of": len(deltas)}
     return summary
 
 

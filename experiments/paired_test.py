@@ -84,9 +84,12 @@ def compare(
 
 def paired_statistics(deltas: list[float]) -> dict:
     """Mean, std, how many are ahead (> 0), and the one-sided paired t-test of ``deltas``
-    (two or more paired differences, A − B) that A is better."""
-    mean, std = statistics.mean(deltas), statistics.stdev(deltas)
-    if std > 0:
+    (paired differences, A − B) that A is better; one difference has no spread and no test."""
+    mean = statistics.mean(deltas)
+    std = statistics.stdev(deltas) if len(deltas) > 1 else 0.0
+    if len(deltas) == 1:
+        t, p = None, None
+    elif std > 0:
         t: float | None = mean / (std / math.sqrt(len(deltas)))
         p = float(stats.t.sf(t, len(deltas) - 1))
     else:  # every pair the same difference: no t (JSON has no infinity)

@@ -364,6 +364,11 @@ def test_the_paired_t_test_matches_scipy_and_the_rule_adopts_only_a_significant_
     assert noisy["mean"] > 0 and not paired_test.decide(noisy, min_pairs=8, alpha=0.05)[0]
 
 
+def test_one_paired_difference_has_a_mean_but_no_spread_and_no_test():
+    row = paired_test.paired_statistics([0.01])
+    assert row == {"mean": 0.01, "std": 0.0, "ahead": 1, "t": None, "p_one_sided": None}
+
+
 def test_a_run_recorded_twice_is_refused(tmp_path):
     line = json.dumps(
         {"config": "a", "seed": 1, "returncode": 0, "val/joint_f1": 0.6, "overrides": []}

@@ -567,14 +567,14 @@ class DecodeOverride:
     def __post_init__(self) -> None:
         # DecodeConfig's checks, of what is given: with no method, the model's own is known
         # only once it is loaded (and checked then)
-        if self.relation_order is not None:
-            _choice("decode", "relation_order", self.relation_order, RELATION_ORDERS)
         if self.method is not None:
             DecodeConfig(
                 method=self.method,
                 force_relation=bool(self.force_relation),
                 relation_order=self.relation_order or DEFAULT_RELATION_ORDER,
             )
+        elif self.relation_order is not None:
+            _choice("decode", "relation_order", self.relation_order, RELATION_ORDERS)
 
 
 @dataclass
