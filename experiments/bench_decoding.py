@@ -20,9 +20,10 @@ For each checkpoint, on its validation split and on its test split:
 Spans are always decoded by Viterbi without ``force_relation`` (the defaults), whatever decoding
 a checkpoint was trained with.
 
-The summary gives, per bias and per threshold, the mean paired difference against the default
-(bias 0, threshold 0.5) over the checkpoints, on validation (what a choice may read) and on test
-(reported only).
+The summary gives, per setting (bias, threshold, relation order, sequence rule), the mean paired
+difference against the default (bias 0, threshold 0.5, ``head``, ``head``) over the checkpoints,
+with the one-sided paired t-test, on validation (what a choice may read) and on test (reported
+only).
 """
 
 from __future__ import annotations
@@ -221,7 +222,11 @@ def main() -> None:
     for key, rows in summary.items():
         print(f"\n{key} (difference from the default; checkpoints ahead / measured)")
         for setting, r in rows.items():
-            test = f", t {r['t']:.2f}, one-sided p {r['p_one_sided']:.3f}" if r.get("t") else ""
+            test = (
+                f", t {r['t']:.2f}, one-sided p {r['p_one_sided']:.3f}"
+                if r["t"] is not None
+                else ""
+            )
             print(
                 f"  {setting:>10}: {r['mean']:+.4f} ± {r['std']:.4f} ({r['ahead']}/{r['of']}){test}"
             )

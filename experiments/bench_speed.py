@@ -7,7 +7,8 @@
 
 The same model is fed the same CNC training sentences at the same batch size: the network and
 the loss of ``python train.py`` (conf/train.yaml's ``model`` and ``loss`` sections, the loss
-past the span warm-up, so every task trains; ``--model`` sets the backbone), (a) the way our datamodule batches them (padded per batch, grouped by length) and
+past the span warm-up, so every task trains; ``--model`` sets the backbone; runs before commit
+ed3789f trained ``LossWeights()``: ordered heads, span weight 1, no matching), (a) the way our datamodule batches them (padded per batch, grouped by length) and
 (b) padded to a fixed ``max_length`` (128 and 256), as the Hugging Face example scripts do by
 default. System ``pcgrad`` batches as (a) and trains with ``loss.gradient_surgery=pcgrad``'s
 backward pass (one per task). Training = forward + loss + backward + AdamW step; prediction = forward under
@@ -103,6 +104,7 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
                 out.signal_logits,
                 batch,
                 loss_weights,
+                crf_scores=network.span_heads.crf_scores(),
             )
         trained, silent = trained_terms(losses) if system == "pcgrad" else ({}, None)
         if len(trained) > 1:  # as CausalLitModule.backward does
@@ -164,7 +166,8 @@ def _measure(system: str, args: argparse.Namespace) -> dict:
 
 def default_recipe(model: str):
     """``python train.py``'s network settings (backbone ``model``) and loss weights past the span
-    warm-up, from the composed conf/train.yaml: what a default training step computes."""
+    warm-up, from the composed conf/train.yaml: the network and loss of a default training step
+    (its optimizer, clipping and matmul precision are not reproduced here)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -174,9 +177,14 @@ def default_recipe(model: str):
     register_with_hydra()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"model.name_or_path={model}"])
+        cfg = compose(config_name="train")
     settings = TrainConfig.from_config(cfg)
-    return settings.model, settings.loss.at_epoch(settings.loss.seq_start_epoch)
+    if settings.loss.learned:  # its log variances live in the Lightning module, not here
+        raise SystemExit("bench_speed: loss.weighting=uncertainty is not measured")
+    # the backbone set here, not as an override: a path may hold characters Hydra's grammar
+    # reads as syntax (=, ',', brackets)
+    network = replace(settings.model, name_or_path=model)
+    return network, settings.loss.at_epoch(settings.loss.seq_start_epoch)
 
 
 def _pad_to(batch: dict, length: int, pad_id: int) -> dict:

@@ -497,33 +497,45 @@ def test_decoding_settings_are_paired_by_checkpoint_against_the_default():
 def test_the_span_heads_say_in_the_sequence_decision_is_or_and_and_of_the_two_detectors():
     """bench_decoding (RESULTS §8v): a sentence is causal under ``or`` when the sequence head
     (probability > 0.5) or a complete decoded relation (a Cause and an Effect) says so, under
-    ``and`` when both do; unlabelled rows are left out."""
+    ``and`` when both do; a cause alone is no relation; unlabelled rows are left out."""
     import torch
 
-    # 4 sentences of 3 words, one span head: sentences 0 and 2 decode "cause effect O"
-    ce = torch.full((4, 1, 3, 5), -5.0)
+    # 5 sentences of 3 words, one span head: sentences 0 and 2 decode "cause effect O",
+    # sentence 4 a cause alone
+    ce = torch.full((5, 1, 3, 5), -5.0)
     ce[..., 0] = 5.0  # O everywhere ...
+    cause = torch.tensor([-5.0, 5.0, -5.0, -5.0, -5.0])  # B-C
+    effect = torch.tensor([-5.0, -5.0, -5.0, 5.0, -5.0])  # B-E
     for sentence in (0, 2):
-        ce[sentence, 0, 0] = torch.tensor([-5.0, 5.0, -5.0, -5.0, -5.0])  # B-C
-        ce[sentence, 0, 1] = torch.tensor([-5.0, -5.0, -5.0, 5.0, -5.0])  # B-E
-    sig = torch.zeros(4, 1, 3, 3)
+        ce[sentence, 0, 0], ce[sentence, 0, 1] = cause, effect
+    ce[4, 0, 0] = cause
+    sig = torch.zeros(5, 1, 3, 3)
     sig[..., 0] = 5.0
-    positions = [[0, 1, 2]] * 4
-    probabilities = torch.tensor([0.9, 0.8, 0.2, 0.1])
-    labels = torch.tensor([1, 0, 1, 1])
+    positions = [[0, 1, 2]] * 5
+    probabilities = torch.tensor([0.9, 0.8, 0.2, 0.1, 0.1])
+    labels = torch.tensor([1, 0, 1, 1, 1])
     rows = [(None, positions, probabilities, labels, ce, sig)]
 
     scores = bench_decoding.sequence_rule_scores(rows, ("C", "E"))
 
-    # head: predicts 1,1,0,0 -> tp 1, fp 1, fn 2; or: 1,1,1,0 -> tp 2, fp 1, fn 1;
-    # and: 1,0,0,0 -> tp 1, fp 0, fn 2
+    # head: predicts 1,1,0,0,0 -> tp 1, fp 1, fn 3; or: 1,1,1,0,0 -> tp 2, fp 1, fn 2;
+    # and: 1,0,0,0,0 -> tp 1, fp 0, fn 3
     assert scores["seq_precision_by_rule"] == pytest.approx({"head": 0.5, "or": 2 / 3, "and": 1.0})
-    assert scores["seq_recall_by_rule"] == pytest.approx({"head": 1 / 3, "or": 2 / 3, "and": 1 / 3})
-    assert scores["seq_f1_by_rule"] == pytest.approx({"head": 0.4, "or": 2 / 3, "and": 0.5})
+    assert scores["seq_recall_by_rule"] == pytest.approx({"head": 0.25, "or": 0.5, "and": 0.25})
+    assert scores["seq_f1_by_rule"] == pytest.approx({"head": 1 / 3, "or": 4 / 7, "and": 0.4})
 
-    unlabelled = [(None, positions, probabilities, torch.tensor([1, 0, -100, 1]), ce, sig)]
-    without_third = bench_decoding.sequence_rule_scores(unlabelled, ("C", "E"))
-    assert without_third["seq_recall_by_rule"]["or"] == pytest.approx(1 / 2)
+    unlabelled = torch.tensor([1, 0, -100, 1, 1])
+    without_third = bench_decoding.sequence_rule_scores(
+        [(None, positions, probabilities, unlabelled, ce, sig)], ("C", "E")
+    )
+    assert without_third["seq_recall_by_rule"]["or"] == pytest.approx(1 / 3)
+
+
+def test_a_decoding_summary_of_one_checkpoint_has_its_difference_and_no_test():
+    measured = {"c": {s: {"seq_f1_by_rule": {"head": 0.80, "or": 0.81}} for s in ("val", "test")}}
+    row = bench_decoding.summarize(measured)["val/seq_f1_by_rule"]["or"]
+    assert row["mean"] == pytest.approx(0.01)
+    assert (row["ahead"], row["of"], row["t"], row["p_one_sided"]) == (1, 1, None, None)
 
 
 def test_the_speed_benchmark_trains_the_default_network_and_loss_past_the_warm_up(tmp_path):
@@ -531,10 +543,11 @@ def test_the_speed_benchmark_trains_the_default_network_and_loss_past_the_warm_u
     conf/train.yaml's network (with the backbone asked for) and loss, the sequence loss on."""
     from causalmine.settings import TrainConfig
 
-    network, loss = bench_speed.default_recipe("some/backbone")
+    # a path with characters Hydra's override grammar would read as syntax
+    network, loss = bench_speed.default_recipe("/models/a=b,c[1]")
     default = TrainConfig.from_config(compose_config("train", [], tmp_path))
 
-    assert network.name_or_path == "some/backbone"
+    assert network.name_or_path == "/models/a=b,c[1]"
     assert network.to_dict() | {"name_or_path": None} == default.model.to_dict() | {
         "name_or_path": None
     }

@@ -13,6 +13,7 @@ from causalmine.settings import (
     ConfigError,
     DataConfig,
     DecodeConfig,
+    DecodeOverride,
     FreezeConfig,
     LossWeights,
     NetworkConfig,
@@ -338,3 +339,11 @@ def test_a_step_budget_ending_inside_the_warm_up_is_refused(train_config):
     metrics = train(train_config(*warm, "trainer.max_steps=4"))  # one step past it
     assert "val/seq_f1" in metrics
     train(train_config(*warm, "trainer.fast_dev_run=true"))  # one step to see that all runs
+
+
+@pytest.mark.parametrize("method", [None, "viterbi"])
+@pytest.mark.parametrize("order", ["bogus", ""])
+def test_an_unknown_relation_order_override_is_refused_with_or_without_a_method(method, order):
+    """eval/predict/mine's decode.relation_order is checked as given, before any model loads."""
+    with pytest.raises(ConfigError, match="relation_order"):
+        DecodeOverride(method=method, relation_order=order)

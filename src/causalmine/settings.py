@@ -571,7 +571,9 @@ class DecodeOverride:
             DecodeConfig(
                 method=self.method,
                 force_relation=bool(self.force_relation),
-                relation_order=self.relation_order or DEFAULT_RELATION_ORDER,
+                relation_order=(
+                    DEFAULT_RELATION_ORDER if self.relation_order is None else self.relation_order
+                ),
             )
         elif self.relation_order is not None:
             _choice("decode", "relation_order", self.relation_order, RELATION_ORDERS)
