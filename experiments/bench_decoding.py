@@ -29,6 +29,7 @@ only).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -68,50 +69,71 @@ def network_outputs(module, loader) -> list[tuple]:
     return rows
 
 
-def span_f1(
+def decode_rows(
     rows: list[tuple],
     bias: float,
     required_kinds: tuple[str, ...],
     transitions=None,
     relation_order: str = "head",
-) -> float:
-    """Official span F1 with ``bias`` added to the Cause/Effect heads' B/I logits (decoded under
-    the CRFs' ``transitions`` for a model with ``model.span_crf``), relations in
-    ``relation_order``."""
+) -> list[list[list]]:
+    """Per batch, each sentence's relations (Viterbi) with ``bias`` added to the Cause/Effect
+    heads' B/I logits (decoded under the CRFs' ``transitions`` for a model with
+    ``model.span_crf``), in ``relation_order``."""
     from causalmine.scoring.decode import decode_batch
+
+    decoded = []
+    for _, positions, _, _, ce, sig in rows:
+        biased = ce.clone()
+        biased[..., 1:] += bias  # label 0 is O (schema.CE_LABELS)
+        decoded.append(
+            decode_batch(
+                biased,
+                sig,
+                positions,
+                required_kinds,
+                "viterbi",
+                transitions=transitions,
+                relation_order=relation_order,
+            )
+        )
+    return decoded
+
+
+def span_f1(rows: list[tuple], decoded: list[list[list]]) -> float:
+    """Official span F1 of the relations ``decoded`` for ``rows`` (:func:`decode_rows`)."""
     from causalmine.scoring.span_metric import SpanF1
 
     metric = SpanF1()
-    for examples, positions, _, _, ce, sig in rows:
-        biased = ce.clone()
-        biased[..., 1:] += bias  # label 0 is O (schema.CE_LABELS)
-        predicted = decode_batch(
-            biased,
-            sig,
-            positions,
-            required_kinds,
-            "viterbi",
-            transitions=transitions,
-            relation_order=relation_order,
-        )
+    for (examples, *_), predicted in zip(rows, decoded, strict=True):
         metric.update([e.words for e in examples], [e.relations for e in examples], predicted)
     return float(metric.compute()["span_f1"])
 
 
-def seq_f1(rows: list[tuple], threshold: float) -> float:
+def labelled(rows: list[tuple], values: list) -> tuple:
+    """``values`` (one per-sentence tensor per batch of ``rows``) and the sequence labels, over
+    the sentences with a sequence label, concatenated across batches."""
     import torch
+
+    keep = [row[3] >= 0 for row in rows]
+    return (
+        torch.cat([v[k] for v, k in zip(values, keep, strict=True)]),
+        torch.cat([row[3][k] for row, k in zip(rows, keep, strict=True)]),
+    )
+
+
+def seq_f1(rows: list[tuple], threshold: float) -> float:
     from torchmetrics.functional.classification import binary_f1_score
 
-    probabilities = torch.cat([p[labels >= 0] for _, _, p, labels, _, _ in rows])
-    labels = torch.cat([labels[labels >= 0] for _, _, _, labels, _, _ in rows])
+    probabilities, labels = labelled(rows, [row[2] for row in rows])
     return float(binary_f1_score(probabilities, labels, threshold=threshold))
 
 
 def sequence_rule_scores(
-    rows: list[tuple], required_kinds: tuple[str, ...], transitions=None
+    rows: list[tuple], decoded: list[list[list]]
 ) -> dict[str, dict[str, float]]:
     """Sequence F1, precision and recall per rule of :data:`SEQUENCE_RULES`: the sequence head
-    (probability above 0.5) combined with "a complete relation is decoded" (Viterbi, bias 0)."""
+    (probability above 0.5) combined with "a complete relation is decoded" in ``decoded``
+    (:func:`decode_rows`; RESULTS §8v used Viterbi at bias 0)."""
     import torch
     from torchmetrics.functional.classification import (
         binary_f1_score,
@@ -119,18 +141,9 @@ def sequence_rule_scores(
         binary_recall,
     )
 
-    from causalmine.scoring.decode import decode_batch
-
-    head, spans, gold = [], [], []
-    for _, positions, p, labels, ce, sig in rows:
-        predicted = decode_batch(
-            ce, sig, positions, required_kinds, "viterbi", transitions=transitions
-        )
-        keep = labels >= 0
-        head.append((p > 0.5)[keep])
-        spans.append(torch.tensor([len(r) > 0 for r in predicted], dtype=torch.bool)[keep])
-        gold.append(labels[keep])
-    head_says, spans_say, labels = torch.cat(head), torch.cat(spans), torch.cat(gold)
+    head_says, labels = labelled(rows, [row[2] > 0.5 for row in rows])
+    found = [torch.tensor([len(r) > 0 for r in d], dtype=torch.bool) for d in decoded]
+    spans_say, _ = labelled(rows, found)
     decisions = {"head": head_says, "or": head_says | spans_say, "and": head_says & spans_say}
     return {
         metric: {rule: float(fn(decisions[rule].float(), labels)) for rule in SEQUENCE_RULES}
@@ -162,18 +175,22 @@ def measure(path: Path, data_dir: str) -> dict[str, dict]:
         result[split] = {}
         if trained["span"]:
             transitions = module.network.span_heads.transitions()
+
+            # bias 0 in head order serves the bias table, the order table and the sequence rules
+            @functools.cache
+            def decoded(bias: float, order: str, rows=rows, transitions=transitions):
+                return decode_rows(rows, bias, kinds, transitions, order)
+
             result[split]["span_f1_by_bias"] = {
-                str(b): span_f1(rows, b, kinds, transitions) for b in BIASES
+                str(b): span_f1(rows, decoded(b, "head")) for b in BIASES
             }
             result[split]["span_f1_by_order"] = {
-                order: span_f1(rows, 0.0, kinds, transitions, order) for order in ORDERS
+                order: span_f1(rows, decoded(0.0, order)) for order in ORDERS
             }
         if trained["seq"]:
             result[split]["seq_f1_by_threshold"] = {str(t): seq_f1(rows, t) for t in THRESHOLDS}
         if trained["seq"] and trained["span"]:
-            result[split] |= sequence_rule_scores(
-                rows, kinds, module.network.span_heads.transitions()
-            )
+            result[split] |= sequence_rule_scores(rows, decoded(0.0, "head"))
         print(path, split, json.dumps(result[split]), flush=True)
     return result
 

@@ -8,8 +8,8 @@
 The same model is fed the same CNC training sentences at the same batch size: the network and
 the loss of ``python train.py`` (conf/train.yaml's ``model`` and ``loss`` sections, the loss
 past the span warm-up, so every task trains; ``--model`` sets the backbone; runs before commit
-ed3789f trained ``LossWeights()``: ordered heads, span weight 1, no matching), (a) the way our datamodule batches them (padded per batch, grouped by length) and
-(b) padded to a fixed ``max_length`` (128 and 256), as the Hugging Face example scripts do by
+ed3789f trained ``LossWeights()``: ordered heads, span weight 1, no matching), (a) the way our
+datamodule batches them (padded per batch, grouped by length) and (b) padded to a fixed ``max_length`` (128 and 256), as the Hugging Face example scripts do by
 default. System ``pcgrad`` batches as (a) and trains with ``loss.gradient_surgery=pcgrad``'s
 backward pass (one per task). Training = forward + loss + backward + AdamW step; prediction = forward under
 ``inference_mode`` (our predictor sorts by length, the baseline keeps input order). Each

@@ -516,7 +516,9 @@ def test_the_span_heads_say_in_the_sequence_decision_is_or_and_and_of_the_two_de
     labels = torch.tensor([1, 0, 1, 1, 1])
     rows = [(None, positions, probabilities, labels, ce, sig)]
 
-    scores = bench_decoding.sequence_rule_scores(rows, ("C", "E"))
+    scores = bench_decoding.sequence_rule_scores(
+        rows, bench_decoding.decode_rows(rows, 0.0, ("C", "E"))
+    )
 
     # head: predicts 1,1,0,0,0 -> tp 1, fp 1, fn 3; or: 1,1,1,0,0 -> tp 2, fp 1, fn 2;
     # and: 1,0,0,0,0 -> tp 1, fp 0, fn 3
@@ -525,8 +527,9 @@ def test_the_span_heads_say_in_the_sequence_decision_is_or_and_and_of_the_two_de
     assert scores["seq_f1_by_rule"] == pytest.approx({"head": 1 / 3, "or": 4 / 7, "and": 0.4})
 
     unlabelled = torch.tensor([1, 0, -100, 1, 1])
+    rows = [(None, positions, probabilities, unlabelled, ce, sig)]
     without_third = bench_decoding.sequence_rule_scores(
-        [(None, positions, probabilities, unlabelled, ce, sig)], ("C", "E")
+        rows, bench_decoding.decode_rows(rows, 0.0, ("C", "E"))
     )
     assert without_third["seq_recall_by_rule"]["or"] == pytest.approx(1 / 3)
 
