@@ -106,6 +106,9 @@ CONFIGS: dict[str, list[str]] = {
     # of span-only in the mean at the old rates, §8l) and twice the span loss (§8d)
     "t2_warmup5": ["loss.seq_start_epoch=5"],
     "t2_span_weight2": ["span_weight=2"],
+    # label smoothing 0.1 on the sequence loss on top of today's defaults (RESULTS §8x): aimed at
+    # the sequence head's false alarms, which no decision threshold removes (§8v)
+    "t2_seq_smooth01": ["loss.seq_label_smoothing=0.1"],
     # an exponential moving average of the weights (decay 0.998): validated, tested, exported
     "ema": ["callbacks=ema"],
     # the per-task ablations of the network (bench_quality's span_only and seq_only), for runs

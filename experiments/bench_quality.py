@@ -449,6 +449,7 @@ LEVER_KEYS = (
     "loss.span_assignment",
     "loss.seq_start_epoch",
     "loss.gradient_surgery",
+    "loss.seq_label_smoothing",
     "pooling",
     "model.pooling",
     "model.span_crf",
@@ -468,7 +469,7 @@ SWITCHES = {"seq": ("alpha", "loss.alpha"), "span": ("span_weight", "loss.span_w
 # one would train nothing in its first epochs, which settings refuse)
 JOINT_LEVERS = ("loss.gradient_surgery", "loss.seq_start_epoch")
 TASK_ONLY_LEVERS = {
-    "seq": JOINT_LEVERS,
+    "seq": ("loss.seq_label_smoothing", *JOINT_LEVERS),
     "span": ("loss.span_assignment", "model.span_crf", *JOINT_LEVERS),
 }
 PER_TASK_OFF = {"span_only": "seq", "seq_only": "span"}

@@ -285,3 +285,61 @@ def test_unknown_span_assignment_is_rejected():
         ValueError, match=r"loss\.span_assignment must be one of ordered, matched, matched_leading"
     ):
         LossWeights(span_assignment="greedy")
+
+
+def test_label_smoothing_is_torchs_on_the_labelled_rows_and_plain_at_zero():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 2)
+    labels = torch.tensor([1, IGNORE_INDEX, 0, 1])
+    kept = labels != IGNORE_INDEX
+    for smoothing in (0.0, 0.1, 0.3):
+        expected = torch.nn.functional.cross_entropy(
+            logits[kept], labels[kept], label_smoothing=smoothing
+        )
+        assert torch.isclose(masked_cross_entropy(logits, labels, smoothing), expected)
+    # a confident right answer costs more once smoothed: the target keeps 1 - x/2 on its class
+    sure = torch.tensor([[-10.0, 10.0]])
+    assert masked_cross_entropy(sure, torch.tensor([1]), 0.1) > 0.4
+    assert masked_cross_entropy(sure, torch.tensor([1])) < 1e-6
+
+
+def test_sequence_label_smoothing_touches_the_sequence_term_alone():
+    torch.manual_seed(0)
+    seq, pair = torch.randn(2, 2), torch.randn(2, 2)
+    ce, sig = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 3)
+    batch = _batch(
+        [1, 0],
+        [0, 1],
+        torch.randint(0, 5, (2, 3, 4)).tolist(),
+        torch.randint(0, 3, (2, 3, 4)).tolist(),
+    )
+    plain = unified_loss(seq, pair, ce, sig, batch, LossWeights())
+    smoothed = unified_loss(seq, pair, ce, sig, batch, LossWeights(seq_label_smoothing=0.2))
+    expected = torch.nn.functional.cross_entropy(seq, torch.tensor([1, 0]), label_smoothing=0.2)
+    assert torch.isclose(smoothed.seq, expected) and not torch.isclose(smoothed.seq, plain.seq)
+    assert torch.equal(smoothed.span, plain.span) and torch.equal(smoothed.pair, plain.pair)
+
+
+@pytest.mark.parametrize("smoothing", [-0.1, 1.0, True])
+def test_label_smoothing_outside_zero_to_one_is_rejected(smoothing):
+    with pytest.raises(ValueError, match=r"loss.seq_label_smoothing must be a number in \[0, 1\)"):
+        LossWeights(seq_label_smoothing=smoothing)
+
+
+def test_a_module_smooths_its_training_loss_and_evaluates_plainly(data_root):
+    from .test_gradient_surgery import _module_and_loader
+
+    module, loader = _module_and_loader(data_root, "none", loss={"seq_label_smoothing": 0.1})
+    plain_module, _ = _module_and_loader(data_root, "none")
+    batch = next(iter(loader))
+    module.eval()
+    with torch.no_grad():
+        out = module(batch)
+        evaluated = module.compute_losses(out, batch)
+        module.train()
+        trained = module.compute_losses(out, batch)
+    targets = batch["seq_labels"]
+    assert torch.isclose(evaluated.seq, masked_cross_entropy(out.seq_logits, targets))
+    assert torch.isclose(trained.seq, masked_cross_entropy(out.seq_logits, targets, 0.1))
+    assert not torch.isclose(trained.seq, evaluated.seq)
+    assert module.loss_weights.evaluated() == plain_module.loss_weights

@@ -87,6 +87,7 @@ def test_an_unknown_key_fails_at_composition(train_config):
             "loss.span_assignment must be one of ordered, matched, matched_leading",
         ),
         (["loss.seq_start_epoch=-1"], "loss.seq_start_epoch must be an integer >= 0"),
+        (["loss.seq_label_smoothing=1"], r"loss.seq_label_smoothing must be a number in \[0, 1\)"),
         # the default warm-up on a run shorter than it, and on a sequence-only run
         (["loss.seq_start_epoch=3", "trainer.max_epochs=3"], "out of all 3 epochs"),
         (

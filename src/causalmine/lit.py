@@ -106,10 +106,10 @@ class CausalLitModule(L.LightningModule):
 
     def compute_losses(self, out: NetworkOutput, batch: dict[str, Any]) -> LossBreakdown:
         """The task losses of ``batch`` and their total, as this run weighs them (in training,
-        as the current epoch does: see ``LossWeights.seq_start_epoch``)."""
+        as the current epoch does: see ``LossWeights.seq_start_epoch``; outside it, plain:
+        ``LossWeights.evaluated``)."""
         weights = self.loss_weights
-        if self.training:
-            weights = weights.at_epoch(self.current_epoch)
+        weights = weights.at_epoch(self.current_epoch) if self.training else weights.evaluated()
         return unified_loss(
             out.seq_logits,
             out.pair_logits,

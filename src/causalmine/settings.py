@@ -118,6 +118,11 @@ class LossWeights:
     ``pcgrad`` (Yu et al., NeurIPS 2020) first removes from each task's gradient its component
     along every other task's gradient that it conflicts with
     (:mod:`causalmine.model.gradient_surgery`). It costs one backward pass per trained task.
+
+    ``seq_label_smoothing``: in training, the sequence loss's targets put this share of their
+    mass uniformly over both classes (``torch.nn.functional.cross_entropy``'s
+    ``label_smoothing``); 0 is plain cross-entropy. Validation and test losses are plain
+    (:meth:`evaluated`), so that they stay comparable across runs.
     """
 
     # These defaults describe a checkpoint that predates a key (it was trained without the
@@ -129,6 +134,7 @@ class LossWeights:
     span_assignment: str = "ordered"
     seq_start_epoch: int = 0
     gradient_surgery: str = "none"
+    seq_label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("alpha", "span_weight", "pair_weight"):
@@ -146,6 +152,13 @@ class LossWeights:
             and self.seq_start_epoch >= 0,
             f"loss.seq_start_epoch must be an integer >= 0, got {self.seq_start_epoch!r}",
         )
+        smoothing = self.seq_label_smoothing
+        _require(
+            isinstance(smoothing, int | float)
+            and not isinstance(smoothing, bool)
+            and 0 <= smoothing < 1,
+            f"loss.seq_label_smoothing must be a number in [0, 1), got {smoothing!r}",
+        )
 
     def at_epoch(self, epoch: int) -> LossWeights:
         """The weights a training step of ``epoch`` uses (no sequence loss before
@@ -153,6 +166,10 @@ class LossWeights:
         if epoch >= self.seq_start_epoch:
             return self
         return replace(self, alpha=0.0)
+
+    def evaluated(self) -> LossWeights:
+        """The weights validation and test use: every task weighed, no label smoothing."""
+        return replace(self, seq_label_smoothing=0.0)
 
     @property
     def learned(self) -> bool:

@@ -36,11 +36,20 @@ class LossBreakdown:
     trains: dict[str, torch.Tensor]
 
 
-def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over elements whose label is not -100; 0 when there are none."""
+def masked_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Mean cross-entropy over elements whose label is not -100; 0 when there are none.
+    ``label_smoothing`` as :func:`torch.nn.functional.cross_entropy` takes it."""
     flat_logits = logits.reshape(-1, logits.shape[-1]).float()
     flat_labels = labels.reshape(-1)
-    summed = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE_INDEX, reduction="sum")
+    summed = F.cross_entropy(
+        flat_logits,
+        flat_labels,
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+        label_smoothing=label_smoothing,
+    )
     count = (flat_labels != IGNORE_INDEX).sum().clamp(min=1)
     return summed / count
 
@@ -194,7 +203,7 @@ def unified_loss(
     ``t`` adds ``w_t * exp(-s_t) * L_t + s_t / 2``, and only when the batch labels it: a task
     absent from a batch must not pull its ``s_t`` down (its loss is 0 there).
     """
-    seq = masked_cross_entropy(seq_logits, batch["seq_labels"])
+    seq = masked_cross_entropy(seq_logits, batch["seq_labels"], weights.seq_label_smoothing)
     pair = masked_cross_entropy(pair_logits, batch["pair_labels"])
     cause_effect_labels, signal_labels = batch["cause_effect_labels"], batch["signal_labels"]
     if weights.span_assignment != "ordered":
