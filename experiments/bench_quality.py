@@ -128,11 +128,31 @@ def our_config(system: str, seed: int, args: argparse.Namespace, out_dir: Path):
 
 def our_recipe(cfg) -> dict:
     """What one of our systems trains with beyond the shared budget: the resolved ``loss`` and
-    ``optim`` sections. Recorded with each run, so that a rerun does not reuse a run made under
-    other defaults (RESULTS §8s changed them)."""
+    ``optim`` sections (:func:`canonical_recipe`). Recorded with each run, so that a rerun does
+    not reuse a run made under other defaults (RESULTS §8s changed them)."""
     from omegaconf import OmegaConf
 
-    return {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("loss", "optim")}
+    return canonical_recipe(
+        {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("loss", "optim")}
+    )
+
+
+def canonical_recipe(recipe: dict) -> dict:
+    """``recipe`` (or a job holding one) with its ``loss`` and ``optim`` sections as today's
+    dataclasses spell them, in JSON form: a key added since it was recorded reads as its
+    default, the feature off (as a resumed checkpoint's does), so that a new key alone does not
+    make a recorded run another recipe's."""
+    from dataclasses import asdict, fields
+
+    from causalmine.settings import LossWeights, OptimConfig
+
+    canonical = dict(recipe)
+    for section, build in (("loss", LossWeights), ("optim", OptimConfig)):
+        if section in recipe:
+            known = {f.name for f in fields(build)}
+            values = {k: v for k, v in recipe[section].items() if k in known}
+            canonical[section] = asdict(build(**values))
+    return json.loads(json.dumps(canonical))
 
 
 def reusable(
@@ -144,7 +164,10 @@ def reusable(
         (r["system"], r["seed"]): r
         for r in runs
         if all(r.get(k) == v for k, v in settings.items())
-        and (r["system"] not in recipes or r.get("recipe") == recipes[r["system"]])
+        and (
+            r["system"] not in recipes
+            or ("recipe" in r and canonical_recipe(r["recipe"]) == recipes[r["system"]])
+        )
     }
 
 
@@ -153,7 +176,9 @@ def same_job(out_dir: Path, job: dict) -> bool:
     ``bench_quality_job.json``), so that its ``last.ckpt`` may be resumed. A directory left by
     another job (another budget, or defaults) is cleared: its checkpoint is not this job's."""
     marker = out_dir / "bench_quality_job.json"
-    same = marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(job))
+    same = marker.is_file() and canonical_recipe(json.loads(marker.read_text())) == (
+        canonical_recipe(job)
+    )
     if out_dir.exists() and not same:
         print(f"{out_dir}: left by another job; starting afresh", flush=True)
         shutil.rmtree(out_dir)

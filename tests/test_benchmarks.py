@@ -51,6 +51,14 @@ def _run(system: str, seed: int, **figures: float) -> dict:
         # what only a switched-off task or two tasks together would use is no lever
         ({"span_weight": "0", "loss.seq_start_epoch": "0"}, "seq_only", ""),
         ({"alpha": "0", "loss.gradient_surgery": "pcgrad"}, "span_only", ""),
+        # the sequence loss's smoothing is a lever of the systems that train sequences
+        ({"loss.seq_label_smoothing": "0.1"}, "unified", "loss.seq_label_smoothing=0.1"),
+        ({"alpha": "0", "loss.seq_label_smoothing": "0.1"}, "span_only", ""),
+        (
+            {"span_weight": "0", "loss.seq_label_smoothing": "0.1"},
+            "seq_only",
+            "loss.seq_label_smoothing=0.1",
+        ),
     ],
 )
 def test_a_protocol_run_is_the_system_its_loss_weights_make_it(overrides, system, lever):
@@ -144,6 +152,9 @@ def test_a_lever_acting_on_the_switched_off_task_alone_does_not_stop_the_pairing
     surgery = "loss.gradient_surgery=pcgrad,loss.span_assignment=matched"
     assert bench_quality.per_task_lever(surgery, "span_only") == "loss.span_assignment=matched"
     assert bench_quality.per_task_lever(surgery, "seq_only") == ""
+    smoothed = "loss.seq_label_smoothing=0.1,loss.seq_start_epoch=3"
+    assert bench_quality.per_task_lever(smoothed, "span_only") == ""
+    assert bench_quality.per_task_lever(smoothed, "seq_only") == "loss.seq_label_smoothing=0.1"
 
 
 def test_systems_are_also_compared_on_validation_at_the_weights_that_were_tested():
@@ -426,8 +437,12 @@ def test_a_rerun_does_not_reuse_our_runs_made_under_other_defaults(tmp_path):
     old.append(
         {"system": "unified", "seed": 4, **settings, "recipe": json.loads(json.dumps(today))}
     )
+    # recorded before a key was added (loss.seq_label_smoothing, §8x): the same recipe
+    predates = json.loads(json.dumps(today))
+    del predates["loss"]["seq_label_smoothing"]
+    old.append({"system": "unified", "seed": 5, **settings, "recipe": predates})
     kept = bench_quality.reusable(old, settings, {"unified": today})
-    assert set(kept) == {("unified", 2), ("unified", 4), ("hf_seq", 1)}
+    assert set(kept) == {("unified", 2), ("unified", 4), ("unified", 5), ("hf_seq", 1)}
 
 
 def test_a_job_resumes_only_the_directory_it_left_itself(tmp_path):
@@ -437,6 +452,10 @@ def test_a_job_resumes_only_the_directory_it_left_itself(tmp_path):
     (out_dir / "checkpoints").mkdir()
     (out_dir / "checkpoints" / "last.ckpt").write_text("interrupted")
     assert bench_quality.same_job(out_dir, job)  # the same job: its checkpoint stays
+    assert (out_dir / "checkpoints" / "last.ckpt").is_file()
+    # a loss key added since the job left its folder, at its default: still the same job
+    loss = dict(bench_quality.canonical_recipe(job)["loss"], seq_label_smoothing=0.0)
+    assert bench_quality.same_job(out_dir, job | {"loss": loss})
     assert (out_dir / "checkpoints" / "last.ckpt").is_file()
     assert not bench_quality.same_job(out_dir, job | {"settings": {"epochs": 5}})
     assert not (out_dir / "checkpoints").exists()  # another budget's checkpoint is gone

@@ -343,3 +343,24 @@ def test_a_module_smooths_its_training_loss_and_evaluates_plainly(data_root):
     assert torch.isclose(trained.seq, masked_cross_entropy(out.seq_logits, targets, 0.1))
     assert not torch.isclose(trained.seq, evaluated.seq)
     assert module.loss_weights.evaluated() == plain_module.loss_weights
+
+
+def test_the_span_warm_up_trains_alike_with_or_without_smoothing(data_root):
+    """The sequence loss is out during the warm-up, so its smoothing changes no step there: the
+    premise of pairing a smoothed run's warm-up epochs with its baseline's (RESULTS §8x)."""
+    from .test_gradient_surgery import _module_and_loader
+
+    steps = []
+    for smoothing in (0.0, 0.1):
+        loss = {"seq_start_epoch": 3, "seq_label_smoothing": smoothing}
+        module, loader = _module_and_loader(data_root, "none", loss=loss)
+        batch = next(iter(loader))
+        losses = module.train().compute_losses(module(batch), batch)  # epoch 0: in the warm-up
+        losses.total.backward()
+        grads = {n: p.grad for n, p in module.named_parameters() if p.grad is not None}
+        steps.append((losses, grads))
+    (plain, plain_grads), (smoothed, smoothed_grads) = steps
+    assert not torch.isclose(plain.seq, smoothed.seq)  # the term differs, its weight is 0
+    assert torch.equal(plain.total, smoothed.total)
+    assert plain_grads.keys() == smoothed_grads.keys()
+    assert all(torch.equal(plain_grads[n], smoothed_grads[n]) for n in plain_grads)

@@ -30,13 +30,15 @@ class PoisonSequenceHead(L.Callback):
                 next(pl_module.network.seq_head.parameters()).view(-1)[0] = math.nan
 
 
-def test_nonfinite_loss_is_saved_then_stops_the_run(tmp_path, data_root, bert_tokenizer):
+def _poisoned_run(
+    tmp_path, data_root, tokenizer, step: int, epochs: int = 1, loss: dict | None = None
+):
+    """A tiny model on 8 causal CNC sentences (2 steps per epoch), its sequence head poisoned
+    before ``step``: the examples, their encodings, the loader, the module and the trainer."""
     L.seed_everything(3)
     examples = [e for e in load_cnc(data_root, download=False).train if e.relations][:8]
-    items = [encode_example(e, bert_tokenizer, 64, 2) for e in examples]
-    loader = DataLoader(
-        EncodedDataset(items), batch_size=4, collate_fn=CausalCollator(bert_tokenizer)
-    )
+    items = [encode_example(e, tokenizer, 64, 2) for e in examples]
+    loader = DataLoader(EncodedDataset(items), batch_size=4, collate_fn=CausalCollator(tokenizer))
     tiny = {"arch": "bert", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
     module = CausalLitModule(
         network={
@@ -44,17 +46,25 @@ def test_nonfinite_loss_is_saved_then_stops_the_run(tmp_path, data_root, bert_to
             "tiny": tiny,
             "span_heads": 2,
             "dropout": 0.3,  # the replay must draw the same dropout masks
-            "vocab_size": len(bert_tokenizer),
-        }
+            "vocab_size": len(tokenizer),
+        },
+        loss=loss,
     )
     trainer = L.Trainer(
         default_root_dir=tmp_path,
-        max_epochs=1,
+        max_epochs=epochs,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[PoisonSequenceHead(step=1), *training_callbacks()],
+        callbacks=[PoisonSequenceHead(step=step), *training_callbacks()],
+    )
+    return examples, items, loader, module, trainer
+
+
+def test_nonfinite_loss_is_saved_then_stops_the_run(tmp_path, data_root, bert_tokenizer):
+    examples, items, loader, module, trainer = _poisoned_run(
+        tmp_path, data_root, bert_tokenizer, step=1
     )
     with pytest.raises(NonFiniteLossError) as raised:
         trainer.fit(module, train_dataloaders=loader)
@@ -79,4 +89,21 @@ def test_nonfinite_loss_is_saved_then_stops_the_run(tmp_path, data_root, bert_to
     replayed = replay_nonfinite(saved_dir)
     assert not torch.isfinite(replayed.total)
     # bit-identical span loss: same weights, same batch, same dropout masks
+    assert replayed.span.item() == saved["losses"]["span"]
+
+
+def test_a_step_after_the_span_warm_up_replays_with_the_sequence_loss(
+    tmp_path, data_root, bert_tokenizer
+):
+    """The replay weighs the losses as the failing step's epoch did, not as epoch 0 would."""
+    *_, loader, module, trainer = _poisoned_run(
+        tmp_path, data_root, bert_tokenizer, step=2, epochs=2, loss={"seq_start_epoch": 1}
+    )
+    with pytest.raises(NonFiniteLossError):
+        trainer.fit(module, train_dataloaders=loader)
+    saved_dir = tmp_path / "nonfinite" / "step2"
+    saved = torch.load(saved_dir / "batch.pt", weights_only=True)
+    assert saved["epoch"] == 1  # the first step after the warm-up
+    replayed = replay_nonfinite(saved_dir)
+    assert replayed.trains["seq"].item() == 1.0  # epoch 0 would leave it out
     assert replayed.span.item() == saved["losses"]["span"]

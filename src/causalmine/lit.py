@@ -104,12 +104,17 @@ class CausalLitModule(L.LightningModule):
             batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
         )
 
-    def compute_losses(self, out: NetworkOutput, batch: dict[str, Any]) -> LossBreakdown:
+    def compute_losses(
+        self, out: NetworkOutput, batch: dict[str, Any], epoch: int | None = None
+    ) -> LossBreakdown:
         """The task losses of ``batch`` and their total, as this run weighs them (in training,
-        as the current epoch does: see ``LossWeights.seq_start_epoch``; outside it, plain:
-        ``LossWeights.evaluated``)."""
+        as ``epoch``, by default the current one, does: see ``LossWeights.seq_start_epoch``;
+        outside it, plain: ``LossWeights.evaluated``)."""
         weights = self.loss_weights
-        weights = weights.at_epoch(self.current_epoch) if self.training else weights.evaluated()
+        if self.training:
+            weights = weights.at_epoch(self.current_epoch if epoch is None else epoch)
+        else:
+            weights = weights.evaluated()
         return unified_loss(
             out.seq_logits,
             out.pair_logits,

@@ -134,4 +134,5 @@ def replay_nonfinite(directory: str | Path) -> LossBreakdown:
     batch = dict(saved["tensors"])
     restore_rng_states(saved["rng_states"])
     out = module.network(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-    return module.compute_losses(out, batch)
+    # weighed as the failing step's epoch was (a span warm-up leaves the sequence loss out)
+    return module.compute_losses(out, batch, epoch=saved["epoch"])
