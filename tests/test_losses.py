@@ -46,16 +46,23 @@ def test_all_masked_is_zero_and_still_differentiable():
     assert torch.all(logits.grad == 0)
 
 
-def test_unified_loss_combines_weighted_terms():
+def _two_sentences(pair_labels: list[int]) -> tuple:
+    """Random logits of every head for two sentences (3 span heads, 4 tokens) and a batch
+    labelling them: sequence labels 1, 0, ``pair_labels``, random tags."""
     torch.manual_seed(0)
     seq, pair = torch.randn(2, 2), torch.randn(2, 2)
     ce, sig = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 3)
     batch = _batch(
         [1, 0],
-        [IGNORE_INDEX, 1],
+        pair_labels,
         torch.randint(0, 5, (2, 3, 4)).tolist(),
         torch.randint(0, 3, (2, 3, 4)).tolist(),
     )
+    return seq, pair, ce, sig, batch
+
+
+def test_unified_loss_combines_weighted_terms():
+    seq, pair, ce, sig, batch = _two_sentences([IGNORE_INDEX, 1])
     parts = unified_loss(
         seq, pair, ce, sig, batch, LossWeights(alpha=3.0, span_weight=0.5, pair_weight=2.0)
     )
@@ -304,15 +311,7 @@ def test_label_smoothing_is_torchs_on_the_labelled_rows_and_plain_at_zero():
 
 
 def test_sequence_label_smoothing_touches_the_sequence_term_alone():
-    torch.manual_seed(0)
-    seq, pair = torch.randn(2, 2), torch.randn(2, 2)
-    ce, sig = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 3)
-    batch = _batch(
-        [1, 0],
-        [0, 1],
-        torch.randint(0, 5, (2, 3, 4)).tolist(),
-        torch.randint(0, 3, (2, 3, 4)).tolist(),
-    )
+    seq, pair, ce, sig, batch = _two_sentences([0, 1])
     plain = unified_loss(seq, pair, ce, sig, batch, LossWeights())
     smoothed = unified_loss(seq, pair, ce, sig, batch, LossWeights(seq_label_smoothing=0.2))
     expected = torch.nn.functional.cross_entropy(seq, torch.tensor([1, 0]), label_smoothing=0.2)
