@@ -40,6 +40,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -137,21 +138,19 @@ def our_recipe(cfg) -> dict:
     )
 
 
-def canonical_recipe(recipe: dict) -> dict:
+def canonical_recipe(recipe: dict | None) -> dict:
     """``recipe`` (or a job holding one) with its ``loss`` and ``optim`` sections as today's
-    dataclasses spell them, in JSON form: a key added since it was recorded reads as its
-    default, the feature off (as a resumed checkpoint's does), so that a new key alone does not
-    make a recorded run another recipe's."""
-    from dataclasses import asdict, fields
+    dataclasses spell them (``settings.saved_section``), in JSON form, so that a key added since
+    it was recorded does not alone make it another recipe. A section that no longer builds (a
+    value since refused) stays as recorded: no recipe of today's equals it, and a rerun trains
+    that run again rather than stopping."""
+    from causalmine.settings import LossWeights, OptimConfig, saved_section
 
-    from causalmine.settings import LossWeights, OptimConfig
-
-    canonical = dict(recipe)
+    canonical = dict(recipe or {})
     for section, build in (("loss", LossWeights), ("optim", OptimConfig)):
-        if section in recipe:
-            known = {f.name for f in fields(build)}
-            values = {k: v for k, v in recipe[section].items() if k in known}
-            canonical[section] = asdict(build(**values))
+        if canonical.get(section) is not None:
+            with suppress(ValueError, TypeError):  # ConfigError is a ValueError
+                canonical[section] = saved_section(build, canonical[section])
     return json.loads(json.dumps(canonical))
 
 

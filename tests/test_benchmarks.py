@@ -441,8 +441,16 @@ def test_a_rerun_does_not_reuse_our_runs_made_under_other_defaults(tmp_path):
     predates = json.loads(json.dumps(today))
     del predates["loss"]["seq_label_smoothing"]
     old.append({"system": "unified", "seed": 5, **settings, "recipe": predates})
+    # a value refused since it was recorded: another recipe, run again, not a crash
+    refused = json.loads(json.dumps(today))
+    refused["loss"]["span_assignment"] = "greedy"
+    old.append({"system": "unified", "seed": 6, **settings, "recipe": refused})
     kept = bench_quality.reusable(old, settings, {"unified": today})
     assert set(kept) == {("unified", 2), ("unified", 4), ("unified", 5), ("hf_seq", 1)}
+    # ... but a run recorded before the key is not one of a recipe that sets it
+    smoothed = json.loads(json.dumps(today))
+    smoothed["loss"]["seq_label_smoothing"] = 0.1
+    assert ("unified", 5) not in bench_quality.reusable(old, settings, {"unified": smoothed})
 
 
 def test_a_job_resumes_only_the_directory_it_left_itself(tmp_path):
@@ -453,10 +461,18 @@ def test_a_job_resumes_only_the_directory_it_left_itself(tmp_path):
     (out_dir / "checkpoints" / "last.ckpt").write_text("interrupted")
     assert bench_quality.same_job(out_dir, job)  # the same job: its checkpoint stays
     assert (out_dir / "checkpoints" / "last.ckpt").is_file()
-    # a loss key added since the job left its folder, at its default: still the same job
-    loss = dict(bench_quality.canonical_recipe(job)["loss"], seq_label_smoothing=0.0)
-    assert bench_quality.same_job(out_dir, job | {"loss": loss})
+    # the marker lacks the loss keys added since (seq_label_smoothing among them): at their
+    # defaults it is still the same job, not at another value
+    today = bench_quality.canonical_recipe(job)["loss"]
+    assert bench_quality.same_job(out_dir, job | {"loss": today})
     assert (out_dir / "checkpoints" / "last.ckpt").is_file()
+    assert not bench_quality.same_job(out_dir, job | {"loss": today | {"seq_label_smoothing": 0.1}})
+    assert not (out_dir / "checkpoints" / "last.ckpt").exists()
+    # a marker whose recipe no longer builds: cleared, not a crash
+    (out_dir / "checkpoints").mkdir()
+    (out_dir / "bench_quality_job.json").write_text(json.dumps(job | {"loss": {"alpha": -1}}))
+    assert not bench_quality.same_job(out_dir, job)
+    assert not (out_dir / "checkpoints").exists()
     assert not bench_quality.same_job(out_dir, job | {"settings": {"epochs": 5}})
     assert not (out_dir / "checkpoints").exists()  # another budget's checkpoint is gone
 

@@ -341,7 +341,7 @@ def test_a_module_smooths_its_training_loss_and_evaluates_plainly(data_root):
     assert torch.isclose(evaluated.seq, masked_cross_entropy(out.seq_logits, targets))
     assert torch.isclose(trained.seq, masked_cross_entropy(out.seq_logits, targets, 0.1))
     assert not torch.isclose(trained.seq, evaluated.seq)
-    assert module.loss_weights.evaluated() == plain_module.loss_weights
+    assert module.loss_weights.for_evaluation() == plain_module.loss_weights
 
 
 def test_the_span_warm_up_trains_alike_with_or_without_smoothing(data_root):

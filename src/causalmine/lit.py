@@ -7,7 +7,6 @@ What keeps a run honest (exact resume, the non-finite guard, gradual unfreezing)
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, fields
 from typing import Any
 
 import lightning as L
@@ -31,6 +30,7 @@ from causalmine.settings import (
     NetworkConfig,
     OptimConfig,
     require_viterbi_for_crf,
+    saved_section,
 )
 
 STAGES = ("val", "test")
@@ -107,14 +107,14 @@ class CausalLitModule(L.LightningModule):
     def compute_losses(
         self, out: NetworkOutput, batch: dict[str, Any], epoch: int | None = None
     ) -> LossBreakdown:
-        """The task losses of ``batch`` and their total, as this run weighs them (in training,
-        as ``epoch``, by default the current one, does: see ``LossWeights.seq_start_epoch``;
-        outside it, plain: ``LossWeights.evaluated``)."""
+        """The task losses of ``batch`` and their total, as this run weighs them: in training as
+        ``epoch`` (by default the current one) does, see ``LossWeights.seq_start_epoch``; in
+        evaluation plainly (``LossWeights.for_evaluation``; ``epoch`` is not read)."""
         weights = self.loss_weights
         if self.training:
             weights = weights.at_epoch(self.current_epoch if epoch is None else epoch)
         else:
-            weights = weights.evaluated()
+            weights = weights.for_evaluation()
         return unified_loss(
             out.seq_logits,
             out.pair_logits,
@@ -284,10 +284,7 @@ class CausalLitModule(L.LightningModule):
             ("loss", LossWeights, self.loss_weights),
             ("optim", OptimConfig, self.optim_config),
         ):
-            known = {f.name for f in fields(build)}
-            theirs = asdict(
-                build(**{k: v for k, v in (saved.get(section) or {}).items() if k in known})
-            )
+            theirs = saved_section(build, saved.get(section))
             differences += [
                 f"{section}.{key}={_plain(value)!r} (this run: {_plain(getattr(mine, key))!r})"
                 for key, value in theirs.items()

@@ -122,7 +122,7 @@ class LossWeights:
     ``seq_label_smoothing``: in training, the sequence loss's targets put this share of their
     mass uniformly over both classes (``torch.nn.functional.cross_entropy``'s
     ``label_smoothing``); 0 is plain cross-entropy. Validation and test losses are plain
-    (:meth:`evaluated`), so that they stay comparable across runs.
+    (:meth:`for_evaluation`), so that they stay comparable across runs.
     """
 
     # These defaults describe a checkpoint that predates a key (it was trained without the
@@ -167,14 +167,24 @@ class LossWeights:
             return self
         return replace(self, alpha=0.0)
 
-    def evaluated(self) -> LossWeights:
-        """The weights validation and test use: every task weighed, no label smoothing."""
+    def for_evaluation(self) -> LossWeights:
+        """The weights validation and test use: no label smoothing (and every task weighed, as
+        long as the caller does not also apply :meth:`at_epoch`, which is for training)."""
         return replace(self, seq_label_smoothing=0.0)
 
     @property
     def learned(self) -> bool:
         """Whether the balance between tasks is learned (``weighting=uncertainty``)."""
         return self.weighting == "uncertainty"
+
+
+def saved_section(build: type, values: dict[str, Any] | None) -> dict[str, Any]:
+    """A settings section saved by an earlier run (a checkpoint's hyper-parameters, a
+    benchmark's recorded recipe) as today's dataclass ``build`` spells it, validated: a key
+    added since reads as its default (the feature off, what the run trained with), a key removed
+    since is dropped (it no longer changes what runs)."""
+    known = {f.name for f in fields(build)}
+    return asdict(build(**{k: v for k, v in (values or {}).items() if k in known}))
 
 
 @dataclass
