@@ -5,18 +5,19 @@
     python experiments/bench_speed.py --device cuda --bf16 --systems dynamic --batch-size 8 16 32
     python experiments/bench_speed.py --systems dynamic pcgrad   # the cost of gradient surgery
 
-The same model is fed the same CNC training sentences at the same batch size: the network and
-the loss of ``python train.py`` (conf/train.yaml's ``model`` and ``loss`` sections, the loss
-past the span warm-up, so every task trains; ``--model`` sets the backbone; runs before commit
-ed3789f trained ``LossWeights()``: ordered heads, span weight 1, no matching), (a) the way our
-datamodule batches them (padded per batch, grouped by length) and (b) padded to a fixed ``max_length`` (128 and 256), as the Hugging Face example scripts do by
-default. System ``pcgrad`` batches as (a) and trains with ``loss.gradient_surgery=pcgrad``'s
-backward pass (one per task). Training = forward + loss + backward + AdamW step; prediction = forward under
-``inference_mode`` (our predictor sorts by length, the baseline keeps input order). Each
-(system, repetition) runs in a fresh subprocess, systems interleaved, so peak memory is per
-system; the table gives medians and the ratio to (a). On a GPU with ``--bf16`` the MFU column
-divides the useful backbone FLOP/s by ``--peak-tflops``, or, when that is not given, by the rate
-of a bare 8192³ bf16 matrix product measured on the same device at start (the achievable peak).
+The same model is fed the same CNC training sentences at the same batch size: the network and the
+loss of ``python train.py`` (conf/train.yaml's ``model`` and ``loss`` sections, the loss past the
+span warm-up, so every task trains; ``--model`` sets the backbone; runs before commit ed3789f
+trained ``LossWeights()``: ordered heads, span weight 1, no matching), (a) the way our datamodule
+batches them (padded per batch, grouped by length) and (b) padded to a fixed ``max_length`` (128
+and 256), as the Hugging Face example scripts do by default. System ``pcgrad`` batches as (a) and
+trains with ``loss.gradient_surgery=pcgrad``'s backward pass (one per task). Training = forward +
+loss + backward + AdamW step; prediction = forward under ``inference_mode`` (our predictor sorts by
+length, the baseline keeps input order). Each (system, repetition) runs in a fresh subprocess,
+systems interleaved, so peak memory is per system; the table gives medians and the ratio to (a). On
+a GPU with ``--bf16`` the MFU column divides the useful backbone FLOP/s by ``--peak-tflops``, or,
+when that is not given, by the rate of a bare 8192³ bf16 matrix product measured on the same device
+at start (the achievable peak).
 """
 
 from __future__ import annotations
