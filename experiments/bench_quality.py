@@ -22,7 +22,9 @@ on their final weights (``test_checkpoint=last``): each becomes system ``unified
 (``span_only[<config>]`` / ``seq_only[<config>]`` when the config weighs a task 0), paired by
 seed with the per-task systems, with ``unified``, and with the per-task systems trained under
 the same lever. Both scripts train through the same ``train.py`` config, so a default run of
-either is the same run (RESULTS §8c).
+either is the same run (RESULTS §8c). Those records hold no Cause/Effect figure (``span C/E
+F1``, ``hf_token``'s column); ``--span-ce`` scores each run's final weights for it, from the
+``last.ckpt`` its run directory still holds.
 
 Interrupted, the same command picks up where it stopped: jobs recorded in ``<out>.runs.jsonl``
 with the same settings (epochs, lr, batch size, model, limit) are not run again, and a job of
@@ -202,7 +204,7 @@ def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) ->
     if system != "seq_only":
         from causalmine.checkpoints import load_module
 
-        result["span_ce_f1"] = ce_f1_of_checkpoint(
+        result |= cause_effect_figures(
             load_module(next(out_dir.glob("checkpoints/last*.ckpt"))), args
         )
     return result
@@ -234,21 +236,50 @@ def validation_curve(csv_dir: Path) -> list[dict[str, float]]:
     return [rows[e] for e in sorted(rows)]
 
 
-def ce_f1_of_checkpoint(module, args: argparse.Namespace) -> float:
-    """Cause/Effect-only span F1 of a trained module on CNC dev (comparable with hf_token)."""
-    from causalmine.data.corpora import load_cnc
-    from causalmine.inference import Predictor
-    from causalmine.model.backbone import BackboneSpec, load_tokenizer
+def cause_effect_figures(module, args: argparse.Namespace) -> dict[str, Any]:
+    """``span_ce_f1`` of a trained module and ``span_ce_decoding``, the decoding it was read
+    with (figures recorded without it, before 2026-11-30, were read with ``argmax``): the
+    module's own unless ``args.span_ce`` names another."""
+    if getattr(args, "span_ce", "model") not in (None, "model"):
+        module.decode_method = args.span_ce
+    return {
+        "span_ce_f1": ce_f1_of_checkpoint(module, args),
+        "span_ce_decoding": module.decode_method,
+    }
 
-    network = module.hparams["network"]
-    predictor = Predictor(
-        module.network, load_tokenizer(BackboneSpec(network["name_or_path"])), device=args.device
-    )
+
+def ce_decoding(run: dict) -> str:
+    """How a run's ``span_ce_f1`` was decoded: ``hf_token`` by its own per-word argmax; ours as
+    recorded, and ``argmax`` for records that predate ``span_ce_decoding``."""
+    return "hf_token" if run["system"] == "hf_token" else run.get("span_ce_decoding", "argmax")
+
+
+def ce_f1_of_checkpoint(module, args: argparse.Namespace) -> float:
+    """Cause/Effect-only span F1 of a trained module on CNC dev (comparable with hf_token),
+    decoded as the module decodes (its ``decode.*`` settings: Viterbi for today's models)."""
+    from causalmine.data.corpora import load_cnc
+    from causalmine.inference.bundle import bundle_of_module
+
+    predictor = bundle_of_module(module).predictor(args.device)
     test = [e for e in load_cnc(args.data_root, download=False).test if e.relations is not None][
         : args.limit or None
     ]
     predicted = [p.relations for p in predictor.predict([e.text for e in test])]
     return span_ce_f1(test, predicted)
+
+
+def protocol_cause_effect(record: dict, args: argparse.Namespace) -> dict[str, Any]:
+    """Cause/Effect F1 (the column ``hf_token`` is compared on) of a ``bench_protocol.py`` run's
+    final weights, the ``last.ckpt`` in its run directory: its record does not hold the figure."""
+    from causalmine.checkpoints import load_module
+
+    checkpoint = Path(record["run_dir"]) / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        raise SystemExit(
+            f"{record['config']} seed {record['seed']}: {checkpoint} not found; --span-ce scores "
+            "the run's final weights, so its run directory must still hold them"
+        )
+    return cause_effect_figures(load_module(checkpoint), args)
 
 
 def cnc_split(args: argparse.Namespace) -> tuple[list, list, list]:
@@ -562,6 +593,24 @@ def from_protocol(record: dict, equivalent: list[str] = ()) -> dict:
     return run
 
 
+def runs_to_summarize(
+    paths: list[str], equivalent: list[str], span_ce: argparse.Namespace | None = None
+) -> list[dict]:
+    """The runs recorded in ``paths``, ``bench_protocol.py`` records as systems
+    (:func:`from_protocol`); with ``span_ce`` (the data and device settings), those that trained
+    spans also get ``span_ce_f1`` from their final weights (:func:`protocol_cause_effect`)."""
+    runs = []
+    for path in paths:
+        for record in read_runs(Path(path)):
+            if "config" not in record:
+                runs.append(record)
+                continue
+            runs.append(from_protocol(record, equivalent))
+            if span_ce is not None and not runs[-1]["system"].startswith("seq_only"):
+                runs[-1] |= protocol_cause_effect(record, span_ce)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -604,13 +653,20 @@ def main() -> None:
         "anyway, left out (e.g. trainer.precision=32-true against runs whose precision=auto "
         "meant fp32 on their machine); RESULTS says why",
     )
+    parser.add_argument(
+        "--span-ce",
+        nargs="?",
+        const="model",
+        choices=["model", "argmax", "viterbi"],
+        help="with --summarize: also score bench_protocol runs that trained spans on "
+        "Cause/Effect only (span_ce_f1, hf_token's column), from their run directories' "
+        "last.ckpt, on the CPU, decoded as each model decodes (model, the default) or by argmax "
+        "or viterbi",
+    )
     args = parser.parse_args()
     if args.summarize:
-        runs = [
-            from_protocol(run, args.equivalent) if "config" in run else run
-            for path in args.summarize
-            for run in read_runs(Path(path))
-        ]
+        args.device = "cpu"
+        runs = runs_to_summarize(args.summarize, args.equivalent, args if args.span_ce else None)
         seen = [(r["system"], r["seed"]) for r in runs]
         twice = sorted({job for job in seen if seen.count(job) > 1})
         if twice:  # a pairing would silently keep one of them
@@ -781,6 +837,15 @@ LEVER_COMPARISONS = (
 )
 
 
+def comparable(run: dict, baseline: dict, column: str) -> bool:
+    """Whether two runs' ``column`` pair: our Cause/Effect figures only when both were decoded
+    alike (a decoding change moves span F1 by 0.04, RESULTS §3); against ``hf_token``, system
+    against system, each decoded its own way."""
+    if column != "span_ce_f1" or baseline["system"] == "hf_token":
+        return True
+    return ce_decoding(run) == ce_decoding(baseline)
+
+
 def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[str, Any]]:
     """``system`` minus each baseline on its own task, seed by seed (the seeds both have).
 
@@ -821,7 +886,10 @@ def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[s
         seeds = sorted(
             seed
             for (name, seed), run in by.items()
-            if name == system and column in run and column in by.get((baseline, seed), {})
+            if name == system
+            and column in run
+            and column in by.get((baseline, seed), {})
+            and comparable(run, by[baseline, seed], column)
         )
         if not seeds:
             continue

@@ -591,3 +591,69 @@ def test_the_speed_benchmark_trains_the_default_network_and_loss_past_the_warm_u
     }
     assert loss == default.loss.at_epoch(default.loss.seq_start_epoch)
     assert loss.alpha == default.loss.alpha > 0
+
+
+def test_cause_effect_f1_leaves_signals_out_and_counts_a_wrong_cause():
+    from causalmine.schema import Example, Relation, Span
+
+    gold = Relation.from_spans([Span(3, 5, "C"), Span(0, 2, "E"), Span(2, 3, "S")])
+    example = Example("1", "Prices rose because supply fell .", "d1", relations=[gold])
+    no_signal = Relation.from_spans([Span(3, 5, "C"), Span(0, 2, "E")])
+    wrong_cause = Relation.from_spans([Span(4, 5, "C"), Span(0, 2, "E")])
+    assert bench_quality.span_ce_f1([example], [[gold]]) == 1.0
+    assert bench_quality.span_ce_f1([example], [[no_signal]]) == 1.0
+    assert bench_quality.span_ce_f1([example], [[wrong_cause]]) < 1.0
+
+
+def test_a_protocol_runs_cause_effect_f1_comes_from_its_final_weights(
+    tmp_path, trained_checkpoint, data_root
+):
+    import argparse
+
+    from causalmine.checkpoints import load_module
+
+    run_dir = tmp_path / "levers_seed1"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").symlink_to(trained_checkpoint)
+    runs = tmp_path / "runs.jsonl"
+    records = [
+        _protocol_record("levers", 1, "optim.lr=4.6e-5", span_f1=0.5) | {"run_dir": str(run_dir)},
+        # a sequence-only run has no trained span heads to score, and its directory is not read
+        _protocol_record("seq", 1, "span_weight=0", seq_f1=0.8)
+        | {"run_dir": str(tmp_path / "gone")},
+    ]
+    runs.write_text("".join(json.dumps(r) + "\n" for r in records))
+    settings = argparse.Namespace(device="cpu", data_root=str(data_root), limit=40)
+
+    levers, seq = bench_quality.runs_to_summarize([str(runs)], [], settings)
+    module = load_module(trained_checkpoint)
+    assert levers["system"] == "unified[levers]"
+    assert levers["span_ce_f1"] == bench_quality.ce_f1_of_checkpoint(module, settings)
+    assert levers["span_ce_decoding"] == module.decode_method == "viterbi"
+    settings.span_ce = "argmax"  # --span-ce argmax: read another way than the model decodes
+    (levers_argmax,) = bench_quality.runs_to_summarize([str(runs)], [], settings)[:1]
+    assert levers_argmax["span_ce_decoding"] == "argmax"
+    module.decode_method = "argmax"
+    assert levers_argmax["span_ce_f1"] == bench_quality.ce_f1_of_checkpoint(module, settings)
+    settings.span_ce = "model"
+    assert seq["system"] == "seq_only[seq]" and "span_ce_f1" not in seq
+    assert "span_ce_f1" not in bench_quality.runs_to_summarize([str(runs)], [])[0]
+
+    (run_dir / "checkpoints" / "last.ckpt").unlink()  # the final weights deleted since
+    with pytest.raises(SystemExit, match=r"last\.ckpt not found"):
+        bench_quality.runs_to_summarize([str(runs)], [], settings)
+
+
+def test_our_cause_effect_figures_pair_only_when_decoded_alike():
+    old = _run("span_only", 1, span_ce_f1=0.46)  # recorded before the decoding was: argmax
+    viterbi = _run("unified[t2]", 1, span_ce_f1=0.52, span_ce_decoding="viterbi", lever="x")
+    argmax = _run("unified[t2]", 1, span_ce_f1=0.48, span_ce_decoding="argmax", lever="x")
+    token = _run("hf_token", 1, span_ce_f1=0.41)
+    for lever, against_span_only in ((viterbi, False), (argmax, True)):
+        baselines = {
+            r["baseline"]
+            for r in bench_quality.paired_differences([old, lever, token], "unified[t2]")
+            if r["column"] == "span_ce_f1"
+        }
+        # hf_token decodes its own way: a system-against-system comparison either way
+        assert baselines == ({"hf_token", "span_only"} if against_span_only else {"hf_token"})
