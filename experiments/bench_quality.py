@@ -279,7 +279,13 @@ def protocol_cause_effect(record: dict, args: argparse.Namespace) -> dict[str, A
             f"{record['config']} seed {record['seed']}: {checkpoint} not found; --span-ce scores "
             "the run's final weights, so its run directory must still hold them"
         )
-    return cause_effect_figures(load_module(checkpoint), args)
+    module = load_module(checkpoint)
+    if module.network.config.span_crf and getattr(args, "span_ce", "model") == "argmax":
+        raise SystemExit(
+            f"{record['config']} seed {record['seed']}: its span heads have CRFs, which decode by "
+            "viterbi only: --span-ce argmax cannot read it"
+        )
+    return cause_effect_figures(module, args)
 
 
 def cnc_split(args: argparse.Namespace) -> tuple[list, list, list]:
@@ -594,11 +600,12 @@ def from_protocol(record: dict, equivalent: list[str] = ()) -> dict:
 
 
 def runs_to_summarize(
-    paths: list[str], equivalent: list[str], span_ce: argparse.Namespace | None = None
+    paths: list[str], equivalent: list[str], score_with: argparse.Namespace | None = None
 ) -> list[dict]:
     """The runs recorded in ``paths``, ``bench_protocol.py`` records as systems
-    (:func:`from_protocol`); with ``span_ce`` (the data and device settings), those that trained
-    spans also get ``span_ce_f1`` from their final weights (:func:`protocol_cause_effect`)."""
+    (:func:`from_protocol`); with ``score_with`` (the data, device and ``span_ce`` settings),
+    those that trained spans also get ``span_ce_f1`` from their final weights
+    (:func:`protocol_cause_effect`)."""
     runs = []
     for path in paths:
         for record in read_runs(Path(path)):
@@ -606,8 +613,8 @@ def runs_to_summarize(
                 runs.append(record)
                 continue
             runs.append(from_protocol(record, equivalent))
-            if span_ce is not None and not runs[-1]["system"].startswith("seq_only"):
-                runs[-1] |= protocol_cause_effect(record, span_ce)
+            if score_with is not None and not runs[-1]["system"].startswith("seq_only"):
+                runs[-1] |= protocol_cause_effect(record, score_with)
     return runs
 
 
@@ -658,12 +665,16 @@ def main() -> None:
         nargs="?",
         const="model",
         choices=["model", "argmax", "viterbi"],
-        help="with --summarize: also score bench_protocol runs that trained spans on "
+        help="only with --summarize: also score bench_protocol runs that trained spans on "
         "Cause/Effect only (span_ce_f1, hf_token's column), from their run directories' "
         "last.ckpt, on the CPU, decoded as each model decodes (model, the default) or by argmax "
         "or viterbi",
     )
     args = parser.parse_args()
+    if args.span_ce and not args.summarize:
+        parser.error("--span-ce scores recorded runs: use it with --summarize")
+    if args.span_ce and args.limit:
+        parser.error("--span-ce scores the whole test split, as the records were: drop --limit")
     if args.summarize:
         args.device = "cpu"
         runs = runs_to_summarize(args.summarize, args.equivalent, args if args.span_ce else None)
@@ -674,6 +685,8 @@ def main() -> None:
         kinds = {tuple(r.get(k) for k in SETTINGS) for r in runs}
         if len(kinds) > 1:  # a comparison needs one budget
             parser.error(f"the runs differ in {', '.join(SETTINGS)}: {sorted(kinds, key=str)}")
+        if mixed := mixed_ce_decodings(runs):
+            parser.error(mixed)
         summary = summarize(sorted(runs, key=system_order))
         compared = [
             s
@@ -717,6 +730,18 @@ def main() -> None:
         if system in OUR_SYSTEMS
     }
     recorded = reusable(read_runs(Path(f"{args.out}.runs.jsonl")), settings, recipes)
+    argmax_read = sorted(
+        {
+            system
+            for (system, _), r in recorded.items()
+            if system in OUR_SYSTEMS and "span_ce_f1" in r and "span_ce_decoding" not in r
+        }
+    )
+    if argmax_read:  # their C/E figures would be averaged with ones read as the model decodes
+        parser.error(
+            f"{args.out}.runs.jsonl: {argmax_read} read span_ce_f1 by argmax (recorded before "
+            "2026-11-30); new runs read it as the model decodes: write to another --out"
+        )
     for seed in args.seeds:
         for system in args.systems:  # interleaved by seed, so drift affects every system alike
             if (system, seed) in recorded:
@@ -840,10 +865,21 @@ LEVER_COMPARISONS = (
 def comparable(run: dict, baseline: dict, column: str) -> bool:
     """Whether two runs' ``column`` pair: our Cause/Effect figures only when both were decoded
     alike (a decoding change moves span F1 by 0.04, RESULTS §3); against ``hf_token``, system
-    against system, each decoded its own way."""
-    if column != "span_ce_f1" or baseline["system"] == "hf_token":
+    against system, ours read as recorded (``span_ce_decoding`` in the row says how)."""
+    if column != "span_ce_f1" or "hf_token" in (run["system"], baseline["system"]):
         return True
     return ce_decoding(run) == ce_decoding(baseline)
+
+
+def mixed_ce_decodings(runs: list[dict]) -> str:
+    """A message naming each system whose Cause/Effect figures were read different ways (its
+    mean would mix them), or ``""``."""
+    readings: dict[str, set[str]] = {}
+    for run in runs:
+        if "span_ce_f1" in run:
+            readings.setdefault(run["system"], set()).add(ce_decoding(run))
+    mixed = {system: sorted(r) for system, r in readings.items() if len(r) > 1}
+    return f"span_ce_f1 read with different decodings within a system: {mixed}" if mixed else ""
 
 
 def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[str, Any]]:
@@ -894,8 +930,14 @@ def paired_differences(runs: list[dict], system: str = "unified") -> list[dict[s
         if not seeds:
             continue
         deltas = [by[system, s][column] - by[baseline, s][column] for s in seeds]
+        read = (
+            {"span_ce_decoding": [ce_decoding(by[name, seeds[0]]) for name in (system, baseline)]}
+            if column == "span_ce_f1"
+            else {}
+        )
         rows.append(
             {
+                **read,
                 "system": system,
                 "baseline": baseline,
                 "column": column,
@@ -915,8 +957,9 @@ def differences_markdown(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         seeds = ", ".join(map(str, r["seeds"]))
+        read = " (read: {} − {})".format(*r["span_ce_decoding"]) if "span_ce_decoding" in r else ""
         lines.append(
-            f"| {r.get('system', 'unified')} − {r['baseline']} | {r['column']} | {seeds} "
+            f"| {r.get('system', 'unified')} − {r['baseline']} | {r['column']}{read} | {seeds} "
             f"| {r['mean']:+.4f} ± {r['std']:.4f} "
             f"| {r['wins']}/{len(r['seeds'])} |"
         )

@@ -606,12 +606,21 @@ def test_cause_effect_f1_leaves_signals_out_and_counts_a_wrong_cause():
 
 
 def test_a_protocol_runs_cause_effect_f1_comes_from_its_final_weights(
-    tmp_path, trained_checkpoint, data_root
+    tmp_path, trained_checkpoint, data_root, monkeypatch
 ):
     import argparse
 
     from causalmine.checkpoints import load_module
+    from causalmine.inference import bundle
 
+    built = []  # the decoding each Predictor is built with
+
+    class Spy(bundle.Predictor):
+        def __init__(self, *args, **options):
+            built.append(options)
+            super().__init__(*args, **options)
+
+    monkeypatch.setattr(bundle, "Predictor", Spy)
     run_dir = tmp_path / "levers_seed1"
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "last.ckpt").symlink_to(trained_checkpoint)
@@ -623,21 +632,29 @@ def test_a_protocol_runs_cause_effect_f1_comes_from_its_final_weights(
         | {"run_dir": str(tmp_path / "gone")},
     ]
     runs.write_text("".join(json.dumps(r) + "\n" for r in records))
-    settings = argparse.Namespace(device="cpu", data_root=str(data_root), limit=40)
+    settings = argparse.Namespace(device="cpu", data_root=str(data_root), limit=40, span_ce="model")
+    module = load_module(trained_checkpoint)
+    trained_decoding = {
+        "decode_method": module.decode_method,
+        "required_kinds": tuple(module.required_kinds),
+        "force_relation": module.force_relation,
+        "relation_order": module.relation_order,
+    }
+    assert trained_decoding["decode_method"] == "viterbi"  # the Predictor's own default is argmax
 
     levers, seq = bench_quality.runs_to_summarize([str(runs)], [], settings)
-    module = load_module(trained_checkpoint)
-    assert levers["system"] == "unified[levers]"
-    assert levers["span_ce_f1"] == bench_quality.ce_f1_of_checkpoint(module, settings)
-    assert levers["span_ce_decoding"] == module.decode_method == "viterbi"
-    settings.span_ce = "argmax"  # --span-ce argmax: read another way than the model decodes
-    (levers_argmax,) = bench_quality.runs_to_summarize([str(runs)], [], settings)[:1]
-    assert levers_argmax["span_ce_decoding"] == "argmax"
-    module.decode_method = "argmax"
-    assert levers_argmax["span_ce_f1"] == bench_quality.ce_f1_of_checkpoint(module, settings)
-    settings.span_ce = "model"
+    assert levers["system"] == "unified[levers]" and 0.0 <= levers["span_ce_f1"] <= 1.0
+    assert levers["span_ce_decoding"] == "viterbi"
+    used = {k: built[-1][k] for k in trained_decoding}
+    used["required_kinds"] = tuple(used["required_kinds"])
+    assert used == trained_decoding  # as training's own test pass decodes
     assert seq["system"] == "seq_only[seq]" and "span_ce_f1" not in seq
+    assert len(built) == 1
     assert "span_ce_f1" not in bench_quality.runs_to_summarize([str(runs)], [])[0]
+
+    settings.span_ce = "argmax"  # --span-ce argmax: read another way than the model decodes
+    levers_argmax = bench_quality.runs_to_summarize([str(runs)], [], settings)[0]
+    assert levers_argmax["span_ce_decoding"] == built[-1]["decode_method"] == "argmax"
 
     (run_dir / "checkpoints" / "last.ckpt").unlink()  # the final weights deleted since
     with pytest.raises(SystemExit, match=r"last\.ckpt not found"):
@@ -657,3 +674,22 @@ def test_our_cause_effect_figures_pair_only_when_decoded_alike():
         }
         # hf_token decodes its own way: a system-against-system comparison either way
         assert baselines == ({"hf_token", "span_only"} if against_span_only else {"hf_token"})
+
+
+def test_hf_token_pairs_with_ours_either_way_and_the_row_says_how_each_was_read():
+    ours = _run("unified", 1, span_ce_f1=0.52, span_ce_decoding="viterbi")
+    token = _run("hf_token", 1, span_ce_f1=0.41)
+    (row,) = [
+        r for r in bench_quality.paired_differences([ours, token]) if r["baseline"] == "hf_token"
+    ]
+    assert row["span_ce_decoding"] == ["viterbi", "hf_token"]
+    assert "(read: viterbi − hf_token)" in bench_quality.differences_markdown([row])
+    assert bench_quality.comparable(token, ours, "span_ce_f1")
+
+
+def test_a_system_whose_cause_effect_figures_were_read_two_ways_is_named():
+    old = _run("unified", 1, span_ce_f1=0.45)  # recorded before span_ce_decoding: argmax
+    new = _run("unified", 2, span_ce_f1=0.52, span_ce_decoding="viterbi")
+    token = _run("hf_token", 1, span_ce_f1=0.41)
+    assert "unified" in bench_quality.mixed_ce_decodings([old, new, token])
+    assert bench_quality.mixed_ce_decodings([new, token]) == ""
