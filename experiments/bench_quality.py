@@ -236,11 +236,16 @@ def validation_curve(csv_dir: Path) -> list[dict[str, float]]:
     return [rows[e] for e in sorted(rows)]
 
 
-def cause_effect_figures(module, args: argparse.Namespace) -> dict[str, Any]:
+def cause_effect_figures(
+    module, args: argparse.Namespace, source: str = "the model"
+) -> dict[str, Any]:
     """``span_ce_f1`` of a trained module and ``span_ce_decoding``, the decoding it was read
     with (figures recorded without it, before 2026-11-30, were read with ``argmax``): the
-    module's own unless ``args.span_ce`` names another."""
-    if getattr(args, "span_ce", "model") not in (None, "model"):
+    module's own unless ``args.span_ce`` names another, which a CRF model refuses."""
+    from causalmine.settings import require_viterbi_for_crf
+
+    if args.span_ce not in (None, "model"):
+        require_viterbi_for_crf(module.network.config.span_crf, args.span_ce, source)
         module.decode_method = args.span_ce
     return {
         "span_ce_f1": ce_f1_of_checkpoint(module, args),
@@ -272,20 +277,21 @@ def protocol_cause_effect(record: dict, args: argparse.Namespace) -> dict[str, A
     """Cause/Effect F1 (the column ``hf_token`` is compared on) of a ``bench_protocol.py`` run's
     final weights, the ``last.ckpt`` in its run directory: its record does not hold the figure."""
     from causalmine.checkpoints import load_module
+    from causalmine.settings import ConfigError
 
+    run = f"{record['config']} seed {record['seed']}"
     checkpoint = Path(record["run_dir"]) / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():
         raise SystemExit(
-            f"{record['config']} seed {record['seed']}: {checkpoint} not found; --span-ce scores "
-            "the run's final weights, so its run directory must still hold them"
+            f"{run}: {checkpoint} not found; --span-ce scores the run's final weights, so its run "
+            "directory must still hold them"
         )
-    module = load_module(checkpoint)
-    if module.network.config.span_crf and getattr(args, "span_ce", "model") == "argmax":
-        raise SystemExit(
-            f"{record['config']} seed {record['seed']}: its span heads have CRFs, which decode by "
-            "viterbi only: --span-ce argmax cannot read it"
+    try:
+        return cause_effect_figures(
+            load_module(checkpoint), args, f"--span-ce {args.span_ce}: {run}"
         )
-    return cause_effect_figures(module, args)
+    except ConfigError as err:  # a CRF model read by argmax: stop the summary, naming the run
+        raise SystemExit(str(err)) from None
 
 
 def cnc_split(args: argparse.Namespace) -> tuple[list, list, list]:

@@ -693,3 +693,18 @@ def test_a_system_whose_cause_effect_figures_were_read_two_ways_is_named():
     token = _run("hf_token", 1, span_ce_f1=0.41)
     assert "unified" in bench_quality.mixed_ce_decodings([old, new, token])
     assert bench_quality.mixed_ce_decodings([new, token]) == ""
+
+
+def test_a_crf_model_is_not_read_by_argmax_for_its_cause_effect_figure():
+    import argparse
+    from types import SimpleNamespace
+
+    from causalmine.settings import ConfigError
+
+    crf = SimpleNamespace(network=SimpleNamespace(config=SimpleNamespace(span_crf=True)))
+    crf.decode_method = "viterbi"
+    with pytest.raises(ConfigError, match=r"CRF span heads.*got 'argmax'"):
+        bench_quality.cause_effect_figures(
+            crf, argparse.Namespace(span_ce="argmax"), "levers seed 1"
+        )
+    assert crf.decode_method == "viterbi"  # refused before the module was changed
