@@ -11,10 +11,18 @@
 
 Each job is ``python train.py <overrides> seed=S`` in its own run directory, ``--parallel``
 jobs at a time with ``--threads`` intra-op threads each (2 × 1 on a 2-core machine). After each
-job one JSON line goes to ``--out``: the commit, the overrides, the wall time, the validation
+job one JSON line goes to ``--out``: the commit, the overrides, the wall time (of the last
+attempt, for a resumed job), the validation
 curve per epoch (from the CSV log), the epoch of the best checkpoint by ``monitor`` and its
 validation figures, and the test figures of that checkpoint (``metrics.json``). Partial results
 survive an interruption.
+
+A job that was killed resumes where it stopped when it is run again: its run directory holds a
+marker (``bench_protocol_job.json``: config, seed, overrides, commit and a run id), and a
+directory left unfinished by the very same job resumes from its ``last.ckpt`` (exact resume,
+``ckpt_path=last``); a directory left by anything else, or by a finished run, is cleared first.
+The record carries the run id, so a later reader of the run directory (``bench_quality.py
+--span-ce``) can tell whether it still holds this record's weights.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -159,22 +169,80 @@ def commit() -> str:
     return done.stdout.strip()
 
 
+def csv_logs(run_dir: Path) -> list[Path]:
+    """The run's CSV logs in the order they were written: those a resume set aside
+    (``metrics-before-resume-N.csv``, N = 1, 2, ...), then the last attempt's ``metrics.csv``."""
+    logs = run_dir / "csv"
+    before = sorted(
+        logs.glob("metrics-before-resume-*.csv"), key=lambda p: int(p.stem.rsplit("-", 1)[1])
+    )
+    return [*before, logs / "metrics.csv"]
+
+
 def validation_curve(run_dir: Path) -> list[dict[str, float]]:
-    """One row per validation epoch of the run's CSV log (the columns of ``VAL_CURVE``)."""
-    rows = []
-    with (run_dir / "csv" / "metrics.csv").open() as fh:
-        for row in csv.DictReader(fh):
-            if row.get("val/joint_f1"):
-                rows.append(
-                    {"epoch": int(row["epoch"])}
-                    | {k: float(row[k]) for k in VAL_CURVE if row.get(k)}
-                )
-    return rows
+    """One row per validation epoch of the run's CSV logs (the columns of ``VAL_CURVE``); an
+    epoch validated again after a resume keeps its last row."""
+    rows: dict[int, dict[str, float]] = {}
+    for log in csv_logs(run_dir):
+        with log.open() as fh:
+            for row in csv.DictReader(fh):
+                if row.get("val/joint_f1"):
+                    epoch = int(row["epoch"])
+                    rows[epoch] = {"epoch": epoch} | {
+                        k: float(row[k]) for k in VAL_CURVE if row.get(k)
+                    }
+    return [rows[epoch] for epoch in sorted(rows)]
+
+
+JOB_MARKER = "bench_protocol_job.json"
+
+
+def job_identity(config: str, seed: int, args: argparse.Namespace) -> dict:
+    """What makes two runs the same job: the run directory may be resumed only by it."""
+    return {
+        "config": config,
+        "seed": seed,
+        "overrides": [*CONFIGS[config], *args.extra],
+        "commit": args.commit,
+    }
+
+
+def left_by(run_dir: Path) -> dict | None:
+    """The marker of the job that last ran in ``run_dir`` (``None``: none, or unreadable)."""
+    try:
+        return json.loads((run_dir / JOB_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def prepare_run_dir(run_dir: Path, job: dict) -> dict:
+    """Make ``run_dir`` this job's and return its marker. A directory that the same job left
+    unfinished (a ``last.ckpt``, no ``metrics.json``) is kept to be resumed, with the run id
+    and one more attempt; anything else there is cleared, so no run starts from, or is later
+    read as, another run's weights."""
+    marker = left_by(run_dir)
+    unfinished = (run_dir / "checkpoints" / "last.ckpt").is_file() and not (
+        run_dir / "metrics.json"
+    ).is_file()
+    if marker is not None and unfinished and {k: marker.get(k) for k in job} == job:
+        marker["attempt"] = marker.get("attempt", 1) + 1
+        print(f"{run_dir}: resuming this job's attempt {marker['attempt'] - 1}", flush=True)
+    else:
+        if run_dir.exists():
+            print(f"{run_dir}: left by another or a finished run; starting afresh", flush=True)
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        marker = job | {"run_id": uuid.uuid4().hex, "attempt": 1}
+    (run_dir / JOB_MARKER).write_text(json.dumps(marker))
+    return marker
 
 
 def run_job(config: str, seed: int, args: argparse.Namespace) -> dict:
     run_dir = Path(args.work_dir) / f"{config}_seed{seed}"
+    marker = prepare_run_dir(run_dir, job_identity(config, seed, args))
     overrides = [*CONFIGS[config], f"seed={seed}", "logger=csv", f"hydra.run.dir={run_dir}"]
+    if marker["attempt"] > 1:
+        overrides.append("ckpt_path=last")  # this run directory's own last.ckpt: exact resume
     env = {
         **os.environ,
         "OMP_NUM_THREADS": str(args.threads),
@@ -205,6 +273,9 @@ def record_of(
         "seconds": round(seconds, 1),
         "returncode": returncode,
         "run_dir": str(run_dir),
+        # which run left the directory's weights, and on which attempt it finished (seconds are
+        # the last attempt's); absent for runs made before the marker existed
+        **{k: v for k, v in (left_by(run_dir) or {}).items() if k in ("run_id", "attempt")},
     }
     if returncode == 0:
         metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -46,7 +46,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from bench_protocol import without_overrides
+from bench_protocol import left_by, without_overrides
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -285,6 +285,14 @@ def protocol_cause_effect(record: dict, args: argparse.Namespace) -> dict[str, A
         raise SystemExit(
             f"{run}: {checkpoint} not found; --span-ce scores the run's final weights, so its run "
             "directory must still hold them"
+        )
+    # a record made before run ids existed cannot be checked; one with an id must find it there
+    left = (left_by(Path(record["run_dir"])) or {}).get("run_id")
+    if "run_id" in record and left != record["run_id"]:
+        raise SystemExit(
+            f"{run}: {record['run_dir']} now holds the weights of another run ({left or 'no run id'}, "
+            f"this record's is {record['run_id']}): the directory was reused since; rerun the job "
+            "or score it from where its weights were kept"
         )
     try:
         return cause_effect_figures(

@@ -605,6 +605,81 @@ def test_cause_effect_f1_leaves_signals_out_and_counts_a_wrong_cause():
     assert bench_quality.span_ce_f1([example], [[wrong_cause]]) < 1.0
 
 
+def test_a_killed_protocol_job_resumes_its_own_run_directory_only(tmp_path, monkeypatch):
+    import argparse
+    import subprocess
+
+    commands = []
+
+    def fake_train(command, **_):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 1, "", "killed")  # no figures to read
+
+    monkeypatch.setattr(bench_protocol.subprocess, "run", fake_train)
+    args = argparse.Namespace(work_dir=str(tmp_path), extra=["trainer.max_epochs=10"], threads=1)
+    args.commit = "abc1234"
+    run_dir = tmp_path / "t2_warmup5_seed21"
+    first = bench_protocol.run_job("t2_warmup5", 21, args)
+    assert "ckpt_path=last" not in commands[-1] and first["attempt"] == 1
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_text("epoch 4")  # killed after epoch 4
+
+    again = bench_protocol.run_job("t2_warmup5", 21, args)  # the same job, rerun
+    assert "ckpt_path=last" in commands[-1] and f"hydra.run.dir={run_dir}" in commands[-1]
+    assert again["run_id"] == first["run_id"] and again["attempt"] == 2
+    assert (run_dir / "checkpoints" / "last.ckpt").read_text() == "epoch 4"
+
+    args.commit = "def5678"  # the same config and seed at another commit: not this job
+    other = bench_protocol.run_job("t2_warmup5", 21, args)
+    assert "ckpt_path=last" not in commands[-1] and not (run_dir / "checkpoints").exists()
+    assert other["run_id"] != first["run_id"] and other["attempt"] == 1
+
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_text("epoch 9")
+    (run_dir / "metrics.json").write_text("{}")  # it finished: a rerun starts afresh
+    rerun = bench_protocol.run_job("t2_warmup5", 21, args)
+    assert "ckpt_path=last" not in commands[-1] and rerun["run_id"] != other["run_id"]
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_a_resumed_runs_validation_curve_joins_its_attempts_logs(tmp_path):
+    logs = tmp_path / "csv"
+    logs.mkdir()
+    header = "epoch,step,val/joint_f1,val/seq_f1,train/loss\n"
+    # the first attempt validated epochs 0-2; the second resumed from the checkpoint of epoch 1
+    (logs / "metrics-before-resume-1.csv").write_text(
+        header + "0,10,0.50,0.70,\n0,12,,,0.9\n1,20,0.55,0.72,\n2,30,0.58,0.74,\n"
+    )
+    (logs / "metrics.csv").write_text(header + "2,30,0.59,0.75,\n3,40,0.60,0.76,\n")
+    curve = bench_protocol.validation_curve(tmp_path)
+    assert [row["epoch"] for row in curve] == [0, 1, 2, 3]
+    assert curve[2] == {"epoch": 2, "val/joint_f1": 0.59, "val/seq_f1": 0.75}  # the last attempt's
+    # the logs a resume set aside are read in the order they were written, 10 after 2
+    for n in (2, 10):
+        (logs / f"metrics-before-resume-{n}.csv").write_text(header)
+    assert [p.name for p in bench_protocol.csv_logs(tmp_path)] == [
+        "metrics-before-resume-1.csv",
+        "metrics-before-resume-2.csv",
+        "metrics-before-resume-10.csv",
+        "metrics.csv",
+    ]
+
+
+def test_cause_effect_f1_is_not_read_from_a_run_directory_reused_since_the_record(tmp_path):
+    import argparse
+
+    run_dir = tmp_path / "t2_seed1"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_text("a later run's weights")
+    (run_dir / bench_protocol.JOB_MARKER).write_text(json.dumps({"run_id": "later"}))
+    record = _protocol_record("t2", 1, span_f1=0.5) | {"run_dir": str(run_dir), "run_id": "first"}
+    settings = argparse.Namespace(span_ce="model")
+    with pytest.raises(
+        SystemExit, match=r"t2 seed 1: .* another run \(later, this record's is first"
+    ):
+        bench_quality.protocol_cause_effect(record, settings)
+
+
 def test_a_protocol_runs_cause_effect_f1_comes_from_its_final_weights(
     tmp_path, trained_checkpoint, data_root, monkeypatch
 ):
