@@ -12,23 +12,27 @@
 Each job is ``python train.py <overrides> seed=S`` in its own run directory, ``--parallel``
 jobs at a time with ``--threads`` intra-op threads each (2 × 1 on a 2-core machine). After each
 job one JSON line goes to ``--out``: the commit, the overrides, the wall time (of the last
-attempt, for a resumed job), the validation
-curve per epoch (from the CSV log), the epoch of the best checkpoint by ``monitor`` and its
-validation figures, and the test figures of that checkpoint (``metrics.json``). Partial results
-survive an interruption.
+attempt, for a resumed job), the validation curve per epoch (from the CSV logs), the epoch of
+the best checkpoint by ``monitor`` and its validation figures, and the test figures of that
+checkpoint (``metrics.json``). Partial results survive an interruption.
 
-A job that was killed resumes where it stopped when it is run again: its run directory holds a
-marker (``bench_protocol_job.json``: config, seed, overrides, commit and a run id), and a
-directory left unfinished by the very same job resumes from its ``last.ckpt`` (exact resume,
+A job that was killed resumes where it stopped when it is run again. Its run directory holds a
+marker (``bench_protocol_job.json``: config, seed, overrides, commit, a digest of the code and
+config it ran (``train.py``, ``src/``, ``conf/``), a run id and the attempt), and a directory
+left unfinished by the very same job, with a whole ``last.ckpt``, resumes from it (exact resume,
 ``ckpt_path=last``); a directory left by anything else, or by a finished run, is cleared first.
-The record carries the run id, so a later reader of the run directory (``bench_quality.py
---span-ce``) can tell whether it still holds this record's weights.
+While a job runs, its ``<run dir>.lock`` is held (by ``train.py`` too, so a runner killed alone
+does not free it), and a second runner refuses the job. The record carries the run id, so a
+later reader of the run directory (``bench_quality.py --span-ce``) can tell whether it still
+holds this record's weights.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -37,6 +41,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -180,14 +185,19 @@ def csv_logs(run_dir: Path) -> list[Path]:
 
 
 def validation_curve(run_dir: Path) -> list[dict[str, float]]:
-    """One row per validation epoch of the run's CSV logs (the columns of ``VAL_CURVE``); an
-    epoch validated again after a resume keeps its last row."""
+    """One row per validation epoch of the run's CSV logs (the columns of ``VAL_CURVE``). An
+    epoch validated again after a resume keeps its last row; a row at a step that an earlier
+    epoch's row was logged at is left out: the resume of a finished training validates the same
+    final weights once more, as the epoch after the last."""
     rows: dict[int, dict[str, float]] = {}
+    epoch_at_step: dict[str, int] = {}
     for log in csv_logs(run_dir):
         with log.open() as fh:
             for row in csv.DictReader(fh):
                 if row.get("val/joint_f1"):
-                    epoch = int(row["epoch"])
+                    epoch, step = int(row["epoch"]), row.get("step", "")
+                    if epoch_at_step.setdefault(step, epoch) != epoch:
+                        continue
                     rows[epoch] = {"epoch": epoch} | {
                         k: float(row[k]) for k in VAL_CURVE if row.get(k)
                     }
@@ -197,6 +207,16 @@ def validation_curve(run_dir: Path) -> list[dict[str, float]]:
 JOB_MARKER = "bench_protocol_job.json"
 
 
+def code_digest() -> str:
+    """A digest of what a job runs (``train.py``, ``src/``'s Python, ``conf/``'s YAML): the
+    commit alone does not see a tree with uncommitted changes, or one copied without git."""
+    digest = hashlib.sha256()
+    files = [ROOT / "train.py", *(ROOT / "src").rglob("*.py"), *(ROOT / "conf").rglob("*.yaml")]
+    for path in sorted(files):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def job_identity(config: str, seed: int, args: argparse.Namespace) -> dict:
     """What makes two runs the same job: the run directory may be resumed only by it."""
     return {
@@ -204,6 +224,7 @@ def job_identity(config: str, seed: int, args: argparse.Namespace) -> dict:
         "seed": seed,
         "overrides": [*CONFIGS[config], *args.extra],
         "commit": args.commit,
+        "code": args.code,
     }
 
 
@@ -215,21 +236,31 @@ def left_by(run_dir: Path) -> dict | None:
         return None
 
 
+def whole_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint whose every member reads back (torch's zip format)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def prepare_run_dir(run_dir: Path, job: dict) -> dict:
     """Make ``run_dir`` this job's and return its marker. A directory that the same job left
-    unfinished (a ``last.ckpt``, no ``metrics.json``) is kept to be resumed, with the run id
-    and one more attempt; anything else there is cleared, so no run starts from, or is later
-    read as, another run's weights."""
+    unfinished (no ``metrics.json``) with a whole ``last.ckpt`` is kept to be resumed, with its
+    run id and one more attempt; anything else there is cleared, so that no run starts from
+    another run's weights (and none is read later as another run's, where its record has a run
+    id)."""
     marker = left_by(run_dir)
-    unfinished = (run_dir / "checkpoints" / "last.ckpt").is_file() and not (
-        run_dir / "metrics.json"
-    ).is_file()
-    if marker is not None and unfinished and {k: marker.get(k) for k in job} == job:
+    last = run_dir / "checkpoints" / "last.ckpt"
+    same_job = marker is not None and {k: marker.get(k) for k in job} == job
+    if same_job and not (run_dir / "metrics.json").is_file() and whole_checkpoint(last):
         marker["attempt"] = marker.get("attempt", 1) + 1
         print(f"{run_dir}: resuming this job's attempt {marker['attempt'] - 1}", flush=True)
     else:
         if run_dir.exists():
-            print(f"{run_dir}: left by another or a finished run; starting afresh", flush=True)
+            why = "its checkpoint is missing or broken" if same_job else "another job's or finished"
+            print(f"{run_dir}: {why}; starting afresh", flush=True)
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
         marker = job | {"run_id": uuid.uuid4().hex, "attempt": 1}
@@ -237,28 +268,40 @@ def prepare_run_dir(run_dir: Path, job: dict) -> dict:
     return marker
 
 
-def run_job(config: str, seed: int, args: argparse.Namespace) -> dict:
+def run_job(config: str, seed: int, args: argparse.Namespace) -> dict | None:
+    """Run (or resume) one job and return its record; ``None`` when another process is running
+    the same run directory."""
     run_dir = Path(args.work_dir) / f"{config}_seed{seed}"
-    marker = prepare_run_dir(run_dir, job_identity(config, seed, args))
-    overrides = [*CONFIGS[config], f"seed={seed}", "logger=csv", f"hydra.run.dir={run_dir}"]
-    if marker["attempt"] > 1:
-        overrides.append("ckpt_path=last")  # this run directory's own last.ckpt: exact resume
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(args.threads),
-        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-    }
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *overrides, *args.extra],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - start
-    (run_dir / "bench_protocol.log").write_text(done.stdout[-20000:] + done.stderr[-20000:])
-    return record_of(config, seed, args, run_dir, seconds, done.returncode)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{run_dir}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{run_dir}: another process is running this job; skipped", flush=True)
+            return None
+        marker = prepare_run_dir(run_dir, job_identity(config, seed, args))
+        overrides = [*CONFIGS[config], f"seed={seed}", "logger=csv", f"hydra.run.dir={run_dir}"]
+        if marker["attempt"] > 1:
+            overrides.append("ckpt_path=last")  # this run directory's own last.ckpt: exact resume
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(args.threads),
+            "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        }
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "train.py"), *overrides, *args.extra],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            pass_fds=(lock.fileno(),),  # train.py holds the lock too, should this runner die
+        )
+        seconds = time.perf_counter() - start
+        with (run_dir / "bench_protocol.log").open("a") as fh:  # every attempt's, in order
+            fh.write(f"--- attempt {marker['attempt']}: returncode {done.returncode}\n")
+            fh.write(done.stdout[-20000:] + done.stderr[-20000:])
+        return record_of(config, seed, args, run_dir, seconds, done.returncode)
 
 
 def record_of(
@@ -273,9 +316,9 @@ def record_of(
         "seconds": round(seconds, 1),
         "returncode": returncode,
         "run_dir": str(run_dir),
-        # which run left the directory's weights, and on which attempt it finished (seconds are
-        # the last attempt's); absent for runs made before the marker existed
-        **{k: v for k, v in (left_by(run_dir) or {}).items() if k in ("run_id", "attempt")},
+        # which run left the directory's weights, the attempt this record is of (seconds are its
+        # own), and the digest of the code it ran; absent for runs made before the marker existed
+        **{k: v for k, v in (left_by(run_dir) or {}).items() if k in ("run_id", "attempt", "code")},
     }
     if returncode == 0:
         metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -512,13 +555,17 @@ def main() -> None:
         if args.plot:
             plot_curves(runs, Path(args.plot))
         return
-    args.commit = commit()
+    args.commit, args.code = commit(), code_digest()
+    args.work_dir = str(Path(args.work_dir).resolve())  # train.py runs in ROOT, not here
     jobs = [(config, seed) for seed in args.seeds for config in args.configs]
     if args.jobs:
         jobs = [(job.split(":")[0], int(job.split(":")[1])) for job in args.jobs]
         unknown = {config for config, _ in jobs} - CONFIGS.keys()
         if unknown:
             parser.error(f"unknown config(s) {sorted(unknown)}; known: {list(CONFIGS)}")
+    repeated = sorted({f"{c}:{s}" for c, s in jobs if jobs.count((c, s)) > 1})
+    if repeated:
+        parser.error(f"job(s) {repeated} given twice: one run directory each")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     def one(job: tuple[str, int]) -> None:
@@ -529,8 +576,13 @@ def main() -> None:
             started = (run_dir / ".hydra" / "config.yaml").stat().st_mtime
             seconds = done.stat().st_mtime - started if done.is_file() else 0.0
             record = record_of(*job, args, run_dir, seconds, 0 if done.is_file() else 1)
+            ran_at = (left_by(run_dir) or {}).get("commit", args.record)
+            if ran_at != args.record:
+                print(f"warning: {run_dir} was run at {ran_at}, recorded as {args.record}")
         else:
             record = run_job(*job, args)
+            if record is None:
+                return
         with open(args.out, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         print(json.dumps({k: v for k, v in record.items() if k != "val_curve"}), flush=True)

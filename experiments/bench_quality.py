@@ -286,13 +286,14 @@ def protocol_cause_effect(record: dict, args: argparse.Namespace) -> dict[str, A
             f"{run}: {checkpoint} not found; --span-ce scores the run's final weights, so its run "
             "directory must still hold them"
         )
-    # a record made before run ids existed cannot be checked; one with an id must find it there
+    # the directory must hold the record's run id; a record made before run ids existed, a
+    # directory without a marker (every run since writes one, so it was not reused)
     left = (left_by(Path(record["run_dir"])) or {}).get("run_id")
-    if "run_id" in record and left != record["run_id"]:
+    if left != record.get("run_id"):
         raise SystemExit(
-            f"{run}: {record['run_dir']} now holds the weights of another run ({left or 'no run id'}, "
-            f"this record's is {record['run_id']}): the directory was reused since; rerun the job "
-            "or score it from where its weights were kept"
+            f"{run}: {record['run_dir']} now holds the weights of another run (run id "
+            f"{left or 'none'}; this record's: {record.get('run_id') or 'none'}): the directory "
+            "was reused since; rerun the job, or score it where its weights were kept"
         )
     try:
         return cause_effect_figures(

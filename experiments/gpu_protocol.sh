@@ -17,7 +17,8 @@
 # size); every job of a comparison uses the same one.
 # The jobs share the GPU through MPS where its daemon starts and answers, else by time-slicing.
 # BENCH_COMMIT (required by start) names the commit in the records: the machine's copy of the tree
-# has no git.
+# has no git. A job started again (the same CONFIG:SEED, BENCH_COMMIT, overrides and code) while
+# the machine is warm resumes from its run directory's last.ckpt (bench_protocol.py).
 set -euo pipefail
 
 mode=$1
@@ -147,8 +148,8 @@ wait)
     cp "$work/gpu.txt" "$work/runner.log" "$out/" 2>/dev/null || true
     [[ -f $work/runs.jsonl ]] && cp "$work/runs.jsonl" "$out/" && wc -l "$out/runs.jsonl"
     # each finished job's own log and CSV curve, for the record
-    (cd "$work" && tar czf "$out/run_logs.tgz" runs/*/bench_protocol.log runs/*/csv/metrics.csv \
-        runs/*/metrics.json 2>/dev/null) || true
+    (cd "$work" && tar czf "$out/run_logs.tgz" runs/*/bench_protocol.log runs/*/csv/metrics*.csv \
+        runs/*/metrics.json runs/*/bench_protocol_job.json 2>/dev/null) || true
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv >"$out/nvidia_smi.txt" || true
     ;;
 *)

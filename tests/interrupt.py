@@ -1,4 +1,5 @@
-"""A callback that freezes a training run at a chosen step, so a test can SIGKILL it there.
+"""Callbacks that stop a training run at a chosen step: one freezes it there, for a test to
+SIGKILL it; the other SIGKILLs it itself.
 
 Used through Hydra by the subprocess in ``test_reliability``:
 ``+callbacks.pause._target_=tests.interrupt.PauseAtStep +callbacks.pause.step=N +callbacks.pause.marker=FILE``.
@@ -6,6 +7,8 @@ Used through Hydra by the subprocess in ``test_reliability``:
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -25,3 +28,17 @@ class PauseAtStep(L.Callback):
             self.marker.write_text(str(trainer.global_step))
             while True:
                 time.sleep(1)
+
+
+class KillAtStep(L.Callback):
+    """Before training step ``step``, SIGKILL this very process, once: the kill leaves ``marker``
+    behind, and a run that finds it (the resumed one, or one meant never to stop) trains on."""
+
+    def __init__(self, step: int, marker: str) -> None:
+        self.step = step
+        self.marker = Path(marker)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step and not self.marker.exists():
+            self.marker.write_text(str(trainer.global_step))
+            os.kill(os.getpid(), signal.SIGKILL)

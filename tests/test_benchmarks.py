@@ -605,9 +605,19 @@ def test_cause_effect_f1_leaves_signals_out_and_counts_a_wrong_cause():
     assert bench_quality.span_ce_f1([example], [[wrong_cause]]) < 1.0
 
 
+def _checkpoint(path, text: str) -> None:
+    """A stand-in for a last.ckpt: a whole zip archive, as torch.save writes."""
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", text)
+
+
 def test_a_killed_protocol_job_resumes_its_own_run_directory_only(tmp_path, monkeypatch):
     import argparse
     import subprocess
+    import zipfile
 
     commands = []
 
@@ -617,29 +627,107 @@ def test_a_killed_protocol_job_resumes_its_own_run_directory_only(tmp_path, monk
 
     monkeypatch.setattr(bench_protocol.subprocess, "run", fake_train)
     args = argparse.Namespace(work_dir=str(tmp_path), extra=["trainer.max_epochs=10"], threads=1)
-    args.commit = "abc1234"
+    args.commit, args.code = "abc1234", "c0de"
     run_dir = tmp_path / "t2_warmup5_seed21"
+    last = run_dir / "checkpoints" / "last.ckpt"
+
+    def resumed() -> bool:
+        return "ckpt_path=last" in commands[-1]
+
     first = bench_protocol.run_job("t2_warmup5", 21, args)
-    assert "ckpt_path=last" not in commands[-1] and first["attempt"] == 1
-    (run_dir / "checkpoints").mkdir()
-    (run_dir / "checkpoints" / "last.ckpt").write_text("epoch 4")  # killed after epoch 4
+    assert not resumed() and first["attempt"] == 1
+    _checkpoint(last, "epoch 4")  # killed after epoch 4
 
     again = bench_protocol.run_job("t2_warmup5", 21, args)  # the same job, rerun
-    assert "ckpt_path=last" in commands[-1] and f"hydra.run.dir={run_dir}" in commands[-1]
+    assert resumed() and f"hydra.run.dir={run_dir}" in commands[-1]
     assert again["run_id"] == first["run_id"] and again["attempt"] == 2
-    assert (run_dir / "checkpoints" / "last.ckpt").read_text() == "epoch 4"
+    assert zipfile.ZipFile(last).read("archive/data.pkl") == b"epoch 4"
+    assert (run_dir / "bench_protocol.log").read_text().count("--- attempt") == 2
 
-    args.commit = "def5678"  # the same config and seed at another commit: not this job
-    other = bench_protocol.run_job("t2_warmup5", 21, args)
-    assert "ckpt_path=last" not in commands[-1] and not (run_dir / "checkpoints").exists()
-    assert other["run_id"] != first["run_id"] and other["attempt"] == 1
+    for change in ("commit", "code"):  # the same config and seed at another commit, or code
+        setattr(args, change, getattr(args, change) + "'")
+        other = bench_protocol.run_job("t2_warmup5", 21, args)
+        assert not resumed() and not last.exists() and other["run_id"] != first["run_id"]
+        assert other["attempt"] == 1
+        _checkpoint(last, "epoch 4")
 
-    (run_dir / "checkpoints").mkdir()
-    (run_dir / "checkpoints" / "last.ckpt").write_text("epoch 9")
+    last.write_bytes(last.read_bytes()[:-30])  # cut short as a full disk would leave it
+    broken = bench_protocol.run_job("t2_warmup5", 21, args)
+    assert not resumed() and broken["run_id"] != other["run_id"]
+
+    _checkpoint(last, "epoch 9")
     (run_dir / "metrics.json").write_text("{}")  # it finished: a rerun starts afresh
     rerun = bench_protocol.run_job("t2_warmup5", 21, args)
-    assert "ckpt_path=last" not in commands[-1] and rerun["run_id"] != other["run_id"]
+    assert not resumed() and rerun["run_id"] != broken["run_id"]
     assert not (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_protocol_job_resumes_to_the_record_of_one_never_stopped(tmp_path, data_root):
+    """Through train.py: a job SIGKILLed in its second epoch, run again, resumes from the first
+    epoch's last.ckpt and records what the same job run without a stop records."""
+    import argparse
+
+    marker = tmp_path / "killed"
+    extra = [
+        "model=tiny_bert",
+        f"data.root={data_root}",
+        "data.limit_examples=48",
+        "data.batch_size=8",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=3",  # epochs end at steps 3, 6 and 9
+        "loss.seq_start_epoch=0",
+        "trainer.deterministic=true",
+        "trainer.enable_progress_bar=false",
+        "test_checkpoint=last",
+        "+callbacks.kill._target_=tests.interrupt.KillAtStep",
+        "+callbacks.kill.step=4",
+        f"+callbacks.kill.marker={marker}",
+    ]
+
+    def run(work: str) -> dict:
+        args = argparse.Namespace(work_dir=str(tmp_path / work), extra=extra, threads=1)
+        args.commit, args.code = "abc1234", bench_protocol.code_digest()
+        return bench_protocol.run_job("default", 1, args)
+
+    killed = run("stopped")
+    assert killed["returncode"] == -9 and killed["attempt"] == 1 and marker.read_text() == "4"
+    resumed = run("stopped")
+    assert resumed["returncode"] == 0, resumed
+    assert (resumed["run_id"], resumed["attempt"]) == (killed["run_id"], 2)
+    # the log of the killed attempt was set aside by the resume, not deleted
+    assert (
+        tmp_path / "stopped" / "default_seed1" / "csv" / "metrics-before-resume-1.csv"
+    ).is_file()
+    never_stopped = run("never_stopped")  # the marker is there: this one trains on
+    assert never_stopped["returncode"] == 0 and never_stopped["attempt"] == 1
+
+    def figures(record: dict) -> dict:
+        return {k: v for k, v in record.items() if k.startswith(("val", "test/", "best_"))}
+
+    assert [row["epoch"] for row in resumed["val_curve"]] == [0, 1, 2]
+    assert figures(resumed) == figures(never_stopped) and len(figures(resumed)) > 20
+
+
+def test_a_protocol_job_another_process_is_running_is_skipped(tmp_path, monkeypatch):
+    import argparse
+    import fcntl
+
+    monkeypatch.setattr(bench_protocol.subprocess, "run", pytest.fail)  # never started
+    args = argparse.Namespace(work_dir=str(tmp_path), extra=[], threads=1, commit="a", code="c")
+    with open(tmp_path / "default_seed1.lock", "w") as held:  # the other runner's (or train.py's)
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert bench_protocol.run_job("default", 1, args) is None
+    assert not (tmp_path / "default_seed1").exists()  # its directory was not touched
+
+
+def test_a_protocol_job_given_twice_is_refused(tmp_path, monkeypatch, capsys):
+    argv = ["bench_protocol.py", "--jobs", "default:1", "t2_warmup5:1", "default:1"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--work-dir", str(tmp_path)])
+    monkeypatch.setattr(bench_protocol, "commit", lambda: "abc1234")
+    with pytest.raises(SystemExit):
+        bench_protocol.main()
+    assert "['default:1'] given twice" in capsys.readouterr().err
 
 
 def test_a_resumed_runs_validation_curve_joins_its_attempts_logs(tmp_path):
@@ -654,9 +742,13 @@ def test_a_resumed_runs_validation_curve_joins_its_attempts_logs(tmp_path):
     curve = bench_protocol.validation_curve(tmp_path)
     assert [row["epoch"] for row in curve] == [0, 1, 2, 3]
     assert curve[2] == {"epoch": 2, "val/joint_f1": 0.59, "val/seq_f1": 0.75}  # the last attempt's
+    # killed after training, before the test: the resume validates the final weights once more,
+    # at the last epoch's step, as an epoch that never trained
+    (logs / "metrics-before-resume-2.csv").write_text((logs / "metrics.csv").read_text())
+    (logs / "metrics.csv").write_text(header + "4,40,0.61,0.76,\n")
+    assert [row["epoch"] for row in bench_protocol.validation_curve(tmp_path)] == [0, 1, 2, 3]
     # the logs a resume set aside are read in the order they were written, 10 after 2
-    for n in (2, 10):
-        (logs / f"metrics-before-resume-{n}.csv").write_text(header)
+    (logs / "metrics-before-resume-10.csv").write_text(header)
     assert [p.name for p in bench_protocol.csv_logs(tmp_path)] == [
         "metrics-before-resume-1.csv",
         "metrics-before-resume-2.csv",
@@ -665,19 +757,28 @@ def test_a_resumed_runs_validation_curve_joins_its_attempts_logs(tmp_path):
     ]
 
 
-def test_cause_effect_f1_is_not_read_from_a_run_directory_reused_since_the_record(tmp_path):
+@pytest.mark.parametrize(
+    ("record_id", "left", "says"),
+    [
+        ("first", {"run_id": "later"}, "run id later; this record's: first"),
+        ("first", None, "run id none; this record's: first"),  # cleared and rerun by old code
+        (None, {"run_id": "later"}, "run id later; this record's: none"),  # an older record
+    ],
+)
+def test_cause_effect_f1_is_not_read_from_a_run_directory_reused_since_the_record(
+    tmp_path, record_id, left, says
+):
     import argparse
 
     run_dir = tmp_path / "t2_seed1"
-    (run_dir / "checkpoints").mkdir(parents=True)
-    (run_dir / "checkpoints" / "last.ckpt").write_text("a later run's weights")
-    (run_dir / bench_protocol.JOB_MARKER).write_text(json.dumps({"run_id": "later"}))
-    record = _protocol_record("t2", 1, span_f1=0.5) | {"run_dir": str(run_dir), "run_id": "first"}
-    settings = argparse.Namespace(span_ce="model")
-    with pytest.raises(
-        SystemExit, match=r"t2 seed 1: .* another run \(later, this record's is first"
-    ):
-        bench_quality.protocol_cause_effect(record, settings)
+    _checkpoint(run_dir / "checkpoints" / "last.ckpt", "a later run's weights")
+    if left is not None:
+        (run_dir / bench_protocol.JOB_MARKER).write_text(json.dumps(left))
+    record = _protocol_record("t2", 1, span_f1=0.5) | {"run_dir": str(run_dir)}
+    if record_id is not None:
+        record["run_id"] = record_id
+    with pytest.raises(SystemExit, match=rf"t2 seed 1: .*another run \({says}\)"):
+        bench_quality.protocol_cause_effect(record, argparse.Namespace(span_ce="model"))
 
 
 def test_a_protocol_runs_cause_effect_f1_comes_from_its_final_weights(
@@ -699,9 +800,11 @@ def test_a_protocol_runs_cause_effect_f1_comes_from_its_final_weights(
     run_dir = tmp_path / "levers_seed1"
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "last.ckpt").symlink_to(trained_checkpoint)
+    (run_dir / bench_protocol.JOB_MARKER).write_text(json.dumps({"run_id": "r1"}))
     runs = tmp_path / "runs.jsonl"
     records = [
-        _protocol_record("levers", 1, "optim.lr=4.6e-5", span_f1=0.5) | {"run_dir": str(run_dir)},
+        _protocol_record("levers", 1, "optim.lr=4.6e-5", span_f1=0.5)
+        | {"run_dir": str(run_dir), "run_id": "r1"},  # the directory still holds this run
         # a sequence-only run has no trained span heads to score, and its directory is not read
         _protocol_record("seq", 1, "span_weight=0", seq_f1=0.8)
         | {"run_dir": str(tmp_path / "gone")},
