@@ -174,30 +174,39 @@ def commit() -> str:
     return done.stdout.strip()
 
 
-def csv_logs(run_dir: Path) -> list[Path]:
-    """The run's CSV logs in the order they were written: those a resume set aside
-    (``metrics-before-resume-N.csv``, N = 1, 2, ...), then the last attempt's ``metrics.csv``."""
-    logs = run_dir / "csv"
+def csv_logs(logs: Path) -> list[Path]:
+    """A run's CSV logs (in its CSV logger's directory ``logs``) in the order they were written:
+    those a resume set aside (``metrics-before-resume-N.csv``, N = 1, 2, ...), then the last
+    attempt's ``metrics.csv``."""
     before = sorted(
         logs.glob("metrics-before-resume-*.csv"), key=lambda p: int(p.stem.rsplit("-", 1)[1])
     )
     return [*before, logs / "metrics.csv"]
 
 
+def epoch_budget(run_dir: Path) -> int | None:
+    """The run's ``trainer.max_epochs`` as Hydra saved it (``None``: a step budget, or not a
+    plain number)."""
+    import yaml
+
+    saved = run_dir / ".hydra" / "config.yaml"
+    config = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
+    epochs = (config.get("trainer") or {}).get("max_epochs")
+    return epochs if isinstance(epochs, int) and epochs > 0 else None
+
+
 def validation_curve(run_dir: Path) -> list[dict[str, float]]:
     """One row per validation epoch of the run's CSV logs (the columns of ``VAL_CURVE``). An
-    epoch validated again after a resume keeps its last row; a row at a step that an earlier
-    epoch's row was logged at is left out: the resume of a finished training validates the same
-    final weights once more, as the epoch after the last."""
+    epoch validated again after a resume keeps its last row. Under an epoch budget, a row at
+    an epoch past it is left out: a finished training that is resumed (killed during its test)
+    validates its final weights once more, logged as epoch ``max_epochs``."""
     rows: dict[int, dict[str, float]] = {}
-    epoch_at_step: dict[str, int] = {}
-    for log in csv_logs(run_dir):
+    budget = epoch_budget(run_dir)
+    for log in csv_logs(run_dir / "csv"):
         with log.open() as fh:
             for row in csv.DictReader(fh):
-                if row.get("val/joint_f1"):
-                    epoch, step = int(row["epoch"]), row.get("step", "")
-                    if epoch_at_step.setdefault(step, epoch) != epoch:
-                        continue
+                epoch = int(row["epoch"]) if row.get("val/joint_f1") else None
+                if epoch is not None and (budget is None or epoch < budget):
                     rows[epoch] = {"epoch": epoch} | {
                         k: float(row[k]) for k in VAL_CURVE if row.get(k)
                     }
@@ -241,7 +250,7 @@ def whole_checkpoint(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.testzip() is None
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, EOFError, zipfile.BadZipFile):
         return False
 
 
@@ -264,7 +273,9 @@ def prepare_run_dir(run_dir: Path, job: dict) -> dict:
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
         marker = job | {"run_id": uuid.uuid4().hex, "attempt": 1}
-    (run_dir / JOB_MARKER).write_text(json.dumps(marker))
+    partial = run_dir / f"{JOB_MARKER}.partial"  # a kill while writing leaves the old marker
+    partial.write_text(json.dumps(marker))
+    os.replace(partial, run_dir / JOB_MARKER)
     return marker
 
 
@@ -289,18 +300,21 @@ def run_job(config: str, seed: int, args: argparse.Namespace) -> dict | None:
             "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
         }
         start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "train.py"), *overrides, *args.extra],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            pass_fds=(lock.fileno(),),  # train.py holds the lock too, should this runner die
-        )
+        # every attempt's output, in order, straight to the file: a train.py that outlives a
+        # killed runner goes on writing there (a pipe would break with the runner)
+        with (run_dir / "bench_protocol.log").open("a") as log:
+            log.write(f"--- attempt {marker['attempt']}\n")
+            log.flush()
+            done = subprocess.run(
+                [sys.executable, str(ROOT / "train.py"), *overrides, *args.extra],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(lock.fileno(),),  # train.py holds the lock too, should this runner die
+            )
+            log.write(f"--- attempt {marker['attempt']}: returncode {done.returncode}\n")
         seconds = time.perf_counter() - start
-        with (run_dir / "bench_protocol.log").open("a") as fh:  # every attempt's, in order
-            fh.write(f"--- attempt {marker['attempt']}: returncode {done.returncode}\n")
-            fh.write(done.stdout[-20000:] + done.stderr[-20000:])
         return record_of(config, seed, args, run_dir, seconds, done.returncode)
 
 

@@ -46,7 +46,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from bench_protocol import left_by, without_overrides
+from bench_protocol import csv_logs, left_by, without_overrides
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -225,7 +225,7 @@ def validation_curve(csv_dir: Path) -> list[dict[str, float]]:
     """One row per validation epoch of a run's CSV logs, the interrupted parts included
     (``metrics-before-resume-*.csv`` hold what came before a resume)."""
     rows: dict[int, dict[str, float]] = {}
-    for path in [*sorted(csv_dir.glob("metrics-before-resume-*.csv")), csv_dir / "metrics.csv"]:
+    for path in csv_logs(csv_dir):
         if path.is_file():
             with path.open() as fh:
                 for row in csv.DictReader(fh):

@@ -42,3 +42,16 @@ class KillAtStep(L.Callback):
         if trainer.global_step == self.step and not self.marker.exists():
             self.marker.write_text(str(trainer.global_step))
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillAtTest(KillAtStep):
+    """SIGKILL this very process as its test starts, once (after the whole fit and its last
+    checkpoint): the resumed run has nothing left to train."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__(step=-1, marker=marker)
+
+    def on_test_start(self, trainer: L.Trainer, *args: object) -> None:
+        if not self.marker.exists():
+            self.marker.write_text("test")
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -642,7 +642,8 @@ def test_a_killed_protocol_job_resumes_its_own_run_directory_only(tmp_path, monk
     assert resumed() and f"hydra.run.dir={run_dir}" in commands[-1]
     assert again["run_id"] == first["run_id"] and again["attempt"] == 2
     assert zipfile.ZipFile(last).read("archive/data.pkl") == b"epoch 4"
-    assert (run_dir / "bench_protocol.log").read_text().count("--- attempt") == 2
+    log = (run_dir / "bench_protocol.log").read_text()  # every attempt's, in order
+    assert log.index("attempt 1: returncode 1") < log.index("attempt 2: returncode 1")
 
     for change in ("commit", "code"):  # the same config and seed at another commit, or code
         setattr(args, change, getattr(args, change) + "'")
@@ -663,12 +664,22 @@ def test_a_killed_protocol_job_resumes_its_own_run_directory_only(tmp_path, monk
 
 
 @pytest.mark.slow
-def test_a_killed_protocol_job_resumes_to_the_record_of_one_never_stopped(tmp_path, data_root):
-    """Through train.py: a job SIGKILLed in its second epoch, run again, resumes from the first
-    epoch's last.ckpt and records what the same job run without a stop records."""
+@pytest.mark.parametrize(
+    ("kill", "where"),
+    [
+        (["KillAtStep", "+callbacks.kill.step=4"], "4"),  # in epoch 2
+        (["KillAtTest"], "test"),  # after the fit: nothing left to train, the test to run
+    ],
+)
+def test_a_killed_protocol_job_resumes_to_the_record_of_one_never_stopped(
+    tmp_path, data_root, kill, where
+):
+    """Through train.py: a job SIGKILLed, run again, resumes from its last.ckpt and records what
+    the same job run without a stop records."""
     import argparse
 
     marker = tmp_path / "killed"
+    callback, *kill_options = kill
     extra = [
         "model=tiny_bert",
         f"data.root={data_root}",
@@ -680,8 +691,8 @@ def test_a_killed_protocol_job_resumes_to_the_record_of_one_never_stopped(tmp_pa
         "trainer.deterministic=true",
         "trainer.enable_progress_bar=false",
         "test_checkpoint=last",
-        "+callbacks.kill._target_=tests.interrupt.KillAtStep",
-        "+callbacks.kill.step=4",
+        f"+callbacks.kill._target_=tests.interrupt.{callback}",
+        *kill_options,
         f"+callbacks.kill.marker={marker}",
     ]
 
@@ -691,7 +702,7 @@ def test_a_killed_protocol_job_resumes_to_the_record_of_one_never_stopped(tmp_pa
         return bench_protocol.run_job("default", 1, args)
 
     killed = run("stopped")
-    assert killed["returncode"] == -9 and killed["attempt"] == 1 and marker.read_text() == "4"
+    assert killed["returncode"] == -9 and killed["attempt"] == 1 and marker.read_text() == where
     resumed = run("stopped")
     assert resumed["returncode"] == 0, resumed
     assert (resumed["run_id"], resumed["attempt"]) == (killed["run_id"], 2)
@@ -743,13 +754,16 @@ def test_a_resumed_runs_validation_curve_joins_its_attempts_logs(tmp_path):
     assert [row["epoch"] for row in curve] == [0, 1, 2, 3]
     assert curve[2] == {"epoch": 2, "val/joint_f1": 0.59, "val/seq_f1": 0.75}  # the last attempt's
     # killed after training, before the test: the resume validates the final weights once more,
-    # at the last epoch's step, as an epoch that never trained
+    # as epoch 4 of a 4-epoch budget, an epoch that never trained
     (logs / "metrics-before-resume-2.csv").write_text((logs / "metrics.csv").read_text())
-    (logs / "metrics.csv").write_text(header + "4,40,0.61,0.76,\n")
+    (logs / "metrics.csv").write_text(header + "4,41,0.61,0.76,\n")
+    assert [row["epoch"] for row in bench_protocol.validation_curve(tmp_path)] == [0, 1, 2, 3, 4]
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("seed: 1\ntrainer:\n  max_epochs: 4\n")
     assert [row["epoch"] for row in bench_protocol.validation_curve(tmp_path)] == [0, 1, 2, 3]
     # the logs a resume set aside are read in the order they were written, 10 after 2
     (logs / "metrics-before-resume-10.csv").write_text(header)
-    assert [p.name for p in bench_protocol.csv_logs(tmp_path)] == [
+    assert [p.name for p in bench_protocol.csv_logs(logs)] == [
         "metrics-before-resume-1.csv",
         "metrics-before-resume-2.csv",
         "metrics-before-resume-10.csv",
@@ -779,6 +793,33 @@ def test_cause_effect_f1_is_not_read_from_a_run_directory_reused_since_the_recor
         record["run_id"] = record_id
     with pytest.raises(SystemExit, match=rf"t2 seed 1: .*another run \({says}\)"):
         bench_quality.protocol_cause_effect(record, argparse.Namespace(span_ce="model"))
+
+
+@pytest.mark.parametrize(
+    ("record_id", "left"),
+    [("first", {"run_id": "first"}), (None, None)],  # its own run; a record and a directory
+    # from before run ids, which no run has reused since (it would have left a marker)
+)
+def test_cause_effect_f1_is_read_from_a_run_directory_that_holds_the_records_run(
+    tmp_path, monkeypatch, record_id, left
+):
+    import argparse
+
+    import causalmine.checkpoints
+
+    run_dir = tmp_path / "t2_seed1"
+    _checkpoint(run_dir / "checkpoints" / "last.ckpt", "this run's weights")
+    if left is not None:
+        (run_dir / bench_protocol.JOB_MARKER).write_text(json.dumps(left))
+    monkeypatch.setattr(causalmine.checkpoints, "load_module", lambda path: path)
+    monkeypatch.setattr(
+        bench_quality, "cause_effect_figures", lambda module, *_: {"span_ce_f1": module}
+    )
+    record = _protocol_record("t2", 1, span_f1=0.5) | {"run_dir": str(run_dir)}
+    if record_id is not None:
+        record["run_id"] = record_id
+    scored = bench_quality.protocol_cause_effect(record, argparse.Namespace(span_ce="model"))
+    assert scored == {"span_ce_f1": run_dir / "checkpoints" / "last.ckpt"}
 
 
 def test_a_protocol_runs_cause_effect_f1_comes_from_its_final_weights(
