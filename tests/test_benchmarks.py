@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -771,6 +772,17 @@ def test_a_resumed_runs_validation_curve_joins_its_attempts_logs(tmp_path):
     ]
 
 
+def _scored_run(tmp_path, record_id: str | None, left: dict | None) -> dict:
+    """A bench_protocol record (with run id ``record_id``) whose run directory holds a
+    last.ckpt and the marker ``left`` (``None``: no id, no marker)."""
+    run_dir = tmp_path / "t2_seed1"
+    _checkpoint(run_dir / "checkpoints" / "last.ckpt", "weights")
+    if left is not None:
+        (run_dir / bench_protocol.JOB_MARKER).write_text(json.dumps(left))
+    record = _protocol_record("t2", 1, span_f1=0.5) | {"run_dir": str(run_dir)}
+    return record if record_id is None else record | {"run_id": record_id}
+
+
 @pytest.mark.parametrize(
     ("record_id", "left", "says"),
     [
@@ -784,13 +796,7 @@ def test_cause_effect_f1_is_not_read_from_a_run_directory_reused_since_the_recor
 ):
     import argparse
 
-    run_dir = tmp_path / "t2_seed1"
-    _checkpoint(run_dir / "checkpoints" / "last.ckpt", "a later run's weights")
-    if left is not None:
-        (run_dir / bench_protocol.JOB_MARKER).write_text(json.dumps(left))
-    record = _protocol_record("t2", 1, span_f1=0.5) | {"run_dir": str(run_dir)}
-    if record_id is not None:
-        record["run_id"] = record_id
+    record = _scored_run(tmp_path, record_id, left)
     with pytest.raises(SystemExit, match=rf"t2 seed 1: .*another run \({says}\)"):
         bench_quality.protocol_cause_effect(record, argparse.Namespace(span_ce="model"))
 
@@ -807,19 +813,13 @@ def test_cause_effect_f1_is_read_from_a_run_directory_that_holds_the_records_run
 
     import causalmine.checkpoints
 
-    run_dir = tmp_path / "t2_seed1"
-    _checkpoint(run_dir / "checkpoints" / "last.ckpt", "this run's weights")
-    if left is not None:
-        (run_dir / bench_protocol.JOB_MARKER).write_text(json.dumps(left))
+    record = _scored_run(tmp_path, record_id, left)
     monkeypatch.setattr(causalmine.checkpoints, "load_module", lambda path: path)
     monkeypatch.setattr(
         bench_quality, "cause_effect_figures", lambda module, *_: {"span_ce_f1": module}
     )
-    record = _protocol_record("t2", 1, span_f1=0.5) | {"run_dir": str(run_dir)}
-    if record_id is not None:
-        record["run_id"] = record_id
     scored = bench_quality.protocol_cause_effect(record, argparse.Namespace(span_ce="model"))
-    assert scored == {"span_ce_f1": run_dir / "checkpoints" / "last.ckpt"}
+    assert scored == {"span_ce_f1": Path(record["run_dir"]) / "checkpoints" / "last.ckpt"}
 
 
 def test_a_protocol_runs_cause_effect_f1_comes_from_its_final_weights(
