@@ -195,22 +195,29 @@ def epoch_budget(run_dir: Path) -> int | None:
     return epochs if isinstance(epochs, int) and epochs > 0 else None
 
 
-def validation_curve(run_dir: Path) -> list[dict[str, float]]:
-    """One row per validation epoch of the run's CSV logs (the columns of ``VAL_CURVE``). An
-    epoch validated again after a resume keeps its last row. Under an epoch budget, a row at
-    an epoch past it is left out: a finished training that is resumed (killed during its test)
-    validates its final weights once more, logged as epoch ``max_epochs``."""
+def joined_curve(
+    logs: Path, columns: tuple[str, ...], budget: int | None = None
+) -> list[dict[str, float]]:
+    """One row per validation epoch of a run's CSV logs (:func:`csv_logs` of its CSV logger's
+    directory ``logs``): the ``columns`` a row has, for the rows that have any. An epoch
+    validated again after a resume keeps its last row. Under an epoch ``budget``, a row at an
+    epoch past it is left out: a finished training that is resumed (killed during its test)
+    validates its final weights once more, logged as epoch ``budget``."""
     rows: dict[int, dict[str, float]] = {}
-    budget = epoch_budget(run_dir)
-    for log in csv_logs(run_dir / "csv"):
+    for log in filter(Path.is_file, csv_logs(logs)):
         with log.open() as fh:
             for row in csv.DictReader(fh):
-                epoch = int(row["epoch"]) if row.get("val/joint_f1") else None
+                values = {k: float(row[k]) for k in columns if row.get(k)}
+                epoch = int(row["epoch"]) if values else None
                 if epoch is not None and (budget is None or epoch < budget):
-                    rows[epoch] = {"epoch": epoch} | {
-                        k: float(row[k]) for k in VAL_CURVE if row.get(k)
-                    }
+                    rows[epoch] = {"epoch": epoch} | values
     return [rows[epoch] for epoch in sorted(rows)]
+
+
+def validation_curve(run_dir: Path) -> list[dict[str, float]]:
+    """The run's validation curve (the columns of ``VAL_CURVE``) under the epoch budget Hydra
+    saved for it (:func:`joined_curve`)."""
+    return joined_curve(run_dir / "csv", VAL_CURVE, epoch_budget(run_dir))
 
 
 JOB_MARKER = "bench_protocol_job.json"

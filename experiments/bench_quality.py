@@ -34,7 +34,6 @@ ours that was killed resumes from its ``last.ckpt`` (exact resume).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -46,7 +45,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from bench_protocol import csv_logs, left_by, without_overrides
+from bench_protocol import joined_curve, left_by, without_overrides
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -200,7 +199,7 @@ def run_ours(system: str, seed: int, args: argparse.Namespace, out_dir: Path) ->
     metrics = train(cfg)
     result = {k: metrics[f"test/{k}"] for k in trained_columns(system)}
     result["recipe"] = our_recipe(cfg)
-    result["val_curve"] = validation_curve(out_dir / "csv")
+    result["val_curve"] = joined_curve(out_dir / "csv", OUR_CURVE, args.epochs)
     if system != "seq_only":
         from causalmine.checkpoints import load_module
 
@@ -219,21 +218,6 @@ def trained_columns(system: str) -> tuple[str, ...]:
 
 # per epoch of our runs: the validation metrics the curves show (one per task, as trained)
 OUR_CURVE = ("val/seq_f1", "val/span_f1", "val/span_f1_pooled")
-
-
-def validation_curve(csv_dir: Path) -> list[dict[str, float]]:
-    """One row per validation epoch of a run's CSV logs, the interrupted parts included
-    (``metrics-before-resume-*.csv`` hold what came before a resume)."""
-    rows: dict[int, dict[str, float]] = {}
-    for path in csv_logs(csv_dir):
-        if path.is_file():
-            with path.open() as fh:
-                for row in csv.DictReader(fh):
-                    if any(row.get(k) for k in OUR_CURVE):
-                        rows[int(row["epoch"])] = {"epoch": int(row["epoch"])} | {
-                            k: float(row[k]) for k in OUR_CURVE if row.get(k)
-                        }
-    return [rows[e] for e in sorted(rows)]
 
 
 def cause_effect_figures(

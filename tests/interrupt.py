@@ -38,10 +38,14 @@ class KillAtStep(L.Callback):
         self.step = step
         self.marker = Path(marker)
 
-    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step == self.step and not self.marker.exists():
-            self.marker.write_text(str(trainer.global_step))
+    def kill_once(self, where: str) -> None:
+        if not self.marker.exists():
+            self.marker.write_text(where)
             os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            self.kill_once(str(trainer.global_step))
 
 
 class KillAtTest(KillAtStep):
@@ -49,9 +53,7 @@ class KillAtTest(KillAtStep):
     checkpoint): the resumed run has nothing left to train."""
 
     def __init__(self, marker: str) -> None:
-        super().__init__(step=-1, marker=marker)
+        super().__init__(step=-1, marker=marker)  # no training step is -1
 
     def on_test_start(self, trainer: L.Trainer, *args: object) -> None:
-        if not self.marker.exists():
-            self.marker.write_text("test")
-            os.kill(os.getpid(), signal.SIGKILL)
+        self.kill_once("test")
