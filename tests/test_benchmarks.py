@@ -670,6 +670,9 @@ def test_a_killed_protocol_job_resumes_its_own_run_directory_only(tmp_path, monk
     [
         (["KillAtStep", "+callbacks.kill.step=4"], "4"),  # in epoch 2
         (["KillAtTest"], "test"),  # after the fit: nothing left to train, the test to run
+        # the same with an average of the weights: the resumed fit, with nothing to train, still
+        # ends by putting the average in the module, so the test scores it, not the raw weights
+        (["KillAtTest", "callbacks=ema", "callbacks.weight_averaging.decay=0.5"], "test"),
     ],
 )
 def test_a_killed_protocol_job_resumes_to_the_record_of_one_never_stopped(

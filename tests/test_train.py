@@ -160,6 +160,25 @@ def test_ema_weights_are_the_moving_average_of_the_trained_ones(
     assert tested != pytest.approx(trained_scores)
 
 
+def test_a_finished_ema_fit_resumed_tests_the_average_as_before(train_config):
+    """A run killed during its test, rerun with ckpt_path=last, has nothing left to train; its
+    test still scores the averaged weights, as the run's first test did (Lightning's fit loop
+    skips on_train_end then, where the average reaches the module)."""
+    settings = (
+        "callbacks=ema",
+        "callbacks.weight_averaging.decay=0.5",
+        "trainer.limit_train_batches=4",
+        "test_checkpoint=last",
+    )
+    first = train(train_config(*settings))
+    resumed = train(train_config(*settings, "ckpt_path=last"))
+
+    def tested(metrics: dict) -> dict:
+        return {k: v for k, v in metrics.items() if k.startswith("test/")}
+
+    assert tested(resumed) == pytest.approx(tested(first)) and len(tested(first)) > 20
+
+
 def test_a_resume_under_other_optimizer_groups_fails_and_eval_still_loads(train_config, tmp_path):
     train(train_config("optim.seq_head_lr=2e-3"))
     with pytest.raises(ConfigError, match="optimizer groups"):

@@ -8,6 +8,11 @@ checkpoint after the fit on the same trainer (``trainer.test(ckpt_path=best)``, 
 does with ``test_checkpoint=best``) scored the trained weights, not the averaged ones that
 validation selected the checkpoint by. Here only a fit restores the trained weights; a test or
 validation scores the checkpoint's ``state_dict``, the average.
+
+And a fit resumed from the checkpoint of its last epoch (killed during its test) has nothing to
+train: Lightning's fit loop then returns before ``on_train_end``, where the callback puts the
+average into the module, so the test that follows scored the trained weights. Here the end of
+every fit puts the average in.
 """
 
 from __future__ import annotations
@@ -21,10 +26,16 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 class EMAWeights(EMAWeightAveraging):
     """``EMAWeightAveraging`` whose loaded checkpoints are scored at their averaged weights
-    outside a fit (see the module docstring); arguments as Lightning's."""
+    outside a fit, and whose every fit ends with the average in the module (see the module
+    docstring); arguments as Lightning's."""
 
     def on_load_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after on_train_end (when it ran) this copies the same average again
+        if self._average_model is not None:
+            self._copy_average_to_current(pl_module)
