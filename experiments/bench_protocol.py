@@ -264,6 +264,18 @@ def whole_checkpoint(path: Path) -> bool:
         return False
 
 
+def attempt_seconds(run_dir: Path, marker: dict) -> float:
+    """How long the killed attempt that ``marker`` started ran: from its start to the last write
+    of any file in ``run_dir`` (its log, checkpoints, CSV), which its kill stopped. 0 for an
+    attempt of a marker that predates ``started``."""
+    if "started" not in marker:
+        return 0.0
+    written = [
+        p.stat().st_mtime for p in run_dir.rglob("*") if p.is_file() and p.name != JOB_MARKER
+    ]
+    return max([0.0, *(t - marker["started"] for t in written)])
+
+
 def prepare_run_dir(run_dir: Path, job: dict) -> dict:
     """Make ``run_dir`` this job's and return its marker. A directory that the same job left
     unfinished (no ``metrics.json``) with a whole ``last.ckpt`` is kept to be resumed, with its
@@ -274,6 +286,9 @@ def prepare_run_dir(run_dir: Path, job: dict) -> dict:
     last = run_dir / "checkpoints" / "last.ckpt"
     same_job = marker is not None and {k: marker.get(k) for k in job} == job
     if same_job and not (run_dir / "metrics.json").is_file() and whole_checkpoint(last):
+        marker["seconds_before"] = marker.get("seconds_before", 0.0) + attempt_seconds(
+            run_dir, marker
+        )
         marker["attempt"] = marker.get("attempt", 1) + 1
         print(f"{run_dir}: resuming this job's attempt {marker['attempt'] - 1}", flush=True)
     else:
@@ -283,6 +298,7 @@ def prepare_run_dir(run_dir: Path, job: dict) -> dict:
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
         marker = job | {"run_id": uuid.uuid4().hex, "attempt": 1}
+    marker["started"] = time.time()
     partial = run_dir / f"{JOB_MARKER}.partial"  # a kill while writing leaves the old marker
     partial.write_text(json.dumps(marker))
     os.replace(partial, run_dir / JOB_MARKER)
@@ -332,6 +348,7 @@ def record_of(
     config: str, seed: int, args: argparse.Namespace, run_dir: Path, seconds: float, returncode: int
 ) -> dict:
     """The JSON record of a finished job (``returncode`` 0: its figures too)."""
+    marker = left_by(run_dir) or {}
     record = {
         "config": config,
         "seed": seed,
@@ -342,8 +359,10 @@ def record_of(
         "run_dir": str(run_dir),
         # which run left the directory's weights, the attempt this record is of (seconds are its
         # own), and the digest of the code it ran; absent for runs made before the marker existed
-        **{k: v for k, v in (left_by(run_dir) or {}).items() if k in ("run_id", "attempt", "code")},
+        **{k: v for k, v in marker.items() if k in ("run_id", "attempt", "code")},
     }
+    if marker.get("attempt", 1) > 1:  # with the earlier, killed attempts (up to their last write)
+        record["seconds_all_attempts"] = round(marker.get("seconds_before", 0.0) + seconds, 1)
     if returncode == 0:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         curve = validation_curve(run_dir)
@@ -394,7 +413,9 @@ def summarize(runs: list[dict]) -> str:
             for k in VAL_CURVE
         ]
         epochs = ",".join(str(r["best_epoch"]) for r in mine)
-        minutes = f"{statistics.mean(r['seconds'] / 60 for r in mine):.1f}"
+        minutes = (
+            f"{statistics.mean(r.get('seconds_all_attempts', r['seconds']) / 60 for r in mine):.1f}"
+        )
         seeds = ",".join(str(r["seed"]) for r in mine)
         lines.append(f"| {config} | {seeds} | {epochs} | " + " | ".join(cells) + f" | {minutes} |")
     lines += [

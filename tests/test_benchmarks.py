@@ -4,6 +4,7 @@ difference is. RESULTS.md's claims rest on these, so they are specified here."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -636,12 +637,15 @@ def test_a_killed_protocol_job_resumes_its_own_run_directory_only(tmp_path, monk
         return "ckpt_path=last" in commands[-1]
 
     first = bench_protocol.run_job("t2_warmup5", 21, args)
-    assert not resumed() and first["attempt"] == 1
-    _checkpoint(last, "epoch 4")  # killed after epoch 4
+    assert not resumed() and first["attempt"] == 1 and "seconds_all_attempts" not in first
+    _checkpoint(last, "epoch 4")  # killed after epoch 4, its last write 100 s after its start
+    started = bench_protocol.left_by(run_dir)["started"]
+    os.utime(last, (started + 100, started + 100))
 
     again = bench_protocol.run_job("t2_warmup5", 21, args)  # the same job, rerun
     assert resumed() and f"hydra.run.dir={run_dir}" in commands[-1]
     assert again["run_id"] == first["run_id"] and again["attempt"] == 2
+    assert again["seconds_all_attempts"] == pytest.approx(100 + again["seconds"], abs=0.2)
     assert zipfile.ZipFile(last).read("archive/data.pkl") == b"epoch 4"
     log = (run_dir / "bench_protocol.log").read_text()  # every attempt's, in order
     assert log.index("attempt 1: returncode 1") < log.index("attempt 2: returncode 1")
@@ -710,6 +714,7 @@ def test_a_killed_protocol_job_resumes_to_the_record_of_one_never_stopped(
     resumed = run("stopped")
     assert resumed["returncode"] == 0, resumed
     assert (resumed["run_id"], resumed["attempt"]) == (killed["run_id"], 2)
+    assert resumed["seconds_all_attempts"] > resumed["seconds"]  # the killed attempt's time too
     # the log of the killed attempt was set aside by the resume, not deleted
     assert (
         tmp_path / "stopped" / "default_seed1" / "csv" / "metrics-before-resume-1.csv"
