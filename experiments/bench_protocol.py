@@ -305,10 +305,15 @@ def prepare_run_dir(run_dir: Path, job: dict) -> dict:
     return marker
 
 
+def run_dir_of(args: argparse.Namespace, config: str, seed: int) -> Path:
+    """The run directory of one job, in ``--work-dir``."""
+    return Path(args.work_dir) / f"{config}_seed{seed}"
+
+
 def run_job(config: str, seed: int, args: argparse.Namespace) -> dict | None:
     """Run (or resume) one job and return its record; ``None`` when another process is running
     the same run directory."""
-    run_dir = Path(args.work_dir) / f"{config}_seed{seed}"
+    run_dir = run_dir_of(args, config, seed)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{run_dir}.lock", "w") as lock:
         try:
@@ -611,19 +616,29 @@ def main() -> None:
     repeated = sorted({f"{c}:{s}" for c, s in jobs if jobs.count((c, s)) > 1})
     if repeated:
         parser.error(f"job(s) {repeated} given twice: one run directory each")
+    if args.record:
+        args.commit = args.record
+        ran_elsewhere = {
+            f"{config}:{seed}": ran_at
+            for config, seed in jobs
+            if (
+                ran_at := (left_by(run_dir_of(args, config, seed)) or {}).get("commit", args.record)
+            )
+            != args.record
+        }
+        if ran_elsewhere:  # a record names the commit its figures came from
+            parser.error(
+                f"--record {args.record}: these jobs ran at another commit: {ran_elsewhere}"
+            )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     def one(job: tuple[str, int]) -> None:
         if args.record:
-            args.commit = args.record
-            run_dir = Path(args.work_dir) / f"{job[0]}_seed{job[1]}"
+            run_dir = run_dir_of(args, *job)
             done = run_dir / "metrics.json"
             started = (run_dir / ".hydra" / "config.yaml").stat().st_mtime
             seconds = done.stat().st_mtime - started if done.is_file() else 0.0
             record = record_of(*job, args, run_dir, seconds, 0 if done.is_file() else 1)
-            ran_at = (left_by(run_dir) or {}).get("commit", args.record)
-            if ran_at != args.record:
-                print(f"warning: {run_dir} was run at {ran_at}, recorded as {args.record}")
         else:
             record = run_job(*job, args)
             if record is None:

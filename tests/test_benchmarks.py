@@ -750,6 +750,27 @@ def test_a_protocol_job_given_twice_is_refused(tmp_path, monkeypatch, capsys):
     assert "['default:1'] given twice" in capsys.readouterr().err
 
 
+def test_recording_jobs_under_another_commit_than_they_ran_at_is_refused(
+    tmp_path, monkeypatch, capsys
+):
+    for seed, ran_at in ((1, "abc1234"), (2, "def5678")):
+        run_dir = tmp_path / f"default_seed{seed}"
+        (run_dir / ".hydra").mkdir(parents=True)
+        (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
+        (run_dir / bench_protocol.JOB_MARKER).write_text(json.dumps({"commit": ran_at}))
+    out = tmp_path / "runs.jsonl"
+    argv = ["bench_protocol.py", "--work-dir", str(tmp_path), "--out", str(out), "--jobs"]
+    monkeypatch.setattr(sys, "argv", [*argv, "default:1", "default:2", "--record", "abc1234"])
+    with pytest.raises(SystemExit):
+        bench_protocol.main()
+    assert "{'default:2': 'def5678'}" in capsys.readouterr().err and not out.exists()
+
+    monkeypatch.setattr(sys, "argv", [*argv, "default:1", "--record", "abc1234"])
+    bench_protocol.main()  # unfinished (no metrics.json): recorded as a failed run, at its commit
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (record["commit"], record["returncode"]) == ("abc1234", 1)
+
+
 def test_a_resumed_runs_validation_curve_joins_its_attempts_logs(tmp_path):
     logs = tmp_path / "csv"
     logs.mkdir()
