@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 # Tiny test models gain nothing from intra-op threads, and on a 2-core machine shared with
 # other work OpenMP's spinning threads make them several times slower. Subprocesses inherit it.
@@ -69,6 +70,13 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> 
         cfg.paths.output_dir = str(output_dir)
         cfg.paths.log_dir = str(output_dir / "logs")
     return cfg
+
+
+def run_to_end(command: list[str]) -> subprocess.CompletedProcess:
+    """Run ``command`` in the repository (a ``train.py`` run, say) and check it succeeded."""
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
 @pytest.fixture

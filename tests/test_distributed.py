@@ -16,7 +16,7 @@ import torch
 
 from causalmine.recipes import evaluate
 
-from .conftest import REPO, compose_config
+from .conftest import REPO, compose_config, run_to_end
 
 
 def ddp_command(run_dir: Path, data_root: Path, *extra: str) -> list[str]:
@@ -35,12 +35,6 @@ def ddp_command(run_dir: Path, data_root: Path, *extra: str) -> list[str]:
         f"hydra.run.dir={run_dir}",
         *extra,
     ]
-
-
-def run_to_end(command: list[str]) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
 
 
 @pytest.fixture(scope="module")

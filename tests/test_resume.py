@@ -21,7 +21,7 @@ from causalmine.loggers import keep_csv_metrics
 from causalmine.recipes import train
 from causalmine.training.rng import capture_rng_states, restore_rng_states
 
-from .conftest import REPO
+from .conftest import REPO, run_to_end
 
 
 def _draws() -> tuple:
@@ -84,16 +84,10 @@ def _train_command(run_dir: Path, data_root: Path, *extra: str) -> list[str]:
     ]
 
 
-def _run_to_end(command: list[str]) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, data_root) -> Path:
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    _run_to_end(_train_command(run_dir, data_root))
+    run_to_end(_train_command(run_dir, data_root))
     return run_dir
 
 
@@ -127,7 +121,7 @@ def _kill_and_resume(uninterrupted: Path, tmp_path: Path, data_root, pause_step:
         {"epoch": last_saved_step // 8, "batches": last_saved_step % 8}
     ]
 
-    resumed = _run_to_end(_train_command(run_dir, data_root, *extra, "ckpt_path=last"))
+    resumed = run_to_end(_train_command(run_dir, data_root, *extra, "ckpt_path=last"))
     resolved = f"ckpt_path=last resolved to {run_dir / 'checkpoints' / 'last.ckpt'}"
     assert resolved in resumed.stdout + resumed.stderr
 
@@ -158,7 +152,7 @@ def test_sigkilled_run_with_weight_averaging_resumes_to_identical_results(
 ):
     """callbacks=ema: the average and the trained weights both come back from last.ckpt."""
     uninterrupted = tmp_path_factory.mktemp("uninterrupted_ema")
-    _run_to_end(_train_command(uninterrupted, data_root, "callbacks=ema"))
+    run_to_end(_train_command(uninterrupted, data_root, "callbacks=ema"))
     assert "current_model_state" in torch.load(
         uninterrupted / "checkpoints" / "last.ckpt", weights_only=True
     )
