@@ -12,13 +12,14 @@
 Each job is ``python train.py <overrides> seed=S`` in its own run directory, ``--parallel``
 jobs at a time with ``--threads`` intra-op threads each (2 × 1 on a 2-core machine). After each
 job one JSON line goes to ``--out``: the commit, the overrides, the wall time (of the last
-attempt, for a resumed job), the validation curve per epoch (from the CSV logs), the epoch of
+attempt, and for a resumed job of all its attempts too), the validation curve per epoch (from the CSV logs), the epoch of
 the best checkpoint by ``monitor`` and its validation figures, and the test figures of that
 checkpoint (``metrics.json``). Partial results survive an interruption.
 
 A job that was killed resumes where it stopped when it is run again. Its run directory holds a
 marker (``bench_protocol_job.json``: config, seed, overrides, commit, a digest of the code and
-config it ran (``train.py``, ``src/``, ``conf/``), a run id and the attempt), and a directory
+config it ran (``train.py``, ``src/``, ``conf/``), the versions of torch, transformers,
+lightning, torchmetrics and numpy, a run id, the attempt and its start), and a directory
 left unfinished by the very same job, with a whole ``last.ckpt``, resumes from it (exact resume,
 ``ckpt_path=last``); a directory left by anything else, or by a finished run, is cleared first.
 While a job runs, its ``<run dir>.lock`` is held (by ``train.py`` too, so a runner killed alone
@@ -33,6 +34,7 @@ import argparse
 import csv
 import fcntl
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -236,6 +238,15 @@ def code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+# the libraries whose versions decide what a run computes (an upgrade may change its figures)
+LIBRARIES = ("torch", "transformers", "lightning", "torchmetrics", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    """The installed versions of ``LIBRARIES``."""
+    return {name: importlib.metadata.version(name) for name in LIBRARIES}
+
+
 def job_identity(config: str, seed: int, args: argparse.Namespace) -> dict:
     """What makes two runs the same job: the run directory may be resumed only by it."""
     return {
@@ -244,6 +255,7 @@ def job_identity(config: str, seed: int, args: argparse.Namespace) -> dict:
         "overrides": [*CONFIGS[config], *args.extra],
         "commit": args.commit,
         "code": args.code,
+        "libraries": library_versions(),
     }
 
 
@@ -363,8 +375,9 @@ def record_of(
         "returncode": returncode,
         "run_dir": str(run_dir),
         # which run left the directory's weights, the attempt this record is of (seconds are its
-        # own), and the digest of the code it ran; absent for runs made before the marker existed
-        **{k: v for k, v in marker.items() if k in ("run_id", "attempt", "code")},
+        # own), the digest of the code it ran and its libraries' versions; absent for runs made
+        # before the marker existed (and the versions for runs before 2026-12-01)
+        **{k: v for k, v in marker.items() if k in ("run_id", "attempt", "code", "libraries")},
     }
     if marker.get("attempt", 1) > 1:  # with the earlier, killed attempts (up to their last write)
         record["seconds_all_attempts"] = round(marker.get("seconds_before", 0.0) + seconds, 1)

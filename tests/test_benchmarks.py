@@ -656,6 +656,11 @@ def test_a_killed_protocol_job_resumes_its_own_run_directory_only(tmp_path, monk
         assert not resumed() and not last.exists() and other["run_id"] != first["run_id"]
         assert other["attempt"] == 1
         _checkpoint(last, "epoch 4")
+    upgraded = {**bench_protocol.library_versions(), "torch": "0.0"}
+    monkeypatch.setattr(bench_protocol, "library_versions", lambda: upgraded)
+    other = bench_protocol.run_job("t2_warmup5", 21, args)  # another torch: another job
+    assert not resumed() and other["libraries"]["torch"] == "0.0"
+    _checkpoint(last, "epoch 4")
 
     last.write_bytes(last.read_bytes()[:-30])  # cut short as a full disk would leave it
     broken = bench_protocol.run_job("t2_warmup5", 21, args)
