@@ -12,14 +12,16 @@
 Each job is ``python train.py <overrides> seed=S`` in its own run directory, ``--parallel``
 jobs at a time with ``--threads`` intra-op threads each (2 × 1 on a 2-core machine). After each
 job one JSON line goes to ``--out``: the commit, the overrides, the wall time (of the last
-attempt, and for a resumed job of all its attempts too), the validation curve per epoch (from the CSV logs), the epoch of
-the best checkpoint by ``monitor`` and its validation figures, and the test figures of that
-checkpoint (``metrics.json``). Partial results survive an interruption.
+attempt, and for a resumed job of all its attempts too), the validation curve per epoch (from
+the CSV logs), the epoch of the best checkpoint by ``monitor`` and its validation figures, and
+the test figures of that checkpoint (``metrics.json``). Partial results survive an
+interruption.
 
 A job that was killed resumes where it stopped when it is run again. Its run directory holds a
 marker (``bench_protocol_job.json``: config, seed, overrides, commit, a digest of the code and
 config it ran (``train.py``, ``src/``, ``conf/``), the versions of torch, transformers,
-lightning, torchmetrics and numpy, a run id, the attempt and its start), and a directory
+lightning, torchmetrics and numpy, a run id, the attempt, its start, and the seconds of the
+attempts so far), and a directory
 left unfinished by the very same job, with a whole ``last.ckpt``, resumes from it (exact resume,
 ``ckpt_path=last``); a directory left by anything else, or by a finished run, is cleared first.
 While a job runs, its ``<run dir>.lock`` is held (by ``train.py`` too, so a runner killed alone
@@ -243,8 +245,15 @@ LIBRARIES = ("torch", "transformers", "lightning", "torchmetrics", "numpy")
 
 
 def library_versions() -> dict[str, str]:
-    """The installed versions of ``LIBRARIES``."""
-    return {name: importlib.metadata.version(name) for name in LIBRARIES}
+    """The installed versions of ``LIBRARIES`` (``"unknown"`` for one without package metadata)."""
+
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+    return {name: version(name) for name in LIBRARIES}
 
 
 def job_identity(config: str, seed: int, args: argparse.Namespace) -> dict:
@@ -276,16 +285,26 @@ def whole_checkpoint(path: Path) -> bool:
         return False
 
 
-def attempt_seconds(run_dir: Path, marker: dict) -> float:
-    """How long the killed attempt that ``marker`` started ran: from its start to the last write
-    of any file in ``run_dir`` (its log, checkpoints, CSV), which its kill stopped. 0 for an
-    attempt of a marker that predates ``started``."""
+def killed_attempt_seconds(run_dir: Path, marker: dict) -> float | None:
+    """How long the attempt that ``marker`` started ran, when its runner was killed with it (a
+    runner that lives records the time itself): from its start to the last write of any file in
+    ``run_dir`` (its log, checkpoints, CSV), which the kill stopped. ``None`` for a marker that
+    predates ``started``."""
     if "started" not in marker:
-        return 0.0
+        return None
     written = [
-        p.stat().st_mtime for p in run_dir.rglob("*") if p.is_file() and p.name != JOB_MARKER
+        p.stat().st_mtime
+        for p in run_dir.rglob("*")
+        if p.is_file() and not p.name.startswith(JOB_MARKER)
     ]
     return max([0.0, *(t - marker["started"] for t in written)])
+
+
+def write_marker(run_dir: Path, marker: dict) -> None:
+    """Replace ``run_dir``'s marker at once: a kill while writing leaves the old one."""
+    partial = run_dir / f"{JOB_MARKER}.partial"
+    partial.write_text(json.dumps(marker))
+    os.replace(partial, run_dir / JOB_MARKER)
 
 
 def prepare_run_dir(run_dir: Path, job: dict) -> dict:
@@ -298,9 +317,11 @@ def prepare_run_dir(run_dir: Path, job: dict) -> dict:
     last = run_dir / "checkpoints" / "last.ckpt"
     same_job = marker is not None and {k: marker.get(k) for k in job} == job
     if same_job and not (run_dir / "metrics.json").is_file() and whole_checkpoint(last):
-        marker["seconds_before"] = marker.get("seconds_before", 0.0) + attempt_seconds(
-            run_dir, marker
-        )
+        if not marker.get("ended"):  # its runner died with it: the time its files tell
+            killed = killed_attempt_seconds(run_dir, marker)
+            spent = marker.get("seconds_spent", 0.0)
+            marker["seconds_spent"] = None if killed is None or spent is None else spent + killed
+        marker["ended"] = False
         marker["attempt"] = marker.get("attempt", 1) + 1
         print(f"{run_dir}: resuming this job's attempt {marker['attempt'] - 1}", flush=True)
     else:
@@ -311,15 +332,31 @@ def prepare_run_dir(run_dir: Path, job: dict) -> dict:
         run_dir.mkdir(parents=True)
         marker = job | {"run_id": uuid.uuid4().hex, "attempt": 1}
     marker["started"] = time.time()
-    partial = run_dir / f"{JOB_MARKER}.partial"  # a kill while writing leaves the old marker
-    partial.write_text(json.dumps(marker))
-    os.replace(partial, run_dir / JOB_MARKER)
+    write_marker(run_dir, marker)
     return marker
 
 
 def run_dir_of(args: argparse.Namespace, config: str, seed: int) -> Path:
     """The run directory of one job, in ``--work-dir``."""
     return Path(args.work_dir) / f"{config}_seed{seed}"
+
+
+def not_recordable(run_dir: Path, config: str, args: argparse.Namespace) -> str | None:
+    """Why ``--record`` cannot record ``run_dir`` as ``config`` run at ``args.record`` with
+    ``args.extra`` (``None``: it can). A directory without a marker predates markers and is
+    taken at its word."""
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        return f"{run_dir} holds no run (no .hydra/config.yaml)"
+    if not (run_dir / JOB_MARKER).exists():
+        return None
+    marker = left_by(run_dir)
+    if marker is None:
+        return f"its marker {run_dir / JOB_MARKER} does not read"
+    if marker.get("commit") != args.record:
+        return f"it ran at {marker.get('commit')}"
+    if marker.get("overrides") != [*CONFIGS[config], *args.extra]:
+        return f"it ran with the overrides {marker.get('overrides')}"
+    return None
 
 
 def run_job(config: str, seed: int, args: argparse.Namespace) -> dict | None:
@@ -358,6 +395,11 @@ def run_job(config: str, seed: int, args: argparse.Namespace) -> dict | None:
             )
             log.write(f"--- attempt {marker['attempt']}: returncode {done.returncode}\n")
         seconds = time.perf_counter() - start
+        spent = marker.get("seconds_spent", 0.0)  # every attempt's time, None once one is unknown
+        write_marker(
+            run_dir,
+            marker | {"ended": True, "seconds_spent": None if spent is None else spent + seconds},
+        )
         return record_of(config, seed, args, run_dir, seconds, done.returncode)
 
 
@@ -376,11 +418,12 @@ def record_of(
         "run_dir": str(run_dir),
         # which run left the directory's weights, the attempt this record is of (seconds are its
         # own), the digest of the code it ran and its libraries' versions; absent for runs made
-        # before the marker existed (and the versions for runs before 2026-12-01)
+        # before the marker existed (and the versions for runs before 5fd2b8a)
         **{k: v for k, v in marker.items() if k in ("run_id", "attempt", "code", "libraries")},
     }
-    if marker.get("attempt", 1) > 1:  # with the earlier, killed attempts (up to their last write)
-        record["seconds_all_attempts"] = round(marker.get("seconds_before", 0.0) + seconds, 1)
+    if marker.get("attempt", 1) > 1 and marker.get("ended") and marker.get("seconds_spent"):
+        # with the earlier attempts' (a killed runner's up to its attempt's last write)
+        record["seconds_all_attempts"] = round(marker["seconds_spent"], 1)
     if returncode == 0:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         curve = validation_curve(run_dir)
@@ -631,18 +674,13 @@ def main() -> None:
         parser.error(f"job(s) {repeated} given twice: one run directory each")
     if args.record:
         args.commit = args.record
-        ran_elsewhere = {
-            f"{config}:{seed}": ran_at
+        problems = {
+            f"{config}:{seed}": problem
             for config, seed in jobs
-            if (
-                ran_at := (left_by(run_dir_of(args, config, seed)) or {}).get("commit", args.record)
-            )
-            != args.record
+            if (problem := not_recordable(run_dir_of(args, config, seed), config, args))
         }
-        if ran_elsewhere:  # a record names the commit its figures came from
-            parser.error(
-                f"--record {args.record}: these jobs ran at another commit: {ran_elsewhere}"
-            )
+        if problems:  # checked for every job before any record is written
+            parser.error(f"--record {args.record}: {problems}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     def one(job: tuple[str, int]) -> None:

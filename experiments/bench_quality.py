@@ -590,7 +590,7 @@ def from_protocol(record: dict, equivalent: list[str] = ()) -> dict:
             settings[setting] = kind(overrides[key])
     system, lever = protocol_system(name, overrides)
     run = {"system": f"{system}[{record['config']}]", "seed": record["seed"], "lever": lever}
-    run |= {"seconds": record["seconds"], **settings}
+    run |= {"seconds": record.get("seconds_all_attempts", record["seconds"]), **settings}
     run |= {k: record[f"test/{k}"] for k in trained_columns(system) if f"test/{k}" in record}
     run["val_curve"] = [
         {k: point[k] for k in ("epoch", *OUR_CURVE) if k in point} for point in record["val_curve"]

@@ -17,8 +17,8 @@
 # size); every job of a comparison uses the same one.
 # The jobs share the GPU through MPS where its daemon starts and answers, else by time-slicing.
 # BENCH_COMMIT (required by start) names the commit in the records: the machine's copy of the tree
-# has no git. A job started again (the same CONFIG:SEED, BENCH_COMMIT, overrides and code) while
-# the machine is warm resumes from its run directory's last.ckpt (bench_protocol.py).
+# has no git. A job started again (the same CONFIG:SEED, BENCH_COMMIT, overrides, code and library
+# versions) while the machine is warm resumes from its run directory's last.ckpt (bench_protocol.py).
 set -euo pipefail
 
 mode=$1

@@ -638,17 +638,34 @@ def test_a_killed_protocol_job_resumes_its_own_run_directory_only(tmp_path, monk
 
     first = bench_protocol.run_job("t2_warmup5", 21, args)
     assert not resumed() and first["attempt"] == 1 and "seconds_all_attempts" not in first
-    _checkpoint(last, "epoch 4")  # killed after epoch 4, its last write 100 s after its start
-    started = bench_protocol.left_by(run_dir)["started"]
-    os.utime(last, (started + 100, started + 100))
+    _checkpoint(last, "epoch 4")  # killed after epoch 4
 
     again = bench_protocol.run_job("t2_warmup5", 21, args)  # the same job, rerun
     assert resumed() and f"hydra.run.dir={run_dir}" in commands[-1]
     assert again["run_id"] == first["run_id"] and again["attempt"] == 2
-    assert again["seconds_all_attempts"] == pytest.approx(100 + again["seconds"], abs=0.2)
     assert zipfile.ZipFile(last).read("archive/data.pkl") == b"epoch 4"
     log = (run_dir / "bench_protocol.log").read_text()  # every attempt's, in order
     assert log.index("attempt 1: returncode 1") < log.index("attempt 2: returncode 1")
+    both = first["seconds"] + again["seconds"]  # each runner timed its own attempt
+    assert again["seconds_all_attempts"] == pytest.approx(both, abs=0.2)
+
+    # a runner killed with its train.py records nothing: its attempt's time is read from the
+    # last write to the run directory (here 100 s after the attempt's start)
+    marker = bench_protocol.left_by(run_dir)
+    bench_protocol.write_marker(run_dir, marker | {"ended": False})
+    os.utime(last, (marker["started"] + 100, marker["started"] + 100))
+    third = bench_protocol.run_job("t2_warmup5", 21, args)
+    assert resumed() and third["attempt"] == 3
+    all_three = both - again["seconds"] + 100 + third["seconds"]
+    assert third["seconds_all_attempts"] == pytest.approx(all_three, abs=0.2)
+
+    # a marker from before the start of an attempt was kept: the total is unknown, not guessed
+    before = {
+        k: v for k, v in bench_protocol.left_by(run_dir).items() if k not in ("started", "ended")
+    }
+    bench_protocol.write_marker(run_dir, before)
+    fourth = bench_protocol.run_job("t2_warmup5", 21, args)
+    assert fourth["attempt"] == 4 and "seconds_all_attempts" not in fourth
 
     for change in ("commit", "code"):  # the same config and seed at another commit, or code
         setattr(args, change, getattr(args, change) + "'")
@@ -758,17 +775,24 @@ def test_a_protocol_job_given_twice_is_refused(tmp_path, monkeypatch, capsys):
 def test_recording_jobs_under_another_commit_than_they_ran_at_is_refused(
     tmp_path, monkeypatch, capsys
 ):
-    for seed, ran_at in ((1, "abc1234"), (2, "def5678")):
+    runs = {1: ("abc1234", []), 2: ("def5678", []), 3: ("abc1234", ["span_weight=2"])}
+    for seed, (ran_at, overrides) in runs.items():
         run_dir = tmp_path / f"default_seed{seed}"
         (run_dir / ".hydra").mkdir(parents=True)
         (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
-        (run_dir / bench_protocol.JOB_MARKER).write_text(json.dumps({"commit": ran_at}))
+        marker = {"commit": ran_at, "overrides": overrides}
+        (run_dir / bench_protocol.JOB_MARKER).write_text(json.dumps(marker))
     out = tmp_path / "runs.jsonl"
     argv = ["bench_protocol.py", "--work-dir", str(tmp_path), "--out", str(out), "--jobs"]
-    monkeypatch.setattr(sys, "argv", [*argv, "default:1", "default:2", "--record", "abc1234"])
+    jobs = ["default:1", "default:2", "default:3", "default:4"]  # seed 4 never ran here
+    monkeypatch.setattr(sys, "argv", [*argv, *jobs, "--record", "abc1234"])
     with pytest.raises(SystemExit):
         bench_protocol.main()
-    assert "{'default:2': 'def5678'}" in capsys.readouterr().err and not out.exists()
+    refused = capsys.readouterr().err
+    assert "'default:2': 'it ran at def5678'" in refused and "'default:1'" not in refused
+    assert "'default:3': \"it ran with the overrides ['span_weight=2']\"" in refused
+    assert "'default:4'" in refused and "holds no run" in refused
+    assert not out.exists()  # nothing recorded, not even the one that could be
 
     monkeypatch.setattr(sys, "argv", [*argv, "default:1", "--record", "abc1234"])
     bench_protocol.main()  # unfinished (no metrics.json): recorded as a failed run, at its commit

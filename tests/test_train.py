@@ -160,6 +160,28 @@ def test_ema_weights_are_the_moving_average_of_the_trained_ones(
     assert tested != pytest.approx(trained_scores)
 
 
+@pytest.mark.parametrize("fn", ["fit", "validate"])
+def test_ema_swaps_its_average_in_for_a_fits_validation_only(fn):
+    """Outside a fit (``trainer.validate(ckpt_path=X)`` after one), the module holds what was
+    loaded (X's average) and is scored as it is, not swapped for the fit's last average."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    from causalmine.training.averaging import EMAWeights
+
+    module, fit_average = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    ema = EMAWeights(decay=0.5)
+    ema._average_model = torch.optim.swa_utils.AveragedModel(fit_average)
+    loaded = module.weight.detach().clone()
+    trainer = SimpleNamespace(state=SimpleNamespace(fn=TrainerFn(fn)))
+    ema.on_validation_epoch_start(trainer, module)
+    scored = module.weight.detach().clone()
+    ema.on_validation_epoch_end(trainer, module)
+    expected = fit_average.weight if fn == "fit" else loaded
+    assert torch.equal(scored, expected) and torch.equal(module.weight, loaded)
+
+
 def test_a_finished_ema_fit_resumed_tests_the_average_as_before(train_config):
     """A run killed during its test, rerun with ckpt_path=last, has nothing left to train; its
     test still scores the averaged weights, as the run's first test did (Lightning's fit loop
