@@ -160,6 +160,27 @@ def test_ema_weights_are_the_moving_average_of_the_trained_ones(
     assert tested != pytest.approx(trained_scores)
 
 
+def test_an_early_stopped_run_resumed_stays_stopped(train_config, tmp_path):
+    """callbacks=early_stopping: a run that stopped early and was killed after its last
+    checkpoint (during its test), resumed with ckpt_path=last, tests the weights it stopped at
+    instead of training on to max_epochs (Lightning does not restore the stop)."""
+    settings = (
+        "callbacks=early_stopping",
+        "+callbacks.early_stopping.stopping_threshold=-1.0",  # stop at the first validation
+        "trainer.max_epochs=3",
+        "test_checkpoint=last",
+    )
+    first = train(train_config(*settings))
+    resumed = train(train_config(*settings, "ckpt_path=last"))
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0 and last["global_step"] == 3  # no epoch trained after the stop
+
+    def tested(metrics: dict) -> dict:
+        return {k: v for k, v in metrics.items() if k.startswith("test/")}
+
+    assert tested(resumed) == pytest.approx(tested(first)) and len(tested(first)) > 20
+
+
 @pytest.mark.parametrize("fn", ["fit", "validate"])
 def test_ema_swaps_its_average_in_for_a_fits_validation_only(fn):
     """Outside a fit (``trainer.validate(ckpt_path=X)`` after one), the module holds what was
