@@ -106,7 +106,7 @@ class RecordWeights(L.Callback):
         RecordWeights.steps.append(weights)
 
 
-def tested_figures(metrics: dict) -> dict:
+def figures_tested(metrics: dict) -> dict:
     """A run's test figures (and at least its sequence and span F1s)."""
     figures = {k: v for k, v in metrics.items() if k.startswith("test/")}
     assert {"test/seq_f1", "test/span_f1"} <= figures.keys()
@@ -152,7 +152,7 @@ def test_ema_weights_are_the_moving_average_of_the_trained_ones(
             tmp_path / "eval",
         )
     )
-    tested = tested_figures(metrics)
+    tested = figures_tested(metrics)
     assert tested == pytest.approx(scored)
     # the trained (not averaged) weights score otherwise: the test above can tell them apart
     saved["state_dict"] = saved.pop("current_model_state")
@@ -182,7 +182,7 @@ def test_an_early_stopped_run_resumed_stays_stopped(train_config, tmp_path):
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 0 and last["global_step"] == 3  # no epoch trained after the stop
 
-    assert tested_figures(resumed) == pytest.approx(tested_figures(first))
+    assert figures_tested(resumed) == pytest.approx(figures_tested(first))
 
 
 @pytest.mark.parametrize("fn", ["fit", "validate"])
@@ -220,7 +220,7 @@ def test_a_finished_ema_fit_resumed_tests_the_average_as_before(train_config):
     first = train(train_config(*settings))
     resumed = train(train_config(*settings, "ckpt_path=last"))
 
-    assert tested_figures(resumed) == pytest.approx(tested_figures(first))
+    assert figures_tested(resumed) == pytest.approx(figures_tested(first))
 
 
 def test_a_resume_under_other_optimizer_groups_fails_and_eval_still_loads(train_config, tmp_path):
