@@ -128,8 +128,8 @@ CONFIGS: dict[str, list[str]] = {
     # label smoothing 0.1 on the sequence loss on top of today's defaults (RESULTS §8x): aimed at
     # the sequence head's false alarms, which no decision threshold removes (§8v)
     "t2_seq_smooth01": ["loss.seq_label_smoothing=0.1"],
-    # layer-wise learning-rate decay on top of today's defaults (RESULTS §8aa): each encoder
-    # layer 0.9 × the rate of the one above it (MiniLM's embeddings at 0.9^6 = 0.53 × optim.lr)
+    # layer-wise learning-rate decay on top of today's defaults (RESULTS §8aa, not adopted): each
+    # encoder layer 0.9 × the rate of the one above it (MiniLM's embeddings at 0.9^6 = 0.53 × lr)
     "t2_llrd09": ["optim.layer_decay=0.9"],
     # an exponential moving average of the weights (decay 0.998): validated, tested, exported
     "ema": ["callbacks=ema"],
