@@ -15,7 +15,9 @@ job one JSON line goes to ``--out``: the commit, the overrides, the wall time (o
 attempt, and for a resumed job of all its attempts too), the validation curve per epoch (from
 the CSV logs), the epoch of the best checkpoint by ``monitor`` and its validation figures, and
 the test figures of that checkpoint (``metrics.json``). Partial results survive an
-interruption.
+interruption: a job that ``--out`` already holds a successful record of (the same config, seed,
+overrides, commit, code and libraries) is skipped, so a queue's command given again runs only
+what is missing (``--rerun`` runs it again all the same).
 
 A job that was killed resumes where it stopped when it is run again. Its run directory holds a
 marker (``bench_protocol_job.json``: config, seed, overrides, commit, a digest of the code and
@@ -39,6 +41,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -341,6 +344,21 @@ def run_dir_of(args: argparse.Namespace, config: str, seed: int) -> Path:
     return Path(args.work_dir) / f"{config}_seed{seed}"
 
 
+def already_recorded(out: Path, config: str, seed: int, args: argparse.Namespace) -> dict | None:
+    """The successful record in ``out`` of this very job (config, seed, overrides, commit, and
+    the code digest and library versions where the record has them), if there is one."""
+    if not out.is_file():
+        return None
+    job = job_identity(config, seed, args)
+    for line in out.read_text().splitlines():
+        record = json.loads(line) if line.strip() else {}
+        if record.get("returncode") == 0 and all(
+            record.get(key, job[key]) == job[key] for key in job
+        ):
+            return record
+    return None
+
+
 def not_recordable(run_dir: Path, config: str, args: argparse.Namespace) -> str | None:
     """Why ``--record`` cannot record ``run_dir`` as ``config`` run at ``args.record`` with
     ``args.extra`` (``None``: it can). A directory without a marker predates markers and is
@@ -640,6 +658,11 @@ def main() -> None:
         metavar="COMMIT",
         help="record the --jobs that already ran in --work-dir at COMMIT instead of running them",
     )
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run (or record) jobs that --out already holds a successful record of, too",
+    )
     parser.add_argument("extra", nargs="*", help="more train.py overrides for every job")
     args = parser.parse_args()
     if args.summarize:
@@ -665,6 +688,12 @@ def main() -> None:
     args.work_dir = str(Path(args.work_dir).resolve())  # train.py runs in ROOT, not here
     jobs = [(config, seed) for seed in args.seeds for config in args.configs]
     if args.jobs:
+        malformed = [job for job in args.jobs if not re.fullmatch(r"[\w.-]+:\d+", job)]
+        if malformed:  # e.g. a train.py override given after --jobs, which takes it as a job
+            parser.error(
+                f"--jobs takes CONFIG:SEED, got {malformed} "
+                "(put overrides before --jobs or after another option)"
+            )
         jobs = [(job.split(":")[0], int(job.split(":")[1])) for job in args.jobs]
         unknown = {config for config, _ in jobs} - CONFIGS.keys()
         if unknown:
@@ -674,6 +703,16 @@ def main() -> None:
         parser.error(f"job(s) {repeated} given twice: one run directory each")
     if args.record:
         args.commit = args.record
+    if not args.rerun:  # a queue's command given again after an interruption runs what is missing
+        done = {job: r for job in jobs if (r := already_recorded(Path(args.out), *job, args))}
+        for (config, seed), record in done.items():
+            print(
+                f"{config}:{seed}: already recorded in {args.out} (commit {record['commit']}, "
+                f"run id {record.get('run_id', 'none')}); skipped (--rerun runs it again)",
+                flush=True,
+            )
+        jobs = [job for job in jobs if job not in done]
+    if args.record:
         problems = {
             f"{config}:{seed}": problem
             for config, seed in jobs

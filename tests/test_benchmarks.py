@@ -771,6 +771,11 @@ def test_a_protocol_job_given_twice_is_refused(tmp_path, monkeypatch, capsys):
         bench_protocol.main()
     assert "['default:1'] given twice" in capsys.readouterr().err
 
+    monkeypatch.setattr(sys, "argv", [*argv[:2], "default:2", "span_weight=2"])
+    with pytest.raises(SystemExit):  # an override after --jobs is taken as a job
+        bench_protocol.main()
+    assert "CONFIG:SEED, got ['span_weight=2']" in capsys.readouterr().err
+
 
 def test_recording_jobs_under_another_commit_than_they_ran_at_is_refused(
     tmp_path, monkeypatch, capsys
@@ -985,3 +990,38 @@ def test_a_crf_model_is_not_read_by_argmax_for_its_cause_effect_figure():
             crf, argparse.Namespace(span_ce="argmax"), "levers seed 1"
         )
     assert crf.decode_method == "viterbi"  # refused before the module was changed
+
+
+def test_a_protocol_job_already_recorded_is_skipped_unless_rerun(tmp_path, monkeypatch, capsys):
+    """A queue's command given again after an interruption runs only what --out lacks: a job
+    recorded there successfully at this commit, code and overrides is skipped; a failed record,
+    or one of another commit or other overrides, is not; --rerun runs every job."""
+    monkeypatch.setattr(bench_protocol, "commit", lambda: "abc1234")
+    monkeypatch.setattr(bench_protocol, "code_digest", lambda: "c0de")
+    monkeypatch.setattr(bench_protocol, "library_versions", lambda: {"torch": "2.13.0"})
+    ran = []
+    monkeypatch.setattr(bench_protocol, "run_job", lambda config, seed, args: ran.append(seed))
+    out = tmp_path / "runs.jsonl"
+    job = {"config": "default", "overrides": ["trainer.max_epochs=10"], "commit": "abc1234"}
+    records = [
+        {**job, "seed": 1, "returncode": 0, "code": "c0de", "run_id": "r1"},
+        {**job, "seed": 2, "returncode": 1, "code": "c0de"},  # failed: run again
+        {**job, "seed": 3, "returncode": 0, "commit": "def5678"},  # another commit
+        {**job, "seed": 4, "returncode": 0, "overrides": []},  # other overrides
+        {**job, "seed": 5, "returncode": 0, "code": "other"},  # other code at the same commit
+        {**job, "seed": 6, "returncode": 0},  # from before code digests: the commit decides
+    ]
+    out.write_text("".join(json.dumps(r) + "\n" for r in records))
+    argv = ["bench_protocol.py", "--work-dir", str(tmp_path), "--out", str(out), "--parallel", "1"]
+    jobs = ["trainer.max_epochs=10", "--jobs", *(f"default:{seed}" for seed in range(1, 8))]
+    monkeypatch.setattr(sys, "argv", [*argv, *jobs])
+    bench_protocol.main()
+    assert ran == [2, 3, 4, 5, 7]
+    said = capsys.readouterr().out
+    assert "default:1: already recorded" in said and "run id r1" in said
+    assert "default:6: already recorded" in said and "default:2: already" not in said
+
+    ran.clear()
+    monkeypatch.setattr(sys, "argv", [*argv, *jobs, "--rerun"])
+    bench_protocol.main()
+    assert ran == [1, 2, 3, 4, 5, 6, 7]
