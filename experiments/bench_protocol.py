@@ -344,17 +344,21 @@ def run_dir_of(args: argparse.Namespace, config: str, seed: int) -> Path:
     return Path(args.work_dir) / f"{config}_seed{seed}"
 
 
-def already_recorded(out: Path, config: str, seed: int, args: argparse.Namespace) -> dict | None:
-    """The successful record in ``out`` of this very job (config, seed, overrides, commit, and
-    the code digest and library versions where the record has them), if there is one."""
-    if not out.is_file():
-        return None
+def read_runs(path: Path) -> list[dict]:
+    """The runs recorded in a JSONL file, one per line (none when the file does not exist)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def already_recorded(
+    records: list[dict], config: str, seed: int, args: argparse.Namespace
+) -> dict | None:
+    """The successful record among ``records`` of this very job (config, seed, overrides,
+    commit, and the code digest and library versions where the record has them), if any."""
     job = job_identity(config, seed, args)
-    for line in out.read_text().splitlines():
-        record = json.loads(line) if line.strip() else {}
-        if record.get("returncode") == 0 and all(
-            record.get(key, job[key]) == job[key] for key in job
-        ):
+    for record in records:
+        if record.get("returncode") == 0 and all(record.get(k, job[k]) == job[k] for k in job):
             return record
     return None
 
@@ -704,7 +708,8 @@ def main() -> None:
     if args.record:
         args.commit = args.record
     if not args.rerun:  # a queue's command given again after an interruption runs what is missing
-        done = {job: r for job in jobs if (r := already_recorded(Path(args.out), *job, args))}
+        recorded = read_runs(Path(args.out))
+        done = {job: r for job in jobs if (r := already_recorded(recorded, *job, args))}
         for (config, seed), record in done.items():
             print(
                 f"{config}:{seed}: already recorded in {args.out} (commit {record['commit']}, "

@@ -45,7 +45,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from bench_protocol import joined_curve, left_by, without_overrides
+from bench_protocol import joined_curve, left_by, read_runs, without_overrides
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -467,13 +467,6 @@ def run_hf_token(seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str
 
 # what makes two runs comparable; a resumed benchmark reuses only runs with the same settings
 SETTINGS = ("epochs", "lr", "batch_size", "model", "limit")
-
-
-def read_runs(path: Path) -> list[dict]:
-    """The runs recorded in a JSONL file, one per line (none when the file does not exist)."""
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 # the flags' defaults; batch size and model are train.py's own (a bench_protocol.py record
