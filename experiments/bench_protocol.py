@@ -134,6 +134,9 @@ CONFIGS: dict[str, list[str]] = {
     # layer-wise learning-rate decay on top of today's defaults (RESULTS §8aa, not adopted): each
     # encoder layer 0.9 × the rate of the one above it (MiniLM's embeddings at 0.9^6 = 0.53 × lr)
     "t2_llrd09": ["optim.layer_decay=0.9"],
+    # the sequence head's own linear layer at about 3 x head_lr on top of today's defaults (RESULTS
+    # §8ac): its loss starts at epoch 3 (the warm-up), when the schedule has decayed head_lr to 78 %
+    "t2_seq_head_lr2e3": ["optim.seq_head_lr=2e-3"],
     # an exponential moving average of the weights (decay 0.998): validated, tested, exported
     "ema": ["callbacks=ema"],
     # the per-task ablations of the network (bench_quality's span_only and seq_only), for runs
