@@ -137,6 +137,10 @@ CONFIGS: dict[str, list[str]] = {
     # the sequence head's own linear layer at about 3 x head_lr on top of today's defaults (RESULTS
     # §8ac): its loss starts at epoch 3 (the warm-up), when the schedule has decayed head_lr to 78 %
     "t2_seq_head_lr2e3": ["optim.seq_head_lr=2e-3"],
+    # today's defaults on CNC and UniCausal's BECAUSE together (about 450 more sentences with
+    # sequence and span labels, and BECAUSE's pairs): read on CNC alone against a CNC-only arm
+    # with paired_test.py --a-corpus cnc (CNC's splits are the same in both, tests/test_datamodule)
+    "t2_with_because": ["data=unicausal", "data.corpora=[cnc,because]"],
     # an exponential moving average of the weights (decay 0.998): validated, tested, exported
     "ema": ["callbacks=ema"],
     # the per-task ablations of the network (bench_quality's span_only and seq_only), for runs
@@ -227,10 +231,25 @@ def joined_curve(
     return [rows[epoch] for epoch in sorted(rows)]
 
 
+def per_corpus(keys: list[str] | set[str], overall: tuple[str, ...]) -> list[str]:
+    """The per-corpus versions (``stage/<corpus>/name``) of the ``overall`` keys
+    (``stage/name``) among ``keys``: what a run on several corpora logs beside its totals."""
+    names = {tuple(k.split("/", 1)) for k in overall}
+    return sorted(
+        k for k in keys if k.count("/") == 2 and (k.split("/")[0], k.split("/")[2]) in names
+    )
+
+
 def validation_curve(run_dir: Path) -> list[dict[str, float]]:
-    """The run's validation curve (the columns of ``VAL_CURVE``) under the epoch budget Hydra
-    saved for it (:func:`joined_curve`)."""
-    return joined_curve(run_dir / "csv", VAL_CURVE, epoch_budget(run_dir))
+    """The run's validation curve (the columns of ``VAL_CURVE``, and their per-corpus versions
+    for a run on several corpora) under the epoch budget Hydra saved for it
+    (:func:`joined_curve`)."""
+    logs = run_dir / "csv"
+    logged = set()
+    for log in filter(Path.is_file, csv_logs(logs)):
+        with log.open() as fh:
+            logged |= set(next(csv.reader(fh), []))
+    return joined_curve(logs, (*VAL_CURVE, *per_corpus(logged, VAL_CURVE)), epoch_budget(run_dir))
 
 
 JOB_MARKER = "bench_protocol_job.json"
@@ -459,6 +478,7 @@ def record_of(
             "val_curve": curve,
             **{k: v for k, v in best.items() if k != "epoch"},
             **{k: metrics[k] for k in TEST_KEYS if k in metrics},
+            **{k: metrics[k] for k in per_corpus(list(metrics), TEST_KEYS)},
             "leakage": metrics["data"]["splits"]["leakage"],
         }
     return record

@@ -10,7 +10,9 @@ For each key: the differences d_s = a − b on the seeds both configurations fin
 ± std, how many seeds ``a`` is ahead on, the paired t statistic mean / (std / √n) and its
 one-sided p-value (H1: a > b). ``last:<key>`` reads a validation key at the final weights (the
 last point of the run's validation curve); other keys read the record (validation at the
-selected checkpoint, test at the tested weights). ``--decide KEY`` applies the rule fixed in
+selected checkpoint, test at the tested weights). ``--a-corpus cnc`` reads ``a``'s figures for
+CNC alone (``val/cnc/seq_f1``…), for ``a`` trained on CNC and another corpus against ``b`` on
+CNC only. ``--decide KEY`` applies the rule fixed in
 §8s before its runs: adopt ``a`` iff there are at least ``--min-pairs`` pairs, mean > 0 and the
 one-sided p < ``--alpha``.
 """
@@ -51,13 +53,31 @@ def value(record: dict, key: str) -> float:
     return record[key]
 
 
+def in_corpus(key: str, corpus: str | None) -> str:
+    """``key`` read for one corpus of a run on several: ``last:val/seq_f1`` →
+    ``last:val/cnc/seq_f1`` (``corpus`` None: ``key`` itself)."""
+    if corpus is None:
+        return key
+    last, _, name = key.rpartition(":")
+    stage, _, metric = name.partition("/")
+    return f"{last}{':' if last else ''}{stage}/{corpus}/{metric}"
+
+
 def compare(
-    runs: dict[tuple[str, int], dict], a: str, b: str, key: str, same_code: frozenset = frozenset()
+    runs: dict[tuple[str, int], dict],
+    a: str,
+    b: str,
+    key: str,
+    same_code: frozenset = frozenset(),
+    a_corpus: str | None = None,
 ) -> dict:
     """The paired differences ``a − b`` on ``key`` and their one-sided t-test. Runs pair only
     when their settings beyond their configs' own agree (budget, precision, device: see
     ``bench_protocol.shared_setting``) and they ran at one commit, or at commits declared to
-    train alike (``same_code``: a config is a set of overrides on its commit's defaults)."""
+    train alike (``same_code``: a config is a set of overrides on its commit's defaults).
+    ``a_corpus``: ``a`` trained on several corpora; its figures for that one (:func:`in_corpus`)
+    are compared with ``b``'s on that corpus alone."""
+    key_a = in_corpus(key, a_corpus)
     seeds = sorted(s for c, s in runs if c == a and (b, s) in runs)
     for seed in seeds:
         commits = {runs[a, seed].get("commit"), runs[b, seed].get("commit")}
@@ -72,11 +92,13 @@ def compare(
                 f"seed {seed}: {a} ran with {mine}, {b} with {theirs}: not a pair (name "
                 "overrides that set what the other ran with anyway in --equivalent)"
             )
-    deltas = [value(runs[a, s], key) - value(runs[b, s], key) for s in seeds]
+    deltas = [value(runs[a, s], key_a) - value(runs[b, s], key) for s in seeds]
     row: dict = {"key": key, "a": a, "b": b, "seeds": seeds, "n": len(deltas), "deltas": deltas}
+    if key_a != key:
+        row["key_a"] = key_a
     if len(deltas) >= 2:
         row |= paired_statistics(deltas) | {
-            "mean_a": statistics.mean(value(runs[a, s], key) for s in seeds),
+            "mean_a": statistics.mean(value(runs[a, s], key_a) for s in seeds),
             "mean_b": statistics.mean(value(runs[b, s], key) for s in seeds),
         }
     return row
@@ -134,13 +156,20 @@ def main() -> None:
         metavar="COMMIT",
         help="commits whose runs pair: their training code and defaults are the same",
     )
+    parser.add_argument(
+        "--a-corpus",
+        metavar="CORPUS",
+        help="--a trained on several corpora: compare its figures for this one (val/CORPUS/seq_f1…)",
+    )
     parser.add_argument("--out", help="write the rows (and the decision) as JSON here")
     args = parser.parse_args()
     runs = read_records(args.runs, args.equivalent)
     keys = [*([args.decide] if args.decide else []), *args.keys]
     if not keys:
         parser.error("name --decide KEY or --keys")
-    rows = [compare(runs, args.a, args.b, key, frozenset(args.same_code)) for key in keys]
+    rows = [
+        compare(runs, args.a, args.b, key, frozenset(args.same_code), args.a_corpus) for key in keys
+    ]
     print(
         f"| {args.a} − {args.b} | seeds | {args.a} | {args.b} | difference | ahead | t | p (one-sided) |"
     )
@@ -158,6 +187,7 @@ def main() -> None:
         "runs": args.runs,
         "equivalent": args.equivalent,
         "same_code": args.same_code,
+        "a_corpus": args.a_corpus,
         "rows": rows,
     }
     if args.decide:

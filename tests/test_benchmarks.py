@@ -377,6 +377,47 @@ def test_the_paired_t_test_matches_scipy_and_the_rule_adopts_only_a_significant_
     assert noisy["mean"] > 0 and not paired_test.decide(noisy, min_pairs=8, alpha=0.05)[0]
 
 
+def test_a_run_on_two_corpora_is_compared_on_the_corpus_its_baseline_ran_on(tmp_path):
+    """``--a-corpus cnc``: the joint run's CNC figures against the CNC-only run's totals, never
+    its totals over both corpora."""
+    lines = [
+        {"config": "b", "seed": 1, "returncode": 0, "overrides": [], "test/seq_f1": 0.82,
+         "val_curve": [{"epoch": 9, "val/seq_f1": 0.84}]},
+        {"config": "a", "seed": 1, "returncode": 0, "overrides": [], "test/seq_f1": 0.90,
+         "test/cnc/seq_f1": 0.83, "val_curve": [{"epoch": 9, "val/seq_f1": 0.95, "val/cnc/seq_f1": 0.85}]},
+    ]  # fmt: skip
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    runs = paired_test.read_records([str(tmp_path / "runs.jsonl")])
+    last = paired_test.compare(runs, "a", "b", "last:val/seq_f1", a_corpus="cnc")
+    assert last["key_a"] == "last:val/cnc/seq_f1" and last["deltas"] == [pytest.approx(0.01)]
+    test = paired_test.compare(runs, "a", "b", "test/seq_f1", a_corpus="cnc")
+    assert test["deltas"] == [pytest.approx(0.01)]
+    assert paired_test.compare(runs, "a", "b", "test/seq_f1")["deltas"] == [pytest.approx(0.08)]
+
+
+def test_a_run_on_two_corpora_records_each_corpus_curve_and_test_figures(tmp_path):
+    logs = tmp_path / "csv"
+    logs.mkdir()
+    (logs / "metrics.csv").write_text(
+        "epoch,step,val/seq_f1,val/cnc/seq_f1,val/because/seq_f1,val/cnc/pair_f1,train/loss\n"
+        "0,10,0.70,0.72,0.60,0.9,\n0,12,,,,,0.8\n"
+    )
+    assert bench_protocol.validation_curve(tmp_path) == [
+        {"epoch": 0, "val/seq_f1": 0.70, "val/because/seq_f1": 0.60, "val/cnc/seq_f1": 0.72}
+    ]  # val/cnc/pair_f1 is no per-corpus version of a curve key
+    metrics = [
+        "test/seq_f1",
+        "test/cnc/seq_f1",
+        "test/cnc/span_f1",
+        "test/cnc/loss",
+        "val/cnc/seq_f1",
+    ]
+    assert bench_protocol.per_corpus(metrics, bench_protocol.TEST_KEYS) == [
+        "test/cnc/seq_f1",
+        "test/cnc/span_f1",
+    ]
+
+
 def test_one_paired_difference_has_a_mean_but_no_spread_and_no_test():
     row = paired_test.paired_statistics([0.01])
     assert row == {"mean": 0.01, "std": 0.0, "ahead": 1, "t": None, "p_one_sided": None}

@@ -110,6 +110,32 @@ def test_cnc_datamodule_has_no_document_in_two_splits(data_root, bert_tokenizer)
     assert "left out of training" in dm.summary()
 
 
+def test_cnc_beside_because_keeps_the_splits_it_has_alone(data_root, bert_tokenizer):
+    """CNC read among UniCausal's corpora is split exactly as ``data=cnc`` splits it, so its
+    per-corpus figures (``val/cnc/seq_f1``) compare with a CNC-only run's (``val/seq_f1``)."""
+    alone = CausalDataModule(bert_tokenizer, root=str(data_root), max_length=128)
+    joint = CausalDataModule(
+        bert_tokenizer,
+        kind="unicausal",
+        root=str(data_root / "unicausal"),
+        cnc_root=str(data_root),
+        corpora=["because", "cnc"],
+        max_length=128,
+        on_error="skip",
+    )
+    alone.setup("fit")
+    joint.setup("fit")
+    for split in ("train", "val", "test"):
+        cnc = [i.example for i in joint.datasets[split].items if i.example.corpus == "cnc"]
+        assert [(e.text, e.seq_label, e.relations) for e in cnc] == [
+            (i.example.text, i.example.seq_label, i.example.relations)
+            for i in alone.datasets[split].items
+        ], split
+    assert {i.example.task for i in joint.datasets["train"].items if i.example.corpus == "cnc"} == {
+        "sentence"
+    }  # no CNC pairs unless data.pairs=true
+
+
 def _padding(dm: CausalDataModule, batches: int) -> int:
     pad = 0
     for i, batch in enumerate(dm.train_dataloader()):
@@ -143,8 +169,10 @@ def test_data_config_names_its_sources_in_order():
     )
     assert sources == [
         UniCausalSource("u", "because"),
-        CNCSource("c", pairs=True),  # CNC among UniCausal's corpora: its own layout, with pairs
+        CNCSource("c"),  # CNC among UniCausal's corpora: its own layout, no pairs unless asked
     ]
+    asked = DataConfig(kind="unicausal", root="u", cnc_root="c", corpora=["cnc"], pairs=True)
+    assert sources_of(asked) == [CNCSource("c", pairs=True)]
     assert sources_of(DataConfig(root="r")) == [CNCSource("r")]
     csv = sources_of(DataConfig(kind="csv", name="mine", train_file="t.csv", columns={"text": "s"}))
     assert csv == [CSVSource("mine", "t.csv", columns={"text": "s"})]

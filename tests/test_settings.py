@@ -166,6 +166,11 @@ def test_a_warm_up_with_only_pairs_to_train_first_is_allowed(train_config):
         )
     )
     assert settings.data.kind == "unicausal" and not settings.data.pairs
+    # ... but CNC, read among UniCausal's corpora, brings its (all causal) pairs only when asked
+    cnc_only = ["data=unicausal", "data.corpora=[cnc]", "span_weight=0", "loss.seq_start_epoch=1"]
+    with pytest.raises(ConfigError, match="would train nothing"):
+        TrainConfig.from_config(train_config(*cnc_only, "trainer.max_epochs=2"))
+    TrainConfig.from_config(train_config(*cnc_only, "data.pairs=true", "trainer.max_epochs=2"))
     # a CSV corpus has pairs only with a pair_text column
     csv = ["data=csv", "data.train_file=t.csv", "span_weight=0", "loss.seq_start_epoch=1"]
     with pytest.raises(ConfigError, match="would train nothing"):

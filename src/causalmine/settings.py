@@ -388,10 +388,11 @@ class DataConfig:
 
     @property
     def has_pairs(self) -> bool:
-        """Whether the training data has pair examples: CNC's marked pairs when asked for,
-        UniCausal's always, a CSV's when it names a ``pair_text`` column."""
+        """Whether the training data has pair examples: CNC's marked pairs when asked for
+        (``pairs``, under either layout), the other UniCausal corpora's always, a CSV's when it
+        names a ``pair_text`` column."""
         if self.kind == "unicausal":
-            return True
+            return self.pairs or any(corpus != "cnc" for corpus in self.corpora or [])
         if self.kind == "csv":
             return bool((self.columns or {}).get("pair_text"))
         return self.pairs

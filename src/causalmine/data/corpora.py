@@ -221,8 +221,9 @@ def sources_of(config: DataConfig) -> list[DataSource]:
             )
         ]
     return [
-        # CNC read as one of UniCausal's corpora: its own layout, pairs included
-        CNCSource(config.cnc_root or config.root, config.on_error, config.download, pairs=True)  # type: ignore[arg-type]
+        # CNC read as one of UniCausal's corpora: its own layout; its pairs only with data.pairs,
+        # as under data=cnc (every CNC pair is causal: they would teach the pair head one answer)
+        CNCSource(config.cnc_root or config.root, config.on_error, config.download, config.pairs)  # type: ignore[arg-type]
         if corpus == "cnc"
         else UniCausalSource(config.root, corpus, config.on_error, config.download)  # type: ignore[arg-type]
         for corpus in config.corpora or []
