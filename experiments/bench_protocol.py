@@ -366,11 +366,22 @@ def run_dir_of(args: argparse.Namespace, config: str, seed: int) -> Path:
     return Path(args.work_dir) / f"{config}_seed{seed}"
 
 
-def read_runs(path: Path) -> list[dict]:
-    """The runs recorded in a JSONL file, one per line (none when the file does not exist)."""
-    if not path.is_file():
+def read_runs(path: Path, missing_ok: bool = False) -> list[dict]:
+    """The runs recorded in a JSONL file, one per non-empty line. A file that does not exist is
+    an error (a mistyped path would otherwise read as no runs), or no runs with ``missing_ok``
+    (an ``--out`` file not written yet); a line that is not JSON is an error naming it."""
+    if missing_ok and not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such file of runs")
+    runs = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                runs.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise SystemExit(f"{path}, line {number}: not a JSON record ({error})") from None
+    return runs
 
 
 def already_recorded(
@@ -468,6 +479,9 @@ def record_of(
     if marker.get("attempt", 1) > 1 and marker.get("ended") and marker.get("seconds_spent"):
         # with the earlier attempts' (a killed runner's up to its attempt's last write)
         record["seconds_all_attempts"] = round(marker["seconds_spent"], 1)
+    if returncode == 0 and not (run_dir / "metrics.json").is_file():
+        # a commit before entry.py's status 143 on SIGTERM exits 0 when stopped by it
+        return record | {"returncode": 1, "error": "train.py exited 0 but wrote no metrics.json"}
     if returncode == 0:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         curve = validation_curve(run_dir)
@@ -694,13 +708,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.summarize:
         runs = without_overrides(
-            [
-                json.loads(line)
-                for path in args.summarize
-                for line in Path(path).read_text().splitlines()
-                if line.strip()
-            ],
-            args.equivalent,
+            [run for path in args.summarize for run in read_runs(Path(path))], args.equivalent
         )
         if args.equivalent:
             print(f"overrides treated as the paired runs' own settings: {args.equivalent}\n")
@@ -731,7 +739,7 @@ def main() -> None:
     if args.record:
         args.commit = args.record
     if not args.rerun:  # a queue's command given again after an interruption runs what is missing
-        recorded = read_runs(Path(args.out))
+        recorded = read_runs(Path(args.out), missing_ok=True)
         done = {job: r for job in jobs if (r := already_recorded(recorded, *job, args))}
         for (config, seed), record in done.items():
             print(

@@ -721,7 +721,9 @@ def main() -> None:
         for system in args.systems
         if system in OUR_SYSTEMS
     }
-    recorded = reusable(read_runs(Path(f"{args.out}.runs.jsonl")), settings, recipes)
+    recorded = reusable(
+        read_runs(Path(f"{args.out}.runs.jsonl"), missing_ok=True), settings, recipes
+    )
     argmax_read = sorted(
         {
             system

@@ -25,7 +25,7 @@ import math
 import statistics
 from pathlib import Path
 
-from bench_protocol import by_config_and_seed, shared_setting, without_overrides
+from bench_protocol import by_config_and_seed, read_runs, shared_setting, without_overrides
 from scipy import stats
 
 
@@ -33,12 +33,7 @@ def read_records(paths: list[str], equivalent: list[str] = ()) -> dict[tuple[str
     """The successful runs of the JSONL files by (config, seed), less the ``equivalent``
     overrides (``--equivalent``); a run recorded twice is an error
     (``bench_protocol.by_config_and_seed``), a failed one is named and left out."""
-    records = [
-        json.loads(line)
-        for path in paths
-        for line in Path(path).read_text().splitlines()
-        if line.strip()
-    ]
+    records = [record for path in paths for record in read_runs(Path(path))]
     for r in records:
         if r["returncode"] != 0:
             print(f"{r['config']} seed {r['seed']} failed (left out)")

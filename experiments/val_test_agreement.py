@@ -82,6 +82,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import bench_quality
 import numpy as np
+from bench_protocol import read_runs
 from scipy import stats
 
 HERE = Path(__file__).resolve().parent
@@ -115,11 +116,6 @@ def shown(path: Path) -> str:
     """``path`` relative to the repository when it lies inside it."""
     path = path.resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of a JSON-lines file, one per non-empty line."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def joint(seq_f1: float, span_f1: float) -> float:
@@ -174,8 +170,8 @@ def load_default(
     """The default per seed: validation at final weights (and at the selected checkpoint) from
     the bench_protocol record, test at final weights from the bench_quality record; and the
     checks that the two records are the same runs."""
-    val_runs = {r["seed"]: r for r in read_jsonl(val_path) if r["config"] == val_config}
-    test_runs = {r["seed"]: r for r in read_jsonl(test_path) if r["system"] == test_system}
+    val_runs = {r["seed"]: r for r in read_runs(val_path) if r["config"] == val_config}
+    test_runs = {r["seed"]: r for r in read_runs(test_path) if r["system"] == test_system}
     if test_runs and any(r.get("epochs") != EPOCHS for r in test_runs.values()):
         raise SystemExit(f"{test_path}: {test_system} not at {EPOCHS} epochs")
     default: dict[int, dict[str, Any]] = {}
@@ -235,7 +231,7 @@ def collect(
     excluded: list[dict[str, Any]] = []
     seen: set[tuple[str, int]] = set()
     for path in paths:
-        for record in read_jsonl(path):
+        for record in read_runs(path):
             key = (record["config"], record["seed"])
             where = {"config": key[0], "seed": key[1], "file": path.name}
             if key in seen:

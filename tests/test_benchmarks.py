@@ -423,6 +423,19 @@ def test_one_paired_difference_has_a_mean_but_no_spread_and_no_test():
     assert row == {"mean": 0.01, "std": 0.0, "ahead": 1, "t": None, "p_one_sided": None}
 
 
+def test_a_file_of_runs_that_is_missing_or_not_json_is_refused_by_name(tmp_path):
+    missing = tmp_path / "typo.jsonl"
+    with pytest.raises(SystemExit, match=r"typo\.jsonl: no such file of runs"):
+        bench_protocol.read_runs(missing)
+    assert bench_protocol.read_runs(missing, missing_ok=True) == []  # an --out not written yet
+    bad = tmp_path / "runs.jsonl"
+    bad.write_text('{"config": "a", "seed": 1}\n\n{"config": "a", "seed": 2\n')
+    with pytest.raises(SystemExit, match=r"runs.jsonl, line 3: not a JSON record"):
+        bench_protocol.read_runs(bad)
+    with pytest.raises(SystemExit, match=r"typo\.jsonl"):
+        paired_test.read_records([str(bad.with_name("typo.jsonl"))])
+
+
 def test_a_run_recorded_twice_is_refused(tmp_path):
     line = json.dumps(
         {"config": "a", "seed": 1, "returncode": 0, "val/joint_f1": 0.6, "overrides": []}
@@ -655,6 +668,22 @@ def _checkpoint(path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", text)
+
+
+def test_a_job_that_exits_0_without_metrics_is_recorded_as_failed(tmp_path, monkeypatch):
+    """A train.py stopped by SIGTERM at a commit before entry.py's status 143 exits 0 and writes
+    nothing: recorded as a failure with the reason, not a crash of the whole queue."""
+    import argparse
+    import subprocess
+
+    def stopped(command, **_):
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(bench_protocol.subprocess, "run", stopped)
+    args = argparse.Namespace(work_dir=str(tmp_path), extra=[], threads=1)
+    args.commit, args.code = "abc1234", "c0de"
+    record = bench_protocol.run_job("default", 21, args)
+    assert record["returncode"] == 1 and "no metrics.json" in record["error"]
 
 
 def test_a_killed_protocol_job_resumes_its_own_run_directory_only(tmp_path, monkeypatch):

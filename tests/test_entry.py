@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from hydra.errors import InstantiationException
@@ -42,6 +44,40 @@ def test_a_wrapped_user_error_is_found_and_a_bug_keeps_its_traceback():
         assert user_error(wrapped) is device
     with pytest.raises(KeyError):
         _raising(KeyError("a bug"))()
+
+
+def test_a_run_stopped_by_sigterm_exits_143_not_0(capsys):
+    """Lightning ends a fit on SIGTERM with a SystemExit of status 0: a killed run would pass
+    for a finished one (a queue would then look for metrics it never wrote)."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    assert SIGTERMException().code is None  # what Lightning leaves: status 0
+    with pytest.raises(SystemExit) as stopped:
+        _raising(SIGTERMException())()
+    assert stopped.value.code == 143
+    assert "stopped by SIGTERM" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as plain:  # any other exit keeps its status
+        _raising(SystemExit(3))()
+    assert plain.value.code == 3
+
+
+@pytest.mark.slow
+def test_train_killed_by_sigterm_exits_143_without_metrics(tmp_path, data_root):
+    run = subprocess.Popen(
+        [sys.executable, "train.py", "model=tiny_bert", f"data.root={data_root}",
+         "data.limit_examples=48", "trainer.max_epochs=500", "loss.seq_start_epoch=0",
+         "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false",
+         f"hydra.run.dir={tmp_path}"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    log = tmp_path / "csv" / "metrics.csv"
+    deadline = time.monotonic() + 300
+    while not log.is_file() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)  # training has begun once the first epoch is logged
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 143, err[-2000:]
+    assert "stopped by SIGTERM" in err and not (tmp_path / "metrics.json").exists()
 
 
 def test_full_error_shows_the_traceback(monkeypatch):

@@ -5,6 +5,11 @@ for a device the machine lacks (``trainer=gpu`` without a GPU) print ``error: <k
 exit with status 1. ``HYDRA_FULL_ERROR=1`` shows the whole traceback instead, and multirun jobs
 raise as usual so that the sweep reports each failed job. Anything else is a bug and keeps its
 traceback.
+
+A command stopped by SIGTERM (``kill``, ``timeout``, a scheduler's preemption) exits with status
+143 (128 + 15), as a process killed by the signal would. Lightning stops the fit at the next
+step with a ``SystemExit`` of status 0, so a killed run would otherwise read as finished, with no
+metrics written.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from causalmine.config import ConfigError, is_multirun
 
 log = logging.getLogger(__name__)
 Task = TypeVar("Task", bound=Callable[..., Any])
+TERMINATED = 128 + 15  # the shell's status for a process that SIGTERM ended
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
@@ -53,6 +59,18 @@ def friendly_errors(task: Task) -> Task:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return task(*args, **kwargs)
+        except SystemExit as stop:
+            from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+            if not isinstance(stop, SIGTERMException):
+                raise
+            message = "stopped by SIGTERM before the end; nothing more was written"
+            log.error("%s", message)
+            print(
+                f"error: {message} (a training run resumes from its last checkpoint: ckpt_path=last)",
+                file=sys.stderr,
+            )
+            sys.exit(TERMINATED)
         except Exception as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1" or is_multirun():
                 raise
