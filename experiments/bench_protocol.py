@@ -137,7 +137,7 @@ CONFIGS: dict[str, list[str]] = {
     # the sequence head's own linear layer at about 3 x head_lr on top of today's defaults (RESULTS
     # §8ac): its loss starts at epoch 3 (the warm-up), when the schedule has decayed head_lr to 78 %
     "t2_seq_head_lr2e3": ["optim.seq_head_lr=2e-3"],
-    # today's defaults on CNC and UniCausal's BECAUSE together (about 450 more sentences with
+    # today's defaults on CNC and UniCausal's BECAUSE together (365 more training sentences with
     # sequence and span labels, and BECAUSE's pairs): read on CNC alone against a CNC-only arm
     # with paired_test.py --a-corpus cnc (CNC's splits are the same in both, tests/test_datamodule)
     "t2_with_because": ["data=unicausal", "data.corpora=[cnc,because]"],

@@ -1012,4 +1012,7 @@ def plot_curves(runs: list[dict], out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from causalmine.entry import friendly_errors
+
+    # our systems train in this process: stopped by SIGTERM, it exits 143, not Lightning's 0
+    friendly_errors(main)()

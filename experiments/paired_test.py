@@ -48,14 +48,35 @@ def value(record: dict, key: str) -> float:
     return record[key]
 
 
+def has(record: dict, key: str) -> bool:
+    """Whether :func:`value` can read ``key`` from ``record``."""
+    if key.startswith("last:"):
+        return (
+            bool(record.get("val_curve")) and key.removeprefix("last:") in record["val_curve"][-1]
+        )
+    return key in record
+
+
 def in_corpus(key: str, corpus: str | None) -> str:
     """``key`` read for one corpus of a run on several: ``last:val/seq_f1`` →
-    ``last:val/cnc/seq_f1`` (``corpus`` None: ``key`` itself)."""
+    ``last:val/cnc/seq_f1`` (``corpus`` None: ``key`` itself). Only a stage's own metrics have
+    per-corpus versions: ``joint_f1``, the run's bookkeeping (``seconds``…) and keys already of
+    one corpus are refused."""
     if corpus is None:
         return key
-    last, _, name = key.rpartition(":")
+    last, colon, name = key.partition(":") if key.startswith("last:") else ("", "", key)
     stage, _, metric = name.partition("/")
-    return f"{last}{':' if last else ''}{stage}/{corpus}/{metric}"
+    if stage not in ("val", "test") or not metric or "/" in metric or metric == "joint_f1":
+        raise SystemExit(
+            f"--a-corpus {corpus}: {key!r} has no per-corpus version (those are "
+            "[last:]val/<metric> and test/<metric>; joint_f1 is logged over all corpora only)"
+        )
+    return f"{last}{colon}{stage}/{corpus}/{metric}"
+
+
+def data_of(record: dict) -> list[str]:
+    """The overrides that choose a run's data (``data=…``, ``data.corpora=…``)."""
+    return sorted(o for o in record.get("overrides", []) if o.startswith(("data=", "data.corpora")))
 
 
 def compare(
@@ -71,10 +92,20 @@ def compare(
     ``bench_protocol.shared_setting``) and they ran at one commit, or at commits declared to
     train alike (``same_code``: a config is a set of overrides on its commit's defaults).
     ``a_corpus``: ``a`` trained on several corpora; its figures for that one (:func:`in_corpus`)
-    are compared with ``b``'s on that corpus alone."""
+    are compared with ``b``'s on that corpus alone. Without it, runs on other data do not pair.
+    (A figure at a selected checkpoint, ``val/…`` or a ``test/…`` of ``test_checkpoint=best``,
+    is then at the checkpoint ``a`` selected on its ``val/joint_f1`` over all its corpora.)"""
     key_a = in_corpus(key, a_corpus)
     seeds = sorted(s for c, s in runs if c == a and (b, s) in runs)
     for seed in seeds:
+        if a_corpus is None and data_of(runs[a, seed]) != data_of(runs[b, seed]):
+            raise SystemExit(
+                f"seed {seed}: {a} trained on {data_of(runs[a, seed]) or 'the default data'}, "
+                f"{b} on {data_of(runs[b, seed]) or 'the default data'}: their totals are over "
+                "other examples; compare them on one corpus (--a-corpus NAME)"
+            )
+        if not has(runs[a, seed], key_a):
+            raise SystemExit(f"seed {seed}: {a}'s record has no {key_a}")
         commits = {runs[a, seed].get("commit"), runs[b, seed].get("commit")}
         if len(commits) > 1 and not commits <= same_code:
             raise SystemExit(
@@ -170,11 +201,12 @@ def main() -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
+        name = f"{row['key']} (a: {row['key_a']})" if "key_a" in row else row["key"]
         if row["n"] < 2:
-            print(f"| {row['key']} | {row['n']} pairs | – | – | – | – | – | – |")
+            print(f"| {name} | {row['n']} pairs | – | – | – | – | – | – |")
             continue
         print(
-            f"| {row['key']} | {row['n']} | {row['mean_a']:.4f} | {row['mean_b']:.4f} | "
+            f"| {name} | {row['n']} | {row['mean_a']:.4f} | {row['mean_b']:.4f} | "
             f"{row['mean']:+.4f} ± {row['std']:.4f} | {row['ahead']}/{row['n']} | "
             f"{'–' if row['t'] is None else format(row['t'], '+.2f')} | {row['p_one_sided']:.4f} |"
         )
@@ -187,7 +219,8 @@ def main() -> None:
     }
     if args.decide:
         adopt, line = decide(rows[0], args.min_pairs, args.alpha)
-        print(f"\ndecision on {args.decide} (≥ {args.min_pairs} pairs, α = {args.alpha}): {line}")
+        read = f"{args.decide} (a: {rows[0]['key_a']})" if "key_a" in rows[0] else args.decide
+        print(f"\ndecision on {read} (≥ {args.min_pairs} pairs, α = {args.alpha}): {line}")
         result["decision"] = {"key": args.decide, "adopt": adopt, "verdict": line}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

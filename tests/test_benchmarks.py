@@ -380,19 +380,31 @@ def test_the_paired_t_test_matches_scipy_and_the_rule_adopts_only_a_significant_
 def test_a_run_on_two_corpora_is_compared_on_the_corpus_its_baseline_ran_on(tmp_path):
     """``--a-corpus cnc``: the joint run's CNC figures against the CNC-only run's totals, never
     its totals over both corpora."""
+    joint = bench_protocol.CONFIGS["t2_with_because"]
     lines = [
-        {"config": "b", "seed": 1, "returncode": 0, "overrides": [], "test/seq_f1": 0.82,
+        {"config": "default", "seed": 1, "returncode": 0, "overrides": [], "test/seq_f1": 0.82,
          "val_curve": [{"epoch": 9, "val/seq_f1": 0.84}]},
-        {"config": "a", "seed": 1, "returncode": 0, "overrides": [], "test/seq_f1": 0.90,
-         "test/cnc/seq_f1": 0.83, "val_curve": [{"epoch": 9, "val/seq_f1": 0.95, "val/cnc/seq_f1": 0.85}]},
+        {"config": "t2_with_because", "seed": 1, "returncode": 0, "overrides": joint,
+         "test/seq_f1": 0.90, "test/cnc/seq_f1": 0.83,
+         "val_curve": [{"epoch": 9, "val/seq_f1": 0.95, "val/cnc/seq_f1": 0.85}]},
     ]  # fmt: skip
     (tmp_path / "runs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     runs = paired_test.read_records([str(tmp_path / "runs.jsonl")])
-    last = paired_test.compare(runs, "a", "b", "last:val/seq_f1", a_corpus="cnc")
+
+    def compare(key: str, corpus: str | None = "cnc") -> dict:
+        return paired_test.compare(runs, "t2_with_because", "default", key, a_corpus=corpus)
+
+    last = compare("last:val/seq_f1")
     assert last["key_a"] == "last:val/cnc/seq_f1" and last["deltas"] == [pytest.approx(0.01)]
-    test = paired_test.compare(runs, "a", "b", "test/seq_f1", a_corpus="cnc")
-    assert test["deltas"] == [pytest.approx(0.01)]
-    assert paired_test.compare(runs, "a", "b", "test/seq_f1")["deltas"] == [pytest.approx(0.08)]
+    assert compare("test/seq_f1")["deltas"] == [pytest.approx(0.01)]
+    with pytest.raises(SystemExit, match="compare them on one corpus"):
+        compare("test/seq_f1", corpus=None)  # 0.90 over both corpora against 0.82 on CNC
+    with pytest.raises(SystemExit, match="no per-corpus version"):
+        compare("last:val/joint_f1")  # joint_f1 is logged over all corpora only
+    with pytest.raises(SystemExit, match="no per-corpus version"):
+        compare("test/because/seq_f1")
+    with pytest.raises(SystemExit, match="record has no test/cnc/span_f1"):
+        compare("test/span_f1")
 
 
 def test_a_run_on_two_corpora_records_each_corpus_curve_and_test_figures(tmp_path):

@@ -110,7 +110,8 @@ def test_cnc_datamodule_has_no_document_in_two_splits(data_root, bert_tokenizer)
     assert "left out of training" in dm.summary()
 
 
-def test_cnc_beside_because_keeps_the_splits_it_has_alone(data_root, bert_tokenizer):
+@pytest.mark.parametrize("corpora", [["because", "cnc"], ["cnc", "because"]])
+def test_cnc_beside_because_keeps_the_splits_it_has_alone(corpora, data_root, bert_tokenizer):
     """CNC read among UniCausal's corpora is split exactly as ``data=cnc`` splits it, so its
     per-corpus figures (``val/cnc/seq_f1``) compare with a CNC-only run's (``val/seq_f1``)."""
     alone = CausalDataModule(bert_tokenizer, root=str(data_root), max_length=128)
@@ -119,7 +120,7 @@ def test_cnc_beside_because_keeps_the_splits_it_has_alone(data_root, bert_tokeni
         kind="unicausal",
         root=str(data_root / "unicausal"),
         cnc_root=str(data_root),
-        corpora=["because", "cnc"],
+        corpora=corpora,
         max_length=128,
         on_error="skip",
     )
