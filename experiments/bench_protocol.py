@@ -493,6 +493,8 @@ def record_of(
             **{k: v for k, v in best.items() if k != "epoch"},
             **{k: metrics[k] for k in TEST_KEYS if k in metrics},
             **{k: metrics[k] for k in per_corpus(list(metrics), TEST_KEYS)},
+            # the machine that computed them (train.py writes it since RESULTS §8ac)
+            **({"environment": metrics["environment"]} if "environment" in metrics else {}),
             "leakage": metrics["data"]["splits"]["leakage"],
         }
     return record

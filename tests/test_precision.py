@@ -52,6 +52,22 @@ def test_cpu_bf16_detection_reads_the_cpu_flags():
     assert precision.cpu_has_bf16() == expected
 
 
+def test_the_environment_names_the_cpu_and_its_vector_units(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+        "flags\t\t: fpu sse2 avx avx2 fma avx512f avx512_bf16 amx_tile amx_bf16 sha_ni\n"
+        "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+    )
+    assert precision.cpu_model(cpuinfo) == (
+        "Intel(R) Xeon(R) Platinum 8480+",
+        ["amx_bf16", "amx_tile", "avx", "avx2", "avx512_bf16", "avx512f", "fma"],
+    )
+    environment = precision.numeric_environment("bf16-mixed", "CPUAccelerator")
+    assert environment["precision"] == "bf16-mixed" and environment["torch"] == torch.__version__
+    assert environment["threads"] == torch.get_num_threads()
+
+
 def test_train_config_resolves_auto_before_the_trainer_sees_it(monkeypatch, tmp_path):
     from causalmine.recipes import build_trainer
 

@@ -23,6 +23,7 @@ from causalmine.data.encoding import encode_example
 from causalmine.lit import CausalLitModule
 from causalmine.model import losses
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
+from causalmine.precision import trainer_precision
 from causalmine.recipes import evaluate, train
 from causalmine.settings import ConfigError
 
@@ -48,6 +49,12 @@ def test_train_runs_and_writes_metrics(train_config, tmp_path, model, pooling):
         assert key in metrics and key in written
     assert Path(written["best_checkpoint"]).is_file()
     assert written["data"]["reports"][0]["rows_read"] == 3075
+    # which machine computed these numbers (the same code can differ in the last bits elsewhere)
+    environment = written["environment"]
+    assert environment["torch"] == torch.__version__
+    assert environment["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    ran = trainer_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    assert (environment["precision"], environment["accelerator"]) == (ran, "CPUAccelerator")
 
 
 def test_eval_reproduces_the_test_metrics(train_config, tmp_path):

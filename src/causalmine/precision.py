@@ -12,8 +12,12 @@ Prediction can also run int8 (dynamic quantization of the linear and LSTM layers
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import logging
+import platform
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,6 +65,56 @@ def trainer_precision(setting: str | int, accelerator: str = "auto") -> str | in
         chosen, why = "32-true", "this CPU has neither AMX nor AVX512-BF16 (bf16 would be emulated)"
     log.info("trainer.precision=auto: %s (%s)", chosen, why)
     return chosen
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
+    """The CPU's model name and its vector-unit flags (AVX2, FMA, AVX-512, AMX) as the kernel
+    reports them in ``cpuinfo`` (``platform.processor()`` and no flags without it)."""
+    name, flags = platform.processor() or "unknown", []
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = sorted(f for f in value.split() if f.startswith(("avx", "fma", "amx")))
+            if name != "unknown" and flags:
+                break
+    return name, flags
+
+
+def numeric_environment(precision: str | int, accelerator: str = "auto") -> dict[str, Any]:
+    """What decides a run's numbers beyond its code and config: library versions, the kernels
+    torch dispatches to on this CPU, threads, the precision run and the GPU. Written into
+    ``metrics.json``: the same code on another machine can differ in the last bits (RESULTS
+    §8ac), and this says which machine a run was."""
+
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+    cpu, flags = cpu_model()
+    environment: dict[str, Any] = {
+        "python": platform.python_version(),
+        **{name: version(name) for name in ("torch", "transformers", "lightning", "numpy")},
+        "cpu": cpu,
+        "cpu_flags": flags,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_bf16": cpu_has_bf16(),
+        "threads": torch.get_num_threads(),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "precision": str(precision),
+        "accelerator": accelerator,
+    }
+    if torch.cuda.is_available():
+        environment |= {
+            "gpu": torch.cuda.get_device_name(),
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+        }
+    return environment
 
 
 def check_predict_precision(precision: str) -> str:

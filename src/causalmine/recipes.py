@@ -45,7 +45,7 @@ from causalmine.loggers import (
     print_config_tree,
 )
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
-from causalmine.precision import trainer_precision
+from causalmine.precision import numeric_environment, trainer_precision
 from causalmine.prediction_files import read_texts, write_predictions
 from causalmine.scoring.tables import print_results
 from causalmine.settings import (
@@ -105,6 +105,11 @@ def write_metrics(path: Path, metrics: dict[str, float], extra: dict[str, Any]) 
     payload = {**{k: metrics[k] for k in sorted(metrics)}, **extra}
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     log.info("metrics written to %s", path)
+
+
+def environment_of(trainer: L.Trainer) -> dict[str, Any]:
+    """:func:`~causalmine.precision.numeric_environment` of the precision and device ``trainer`` ran."""
+    return numeric_environment(trainer.precision, type(trainer.accelerator).__name__)
 
 
 def final_metrics(trainer: L.Trainer) -> dict[str, float]:
@@ -205,6 +210,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 "reports": [r.as_dict() for r in datamodule.reports],
                 "splits": datamodule.stats,
             },
+            "environment": environment_of(trainer),
         }
         if trainer.is_global_zero:  # under DDP every rank holds the same, synced metrics
             write_metrics(out_dir / "metrics.json", metrics, extra)
@@ -287,6 +293,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             "force_relation": module.force_relation,
             "relation_order": module.relation_order,
             "data": {"splits": datamodule.stats},
+            "environment": environment_of(trainer),
         },
     )
     return metrics
