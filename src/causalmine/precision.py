@@ -78,8 +78,6 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
                 name = value.strip()
             elif key.strip() == "flags":
                 flags = sorted(f for f in value.split() if f.startswith(("avx", "fma", "amx")))
-            if name != "unknown" and flags:
-                break
     return name, flags
 
 
