@@ -271,6 +271,9 @@ def test_a_bad_eval_setting_names_its_key(tmp_path):
         EvalConfig.from_config(
             _entry("eval", tmp_path, "ckpt_path=c", "decode.force_relation=maybe")
         )
+    with pytest.raises(ConfigError, match=r"matmul_precision must be one of highest, high, medium"):
+        EvalConfig.from_config(_entry("eval", tmp_path, "ckpt_path=c", "matmul_precision=fast"))
+    assert EvalConfig.from_config(_entry("eval", tmp_path, "ckpt_path=c")).matmul_precision is None
 
 
 def test_the_recipes_check_their_settings_before_reading_anything(tmp_path):

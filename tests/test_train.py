@@ -72,6 +72,44 @@ def test_eval_reproduces_the_test_metrics(train_config, tmp_path):
     ] == pytest.approx(metrics["test/seq_f1"])
 
 
+def test_eval_computes_as_the_run_validated(train_config, tmp_path):
+    """eval.py split=val gives a run's validation figures back exactly: it computes in the
+    precision the run validated in (the checkpoint records it), not in what
+    trainer.precision=auto picks on this machine; a precision given wins, and a checkpoint from
+    before the record is scored at auto."""
+    auto = trainer_precision("auto", "cpu")
+    ran = "32-true" if auto == "bf16-mixed" else "bf16-mixed"  # what auto would not pick here
+    metrics = train(train_config(f"trainer.precision={ran}", "test_checkpoint=last"))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert saved["numerics"] == {"precision": ran, "matmul_precision": "high"}
+
+    def scored(name: str, checkpoint: Path, *options: str) -> dict:
+        evaluate(
+            compose_config(
+                "eval",
+                [
+                    f"ckpt_path={checkpoint}",
+                    "split=val",
+                    "trainer.enable_progress_bar=false",
+                    *options,
+                ],
+                tmp_path / name,
+            )
+        )
+        return json.loads((tmp_path / name / "metrics.json").read_text())
+
+    as_run = scored("as_run", last)
+    assert as_run["environment"]["precision"] == ran
+    validated = {k: v for k, v in metrics.items() if k.startswith("val/")}
+    assert {"val/seq_f1", "val/span_f1"} <= validated.keys()
+    assert {k: as_run[k] for k in validated} == validated  # bit for bit, not approximately
+    assert scored("auto", last, "trainer.precision=auto")["environment"]["precision"] == auto
+    del saved["numerics"]
+    torch.save(saved, tmp_path / "older.ckpt")
+    assert scored("older", tmp_path / "older.ckpt")["environment"]["precision"] == auto
+
+
 def test_checkpoint_rebuilds_without_the_original_backbone_source(train_config, tmp_path):
     train(train_config())
     best = json.loads((tmp_path / "metrics.json").read_text())["best_checkpoint"]

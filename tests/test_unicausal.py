@@ -214,6 +214,37 @@ def test_multi_corpus_training_reports_per_corpus_metrics(train_config, tmp_path
     assert written["data"]["splits"]["train"]["by_corpus"].keys() == {"because", "cnc"}
 
 
+def test_eval_on_other_data_scores_each_corpus_it_reads(train_config, tmp_path, data_root):
+    """A CNC-only checkpoint scored on CNC and BECAUSE together (eval.py's data.* overrides)
+    reports each corpus apart, and its CNC figures are those of CNC read alone."""
+    from causalmine.recipes import evaluate
+
+    from .conftest import compose_config
+
+    train(train_config())
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    base = [f"ckpt_path={last}", "split=val", "trainer.enable_progress_bar=false"]
+    alone = evaluate(compose_config("eval", base, tmp_path / "alone"))
+    joint = evaluate(
+        compose_config(
+            "eval",
+            [
+                *base,
+                "+data.kind=unicausal",
+                "+data.corpora=[cnc,because]",
+                f"+data.root={data_root}/unicausal",
+                f"+data.cnc_root={data_root}",
+                "+data.on_error=skip",
+            ],
+            tmp_path / "joint",
+        )
+    )
+    assert "val/because/span_f1" in joint
+    for name in ("seq_f1", "seq_mcc", "span_f1", "span_f1_2023"):
+        assert joint[f"val/cnc/{name}"] == alone[f"val/{name}"], name
+    assert joint["val/span_f1"] != alone["val/span_f1"]  # the totals hold BECAUSE's too
+
+
 def _write_user_csv(path: Path, rows: list[str]) -> Path:
     path.write_text(
         "id,doc,sentence,causal,tagged,marked,pair\n" + "\n".join(rows) + "\n", encoding="utf-8"

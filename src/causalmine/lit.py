@@ -90,8 +90,14 @@ class CausalLitModule(L.LightningModule):
         require_viterbi_for_crf(self.network.config.span_crf, self.decode_method)
         self.force_relation = decode_config.force_relation
         self.relation_order = decode_config.relation_order
-        self.metrics = nn.ModuleDict({s: StageMetrics(s, corpora or []) for s in STAGES})
+        self.score_by_corpus(corpora or [])
+        self.trained_numerics: dict[str, Any] | None = None  # a loaded checkpoint's: see eval.py
         self.last_losses: LossBreakdown | None = None  # the last training step's, for the guard
+
+    def score_by_corpus(self, corpora: list[str]) -> None:
+        """Score validation and test overall and, with several ``corpora``, per corpus: those of
+        the data trained on, or of the data ``eval.py`` reads (a checkpoint on other data)."""
+        self.metrics = nn.ModuleDict({s: StageMetrics(s, corpora) for s in STAGES})
 
     @property
     def loss_parameters(self) -> list[nn.Parameter]:
@@ -266,7 +272,15 @@ class CausalLitModule(L.LightningModule):
         else:
             nn.utils.clip_grad_value_(parameters, gradient_clip_val)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # how this run computes its validation figures; eval.py computes alike by default
+        checkpoint["numerics"] = {
+            "precision": str(self.trainer.precision),
+            "matmul_precision": torch.get_float32_matmul_precision(),
+        }
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.trained_numerics = checkpoint.get("numerics")  # None before it was recorded
         # only a resumed fit loads the optimizer states; eval, predict and export read weights
         if self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
             self.check_optimizer_groups(checkpoint)

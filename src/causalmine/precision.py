@@ -115,6 +115,34 @@ def numeric_environment(precision: str | int, accelerator: str = "auto") -> dict
     return environment
 
 
+def evaluation_numerics(
+    precision: str | int | None, matmul_precision: str | None, trained: dict[str, Any] | None
+) -> tuple[str | int, str]:
+    """The ``trainer.precision`` and float32 matmul precision ``eval.py`` computes in.
+
+    A setting given wins; ``None`` takes what the checkpoint's run validated in (``trained``, its
+    ``numerics`` record), so that ``split=val`` gives back the run's validation figures bit for
+    bit on the same machine (an fp32 run scored in bf16 moves span F1 in the fourth decimal).
+    A checkpoint that predates the record, or fp16 saved on a GPU and read where there is none,
+    falls back to ``auto`` and the training default ``high``, and says so."""
+    trained = trained or {}
+    if precision is None:
+        precision = trained.get("precision", "auto")
+        if precision == "auto":
+            log.info("eval: the checkpoint does not record its precision; trainer.precision=auto")
+        elif str(precision).startswith("16") and not torch.cuda.is_available():
+            log.warning(
+                "eval: the checkpoint ran in %s, which needs a GPU; trainer.precision=auto",
+                precision,
+            )
+            precision = "auto"
+        else:
+            log.info("eval: trainer.precision=%s, as the checkpoint's run validated", precision)
+    if matmul_precision is None:
+        matmul_precision = trained.get("matmul_precision", "high")
+    return precision, matmul_precision
+
+
 def check_predict_precision(precision: str) -> str:
     if precision not in PREDICT_PRECISIONS:
         raise ValueError(f"precision must be one of {PREDICT_PRECISIONS}, got {precision!r}")

@@ -45,7 +45,7 @@ from causalmine.loggers import (
     print_config_tree,
 )
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
-from causalmine.precision import numeric_environment, trainer_precision
+from causalmine.precision import evaluation_numerics, numeric_environment, trainer_precision
 from causalmine.prediction_files import read_texts, write_predictions
 from causalmine.scoring.tables import print_results
 from causalmine.settings import (
@@ -268,12 +268,20 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     )
     require_viterbi_for_crf(module.network.config.span_crf, module.decode_method, str(ckpt_path))
     datamodule = checkpoint_datamodule(module, settings.data, cfg.paths.data_dir)
+    if datamodule.corpus_names != module.hparams.get("corpora"):
+        module.score_by_corpus(datamodule.corpus_names)  # other data than it was trained on
     callbacks = build_callbacks(
         cfg.get("callbacks"),
         has_logger=False,
         progress_bar=cfg.trainer.get("enable_progress_bar", True),
     )
-    trainer = build_trainer(cfg.trainer, logger=False, callbacks=callbacks)
+    precision, matmul_precision = evaluation_numerics(
+        cfg.trainer.get("precision"), cfg.get("matmul_precision"), module.trained_numerics
+    )
+    torch.set_float32_matmul_precision(matmul_precision)
+    trainer_cfg = cfg.trainer.copy()
+    trainer_cfg.precision = precision
+    trainer = build_trainer(trainer_cfg, logger=False, callbacks=callbacks)
     (trainer.test if stage == "test" else trainer.validate)(module, datamodule=datamodule)
     metrics = {k: v for k, v in final_metrics(trainer).items() if k.startswith(f"{stage}/")}
     name = "test" if stage == "test" else "validation"

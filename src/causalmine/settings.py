@@ -42,6 +42,7 @@ RELATION_ORDERS = ("head", "confidence")
 DEFAULT_RELATION_ORDER = "head"
 EVAL_SPLITS = ("test", "val")
 PREDICT_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision
 PREDICTION_FORMATS = ("jsonl", "cnc")  # predict.py's output
 MINING_FORMATS = ("parquet", "jsonl")  # mine.py's shards
 TXT_MODES = ("document", "line")  # a .txt file is one document, or one per line
@@ -617,11 +618,14 @@ class EvalConfig(_FromConfig):
     split: str = "test"  # test | val (the validation split carved at training, for choices)
     data: dict[str, Any] = field(default_factory=dict)  # data.* over the checkpoint's own
     decode: DecodeOverride = field(default_factory=DecodeOverride)
+    matmul_precision: str | None = None  # None: as the checkpoint's run computed
     task_name: str = "eval"
 
     def __post_init__(self) -> None:
         _required("ckpt_path", self.ckpt_path)
         _choice("", "split", self.split, EVAL_SPLITS)
+        if self.matmul_precision is not None:
+            _choice("", "matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         unknown = sorted(set(self.data) - {f.name for f in fields(DataConfig)})
         _require(not unknown, f"unknown data keys: {', '.join(unknown)}")
 
