@@ -31,7 +31,13 @@ class PoisonSequenceHead(L.Callback):
 
 
 def _poisoned_run(
-    tmp_path, data_root, tokenizer, step: int, epochs: int = 1, loss: dict | None = None
+    tmp_path,
+    data_root,
+    tokenizer,
+    step: int,
+    epochs: int = 1,
+    loss: dict | None = None,
+    precision: str = "32-true",
 ):
     """A tiny model on 8 causal CNC sentences (2 steps per epoch), its sequence head poisoned
     before ``step``: the examples, their encodings, the loader, the module and the trainer."""
@@ -57,6 +63,7 @@ def _poisoned_run(
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        precision=precision,
         callbacks=[PoisonSequenceHead(step=step), *training_callbacks()],
     )
     return examples, items, loader, module, trainer
@@ -107,3 +114,21 @@ def test_a_step_after_the_span_warm_up_replays_with_the_sequence_loss(
     replayed = replay_nonfinite(saved_dir)
     assert replayed.trains["seq"].item() == 1.0  # epoch 0 would leave it out
     assert replayed.span.item() == saved["losses"]["span"]
+
+
+def test_a_bf16_step_replays_in_bf16(tmp_path, data_root, bert_tokenizer):
+    """A bf16-mixed run's failing step replays under bf16 autocast, as it ran: the span loss
+    comes back bit for bit (in fp32 it would not)."""
+    *_, loader, module, trainer = _poisoned_run(
+        tmp_path, data_root, bert_tokenizer, step=1, precision="bf16-mixed"
+    )
+    with pytest.raises(NonFiniteLossError):
+        trainer.fit(module, train_dataloaders=loader)
+    saved_dir = tmp_path / "nonfinite" / "step1"
+    state = torch.load(saved_dir / "state.ckpt", weights_only=True)
+    assert state["numerics"]["precision"] == "bf16-mixed"
+    saved = torch.load(saved_dir / "batch.pt", weights_only=True)
+    assert replay_nonfinite(saved_dir).span.item() == saved["losses"]["span"]
+    state["numerics"]["precision"] = "32-true"  # the same step replayed in fp32 differs
+    torch.save(state, saved_dir / "state.ckpt")
+    assert replay_nonfinite(saved_dir).span.item() != saved["losses"]["span"]

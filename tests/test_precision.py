@@ -120,3 +120,14 @@ def test_bad_prediction_precision_fails_clearly(network_and_tokenizer):
         Predictor(network, tokenizer, precision="fp8")
     with pytest.raises(ValueError, match="int8 runs on the CPU only"):
         precision.predict_precision("int8", torch.device("cuda"))
+
+
+def test_eval_computes_as_the_checkpoint_ran_unless_told_otherwise():
+    evaluation_numerics = precision.evaluation_numerics
+    ran = {"precision": "32-true", "matmul_precision": "highest"}
+    assert evaluation_numerics(None, None, ran) == ("32-true", "highest")
+    assert evaluation_numerics("bf16-mixed", "high", ran) == ("bf16-mixed", "high")
+    assert evaluation_numerics(None, None, None) == ("auto", "high")  # before the record
+    # fp16 from a GPU, scored on a CPU: auto, not Lightning's silent bf16 in its place
+    gpu = {"precision": "16-mixed", "matmul_precision": "high"}
+    assert evaluation_numerics(None, None, gpu, accelerator="cpu") == ("auto", "high")

@@ -20,6 +20,7 @@ from causalmine.model.gradient_surgery import pcgrad_backward, trained_terms
 from causalmine.model.losses import TASKS, LossBreakdown, unified_loss
 from causalmine.model.network import CausalNetwork, NetworkOutput
 from causalmine.optim import build_optimizer, parameter_groups, thawing_parameters
+from causalmine.precision import run_numerics
 from causalmine.scoring.decode import decode_batch
 from causalmine.scoring.stage_metrics import EvalBatchOutput, StageMetrics
 from causalmine.settings import (
@@ -274,10 +275,7 @@ class CausalLitModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # how this run computes its validation figures; eval.py computes alike by default
-        checkpoint["numerics"] = {
-            "precision": str(self.trainer.precision),
-            "matmul_precision": torch.get_float32_matmul_precision(),
-        }
+        checkpoint["numerics"] = run_numerics(self.trainer.precision)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.trained_numerics = checkpoint.get("numerics")  # None before it was recorded

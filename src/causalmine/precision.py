@@ -1,12 +1,14 @@
 """Numeric precision: bf16 where the hardware computes it natively, fp32 elsewhere.
 
-``trainer.precision: auto`` (training and ``eval.py``) and ``precision: auto`` (``predict.py``)
+``trainer.precision: auto`` (training) and ``precision: auto`` (``predict.py``)
 pick bf16 autocast on a GPU with bf16 (Ampere and later) and on a CPU with AMX or AVX512-BF16
 (on this project's first, AMX machine, training steps ran 1.36x and prediction 1.8x faster,
 measured when this was written and quoted in RESULTS §7, but with no committed record; on an
 H200, MiniLM trains as fast or faster in fp32: RESULTS §11); fp16 mixed precision on an older
 GPU (V100, T4); fp32 on any other CPU, where bf16 is emulated and slower.
 Prediction can also run int8 (dynamic quantization of the linear and LSTM layers, CPU only).
+Checkpoints record how their run computed (:func:`run_numerics`); ``eval.py`` and the replay of
+a non-finite step compute alike, so that they give the run's own figures back.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import copy
 import importlib.metadata
 import logging
 import platform
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -115,32 +118,53 @@ def numeric_environment(precision: str | int, accelerator: str = "auto") -> dict
     return environment
 
 
+def run_numerics(precision: str | int) -> dict[str, str]:
+    """How a run computes: Lightning's ``precision`` as it ran and torch's float32 matmul
+    precision. Saved with every checkpoint of a run (and a non-finite step's state)."""
+    return {"precision": str(precision), "matmul_precision": torch.get_float32_matmul_precision()}
+
+
 def evaluation_numerics(
-    precision: str | int | None, matmul_precision: str | None, trained: dict[str, Any] | None
+    precision: str | int | None,
+    matmul_precision: str | None,
+    trained: dict[str, Any] | None,
+    accelerator: str = "auto",
 ) -> tuple[str | int, str]:
     """The ``trainer.precision`` and float32 matmul precision ``eval.py`` computes in.
 
-    A setting given wins; ``None`` takes what the checkpoint's run validated in (``trained``, its
-    ``numerics`` record), so that ``split=val`` gives back the run's validation figures bit for
-    bit on the same machine (an fp32 run scored in bf16 moves span F1 in the fourth decimal).
-    A checkpoint that predates the record, or fp16 saved on a GPU and read where there is none,
-    falls back to ``auto`` and the training default ``high``, and says so."""
+    A setting given wins; ``None`` takes what the checkpoint's run computed in (``trained``, its
+    :func:`run_numerics`), so that ``split=val`` on a single-device run's checkpoint gives back
+    the validation figures that run logged for it, bit for bit on the same machine (an fp32 run
+    scored in bf16 moves span F1 in the fourth decimal). A checkpoint that predates the record,
+    or fp16 from a GPU scored on a CPU (``accelerator``), falls back to ``auto`` and the
+    training default ``high``, and says so."""
     trained = trained or {}
     if precision is None:
         precision = trained.get("precision", "auto")
         if precision == "auto":
             log.info("eval: the checkpoint does not record its precision; trainer.precision=auto")
-        elif str(precision).startswith("16") and not torch.cuda.is_available():
+        elif str(precision).startswith("16") and _device_type(str(accelerator)) != "cuda":
             log.warning(
                 "eval: the checkpoint ran in %s, which needs a GPU; trainer.precision=auto",
                 precision,
             )
             precision = "auto"
         else:
-            log.info("eval: trainer.precision=%s, as the checkpoint's run validated", precision)
+            log.info("eval: trainer.precision=%s, as the checkpoint's run computed", precision)
     if matmul_precision is None:
         matmul_precision = trained.get("matmul_precision", "high")
     return precision, matmul_precision
+
+
+@contextmanager
+def float32_matmul_precision(value: str) -> Iterator[None]:
+    """torch's float32 matmul precision at ``value`` inside, restored after (it is global)."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(value)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def check_predict_precision(precision: str) -> str:

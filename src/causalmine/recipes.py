@@ -45,7 +45,12 @@ from causalmine.loggers import (
     print_config_tree,
 )
 from causalmine.model.backbone import BackboneSpec, load_tokenizer
-from causalmine.precision import evaluation_numerics, numeric_environment, trainer_precision
+from causalmine.precision import (
+    evaluation_numerics,
+    float32_matmul_precision,
+    numeric_environment,
+    trainer_precision,
+)
 from causalmine.prediction_files import read_texts, write_predictions
 from causalmine.scoring.tables import print_results
 from causalmine.settings import (
@@ -276,13 +281,17 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         progress_bar=cfg.trainer.get("enable_progress_bar", True),
     )
     precision, matmul_precision = evaluation_numerics(
-        cfg.trainer.get("precision"), cfg.get("matmul_precision"), module.trained_numerics
+        cfg.trainer.get("precision"),
+        settings.matmul_precision,
+        module.trained_numerics,
+        cfg.trainer.get("accelerator", "auto"),
     )
-    torch.set_float32_matmul_precision(matmul_precision)
     trainer_cfg = cfg.trainer.copy()
     trainer_cfg.precision = precision
     trainer = build_trainer(trainer_cfg, logger=False, callbacks=callbacks)
-    (trainer.test if stage == "test" else trainer.validate)(module, datamodule=datamodule)
+    with float32_matmul_precision(matmul_precision):
+        (trainer.test if stage == "test" else trainer.validate)(module, datamodule=datamodule)
+        environment = environment_of(trainer)
     metrics = {k: v for k, v in final_metrics(trainer).items() if k.startswith(f"{stage}/")}
     name = "test" if stage == "test" else "validation"
     print_results(
@@ -301,7 +310,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             "force_relation": module.force_relation,
             "relation_order": module.relation_order,
             "data": {"splits": datamodule.stats},
-            "environment": environment_of(trainer),
+            "environment": environment,
         },
     )
     return metrics

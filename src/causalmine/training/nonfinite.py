@@ -27,6 +27,7 @@ from lightning.pytorch.callbacks import Callback
 
 from causalmine.checkpoints import load_module
 from causalmine.model.losses import LossBreakdown
+from causalmine.precision import autocast, float32_matmul_precision, run_numerics
 from causalmine.training.rng import capture_rng_states, restore_rng_states
 
 
@@ -120,6 +121,7 @@ def dump_nonfinite(
             "hyper_parameters": dict(module.hparams),
             "optimizer_states": [opt.state_dict() for opt in trainer.optimizers],
             "lr_schedulers": [c.scheduler.state_dict() for c in trainer.lr_scheduler_configs],
+            "numerics": run_numerics(trainer.precision),
         },
         directory / "state.ckpt",
     )
@@ -127,12 +129,22 @@ def dump_nonfinite(
 
 
 def replay_nonfinite(directory: str | Path) -> LossBreakdown:
-    """Recompute the failing step's loss from what :func:`dump_nonfinite` saved (on the CPU)."""
+    """Recompute the failing step's loss from what :func:`dump_nonfinite` saved (on the CPU),
+    computing as the run did: bf16 autocast for a ``bf16-mixed`` run, its matmul precision.
+    (A GPU run's fp16 step is replayed in fp32, so not bit for bit.)"""
     directory = Path(directory)
     saved = torch.load(directory / "batch.pt", map_location="cpu", weights_only=True)
     module = load_module(directory / "state.ckpt").train()
+    numerics = module.trained_numerics or {}
+    bf16 = str(numerics.get("precision", "32-true")).startswith("bf16")
     batch = dict(saved["tensors"])
     restore_rng_states(saved["rng_states"])
-    out = module.network(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-    # weighed as the failing step's epoch was (a span warm-up leaves the sequence loss out)
-    return module.compute_losses(out, batch, epoch=saved["epoch"])
+    with (
+        float32_matmul_precision(numerics.get("matmul_precision", "high")),
+        autocast("bf16" if bf16 else "fp32", torch.device("cpu")),
+    ):
+        out = module.network(
+            batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
+        )
+        # weighed as the failing step's epoch was (a span warm-up leaves the sequence loss out)
+        return module.compute_losses(out, batch, epoch=saved["epoch"])
