@@ -49,11 +49,14 @@ SEQUENCE_RULES = ("head", "or", "and")
 
 
 def network_outputs(module, loader) -> list[tuple]:
-    """Per batch: examples, word positions, P(causal), sequence labels and span-head logits."""
+    """Per batch: examples, word positions, P(causal), sequence labels and span-head logits,
+    computed as the checkpoint's run computed (bf16 for a bf16 run that recorded it)."""
     import torch
 
+    from causalmine.precision import computing_as
+
     rows = []
-    with torch.no_grad():
+    with torch.no_grad(), computing_as(module.trained_numerics):
         for batch in loader:
             out = module(batch)
             rows.append(

@@ -167,6 +167,23 @@ def float32_matmul_precision(value: str) -> Iterator[None]:
         torch.set_float32_matmul_precision(before)
 
 
+@contextmanager
+def computing_as(
+    numerics: dict[str, Any] | None, device: torch.device | None = None
+) -> Iterator[None]:
+    """Forward passes (on ``device``, the CPU by default) computed as the run that recorded
+    ``numerics`` (:func:`run_numerics`): its float32 matmul precision and, for a ``bf16-mixed``
+    run, bf16 autocast. ``None``, a checkpoint from before the record: fp32 at ``high``. A GPU
+    run's fp16 is computed in fp32 (not bit for bit)."""
+    numerics = numerics or {}
+    bf16 = str(numerics.get("precision", "32-true")).startswith("bf16")
+    with (
+        float32_matmul_precision(numerics.get("matmul_precision", "high")),
+        autocast("bf16" if bf16 else "fp32", device or torch.device("cpu")),
+    ):
+        yield
+
+
 def check_predict_precision(precision: str) -> str:
     if precision not in PREDICT_PRECISIONS:
         raise ValueError(f"precision must be one of {PREDICT_PRECISIONS}, got {precision!r}")

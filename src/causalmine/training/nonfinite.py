@@ -27,7 +27,7 @@ from lightning.pytorch.callbacks import Callback
 
 from causalmine.checkpoints import load_module
 from causalmine.model.losses import LossBreakdown
-from causalmine.precision import autocast, float32_matmul_precision, run_numerics
+from causalmine.precision import computing_as, run_numerics
 from causalmine.training.rng import capture_rng_states, restore_rng_states
 
 
@@ -135,14 +135,9 @@ def replay_nonfinite(directory: str | Path) -> LossBreakdown:
     directory = Path(directory)
     saved = torch.load(directory / "batch.pt", map_location="cpu", weights_only=True)
     module = load_module(directory / "state.ckpt").train()
-    numerics = module.trained_numerics or {}
-    bf16 = str(numerics.get("precision", "32-true")).startswith("bf16")
     batch = dict(saved["tensors"])
     restore_rng_states(saved["rng_states"])
-    with (
-        float32_matmul_precision(numerics.get("matmul_precision", "high")),
-        autocast("bf16" if bf16 else "fp32", torch.device("cpu")),
-    ):
+    with computing_as(module.trained_numerics):
         out = module.network(
             batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids")
         )
