@@ -64,10 +64,9 @@ LAYERS = (
     ("causalmine.data",),
     ("causalmine.model",),
     ("causalmine.scoring",),
-    ("causalmine.optim", "causalmine.lit"),
+    ("causalmine.optim", "causalmine.precision", "causalmine.lit"),
     ("causalmine.training", "causalmine.checkpoints"),
     (
-        "causalmine.precision",
         "causalmine.export",
         "causalmine.inference",
         "causalmine.prediction_files",
